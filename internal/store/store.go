@@ -1,0 +1,63 @@
+// Package store holds the types shared by the store backends (dynamostore,
+// sqlitestore) and their users. Every backend provides:
+//
+//	Save(ctx, Result) error              // converge one artist's rows, then its artists row
+//	Artist(ctx, id string) (Artist, bool, error)
+//	Tracks(ctx, id string) ([]Row, error) // an artist's rows, by rank
+//	ScanArtists(ctx, fn func(Artist) error) error
+//
+// The conformance suite in storetest checks each backend against these semantics.
+package store
+
+import (
+	"errors"
+	"time"
+
+	"github.com/sixpotify/top-tracks/internal/spotify"
+)
+
+// Status of an artist in the artists table.
+type Status string
+
+const (
+	StatusOK       Status = "ok"
+	StatusNotFound Status = "not_found"
+)
+
+// Artist is a row of the artists table.
+type Artist struct {
+	ArtistID  string
+	Market    string
+	Status    Status
+	FetchedAt time.Time
+	// Tracks is how many track rows the artist has.
+	Tracks int
+}
+
+// Result is what one fetch learned about an artist: Spotify's answer, in order.
+// Saving it makes the artist's rows exactly Tracks (rank = index + 1), removing
+// tracks that left the list, and then writes the artists row.
+type Result struct {
+	ArtistID  string
+	Market    string
+	Status    Status
+	FetchedAt time.Time
+	Tracks    []spotify.Track
+}
+
+// Row is one row of the tracks table.
+type Row struct {
+	ArtistID  string
+	Rank      int
+	Market    string
+	FetchedAt time.Time
+	spotify.Track
+}
+
+// ErrStale is returned by Save when the store already holds a newer fetch of
+// the artist: an older result never overwrites a newer one.
+var ErrStale = errors.New("a newer result is already stored")
+
+// TimeFormat is how fetched_at is written: RFC 3339, UTC, with milliseconds
+// so that two fetches in one second still order.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
