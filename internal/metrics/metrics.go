@@ -1,0 +1,100 @@
+// Package metrics defines the worker's Prometheus metrics. They are registered
+// on an injected prometheus.Registerer, never on the global registry, and are
+// updated with atomic operations that never block the hot path.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of a processed message (label "outcome").
+const (
+	OutcomeOK       = "ok" // rows written, message deleted
+	OutcomeFresh    = "skipped_fresh"
+	OutcomeNotFound = "not_found" // Spotify does not know the artist
+	OutcomeStale    = "stale"     // a newer fetch was already stored
+	OutcomePoison   = "poison"    // the message can never be processed
+	OutcomeReleased = "released"  // given back to the queue to be tried again
+)
+
+// Metrics is the set of the worker's metrics. A nil *Metrics is not valid; use New.
+type Metrics struct {
+	Received         *prometheus.CounterVec   // lane
+	EmptyReceives    *prometheus.CounterVec   // lane
+	Processed        *prometheus.CounterVec   // lane, outcome
+	Deleted          *prometheus.CounterVec   // lane
+	DeleteFailures   *prometheus.CounterVec   // lane
+	ReceiveErrors    *prometheus.CounterVec   // lane
+	InFlight         *prometheus.GaugeVec     // lane
+	SpotifyRequests  *prometheus.CounterVec   // code
+	SpotifyLatency   prometheus.Histogram     //
+	TokenRequests    *prometheus.CounterVec   // result
+	Retries          *prometheus.CounterVec   // cause
+	Cooldowns        prometheus.Counter       //
+	CooldownSeconds  prometheus.GaugeFunc     // set by the worker
+	RateLimit        prometheus.GaugeFunc     // set by the worker
+	ProcessSeconds   *prometheus.HistogramVec // lane
+	StoreSaveSeconds prometheus.Histogram
+}
+
+// New creates the metrics and registers them on reg. cooldownLeft and rate are
+// read at scrape time.
+func New(reg prometheus.Registerer, cooldownLeft func() time.Duration, rate func() float64) *Metrics {
+	const ns = "sixpotify"
+	m := &Metrics{
+		Received: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_received_total",
+			Help: "Messages received from the queue."}, []string{"lane"}),
+		EmptyReceives: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "receives_empty_total",
+			Help: "Receive calls that returned no message."}, []string{"lane"}),
+		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_processed_total",
+			Help: "Messages processed, by outcome."}, []string{"lane", "outcome"}),
+		Deleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_deleted_total",
+			Help: "Messages deleted from the queue after their writes were durable."}, []string{"lane"}),
+		DeleteFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "message_delete_failures_total",
+			Help: "Batch-delete entries that failed; the message is delivered again."}, []string{"lane"}),
+		ReceiveErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "receive_errors_total",
+			Help: "Receive calls that failed."}, []string{"lane"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "artists_in_flight",
+			Help: "Artists being processed now."}, []string{"lane"}),
+		SpotifyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "spotify_requests_total",
+			Help: "Spotify Web API requests, by HTTP status code (0: no answer)."}, []string{"code"}),
+		SpotifyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "spotify_request_duration_seconds",
+			Help: "Latency of Spotify Web API requests.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
+		TokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "spotify_token_requests_total",
+			Help: "Client-credentials token requests, by result."}, []string{"result"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "retries_total",
+			Help: "Retried Spotify calls, by cause (rate_limited, server, transport)."}, []string{"cause"}),
+		Cooldowns: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "spotify_cooldowns_total",
+			Help: "Cooldowns started by a 429 from Spotify."}),
+		CooldownSeconds: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "spotify_cooldown_seconds",
+			Help: "Seconds left in the current Spotify cooldown."}, func() float64 { return cooldownLeft().Seconds() }),
+		RateLimit: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "spotify_rate_limit",
+			Help: "Current limit of Spotify requests per second (0: unlimited)."}, rate),
+		ProcessSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "message_process_duration_seconds",
+			Help: "Time from receiving a message to its outcome.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}, []string{"lane"}),
+		StoreSaveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_save_duration_seconds",
+			Help: "Time to write one artist's rows.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+	}
+	reg.MustRegister(m.Received, m.EmptyReceives, m.Processed, m.Deleted, m.DeleteFailures, m.ReceiveErrors,
+		m.InFlight, m.SpotifyRequests, m.SpotifyLatency, m.TokenRequests, m.Retries, m.Cooldowns,
+		m.CooldownSeconds, m.RateLimit, m.ProcessSeconds, m.StoreSaveSeconds)
+	return m
+}
+
+// ObserveSpotify records one Spotify response (status 0 when none came).
+func (m *Metrics) ObserveSpotify(status int, elapsed time.Duration) {
+	m.SpotifyRequests.WithLabelValues(strconv.Itoa(status)).Inc()
+	m.SpotifyLatency.Observe(elapsed.Seconds())
+}
+
+// ObserveToken records one token request.
+func (m *Metrics) ObserveToken(err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.TokenRequests.WithLabelValues(result).Inc()
+}
