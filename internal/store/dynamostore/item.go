@@ -1,0 +1,114 @@
+package dynamostore
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+)
+
+// Attribute names of the two tables (see the contract's Tables section), and
+// the lease attributes a Save puts on an artists row while it writes.
+const (
+	attrArtistID   = "artist_id"
+	attrID         = "id"
+	attrFetchedAt  = "fetched_at"
+	attrMarket     = "market"
+	attrStatus     = "status"
+	attrTrackCount = "track_count"
+	attrLockOwner  = "lock_owner"
+	attrLockUntil  = "lock_until" // N, Unix milliseconds
+)
+
+// trackItem is a row of the tracks table. The embedded spotify.Track is
+// flattened, its json tags naming the attributes.
+type trackItem struct {
+	ArtistID  string `json:"artist_id"`
+	Rank      int    `json:"rank"`
+	Market    string `json:"market"`
+	FetchedAt string `json:"fetched_at"`
+	spotify.Track
+}
+
+// artistItem is a row of the artists table.
+type artistItem struct {
+	ArtistID   string `json:"artist_id"`
+	FetchedAt  string `json:"fetched_at"`
+	Market     string `json:"market"`
+	Status     string `json:"status"`
+	TrackCount int    `json:"track_count"`
+}
+
+// formatTime writes fetched_at. store.TimeFormat in UTC has a fixed width,
+// so string order (what the condition expressions compare) is time order.
+func formatTime(t time.Time) string { return t.UTC().Format(store.TimeFormat) }
+
+func parseTime(s string) (time.Time, error) {
+	// RFC 3339 parsing accepts the fractional seconds of store.TimeFormat.
+	return time.Parse(time.RFC3339, s)
+}
+
+func (s *Store) marshal(v any) (map[string]types.AttributeValue, error) {
+	av, err := s.enc.Encode(v)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := av.(*types.AttributeValueMemberM)
+	if !ok {
+		return nil, fmt.Errorf("marshal %T: not a map", v)
+	}
+	return m.Value, nil
+}
+
+func (s *Store) unmarshal(item map[string]types.AttributeValue, v any) error {
+	return s.dec.Decode(&types.AttributeValueMemberM{Value: item}, v)
+}
+
+// artistFrom decodes an artists row. A row with no fetched_at is a lease
+// placeholder of a first Save still in flight (or one that died): not an
+// artist yet, so ok is false.
+func (s *Store) artistFrom(item map[string]types.AttributeValue) (a store.Artist, ok bool, err error) {
+	if _, has := item[attrFetchedAt]; !has {
+		return store.Artist{}, false, nil
+	}
+	var it artistItem
+	if err := s.unmarshal(item, &it); err != nil {
+		return store.Artist{}, false, fmt.Errorf("decode artists row: %w", err)
+	}
+	at, err := parseTime(it.FetchedAt)
+	if err != nil {
+		return store.Artist{}, false, fmt.Errorf("decode artists row %s: fetched_at: %w", it.ArtistID, err)
+	}
+	return store.Artist{
+		ArtistID:  it.ArtistID,
+		Market:    it.Market,
+		Status:    store.Status(it.Status),
+		FetchedAt: at,
+		Tracks:    it.TrackCount,
+	}, true, nil
+}
+
+func (s *Store) rowFrom(item map[string]types.AttributeValue) (store.Row, error) {
+	var it trackItem
+	if err := s.unmarshal(item, &it); err != nil {
+		return store.Row{}, fmt.Errorf("decode tracks row: %w", err)
+	}
+	at, err := parseTime(it.FetchedAt)
+	if err != nil {
+		return store.Row{}, fmt.Errorf("decode tracks row %s/%s: fetched_at: %w", it.ArtistID, it.ID, err)
+	}
+	return store.Row{ArtistID: it.ArtistID, Rank: it.Rank, Market: it.Market, FetchedAt: at, Track: it.Track}, nil
+}
+
+func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: fmt.Sprint(v)}
+}
+
+func artistKey(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrArtistID: str(id)}
+}

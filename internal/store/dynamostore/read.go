@@ -1,0 +1,181 @@
+package dynamostore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sixpotify/top-tracks/internal/store"
+)
+
+// Artist reads the artists row (consistent read). ok is false when the store
+// holds no fetch of the artist.
+func (s *Store) Artist(ctx context.Context, id string) (store.Artist, bool, error) {
+	var item map[string]types.AttributeValue
+	err := s.retrying(ctx, func(ctx context.Context) error {
+		var err error
+		item, err = s.getArtistRow(ctx, id)
+		return err
+	})
+	if err != nil {
+		return store.Artist{}, false, fmt.Errorf("dynamostore: artist %s: %w", id, err)
+	}
+	a, ok, err := s.artistFrom(item)
+	if err != nil {
+		return store.Artist{}, false, fmt.Errorf("dynamostore: artist %s: %w", id, err)
+	}
+	return a, ok, nil
+}
+
+// Tracks returns the artist's rows by rank (consistent read).
+func (s *Store) Tracks(ctx context.Context, id string) ([]store.Row, error) {
+	var rows []store.Row
+	err := s.query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.tracks,
+		KeyConditionExpression:    aws.String("#a = :a"),
+		ExpressionAttributeNames:  map[string]string{"#a": attrArtistID},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":a": str(id)},
+		ConsistentRead:            aws.Bool(true),
+	}, func(item map[string]types.AttributeValue) error {
+		row, err := s.rowFrom(item)
+		rows = append(rows, row)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dynamostore: tracks of %s: %w", id, err)
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Rank < rows[j].Rank })
+	return rows, nil
+}
+
+// query runs a Query page by page, retrying throttled pages, and calls fn
+// for each item.
+func (s *Store) query(ctx context.Context, in *dynamodb.QueryInput, fn func(map[string]types.AttributeValue) error) error {
+	page := *in
+	for {
+		var out *dynamodb.QueryOutput
+		err := s.retrying(ctx, func(ctx context.Context) error {
+			var err error
+			out, err = s.client.Query(ctx, &page)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, item := range out.Items {
+			if err := fn(item); err != nil {
+				return err
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		page.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// ScanArtists calls fn for every artist the store holds, in no particular
+// order. Options.ScanSegments segments are read in parallel (consistent
+// reads), but fn is called from one goroutine at a time. An error from fn
+// stops the scan and is returned as is.
+func (s *Store) ScanArtists(ctx context.Context, fn func(store.Artist) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	pages := make(chan []store.Artist)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		scanErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if scanErr == nil {
+			scanErr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	segments := s.opts.ScanSegments
+	for seg := range segments {
+		wg.Go(func() {
+			if err := s.scanSegment(ctx, int32(seg), int32(segments), pages); err != nil {
+				fail(err)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(pages)
+	}()
+
+	var fnErr error
+	for page := range pages {
+		for _, a := range page {
+			if fnErr != nil {
+				break
+			}
+			fnErr = fn(a)
+		}
+		if fnErr != nil {
+			cancel() // the segments stop; keep draining until they have
+		}
+	}
+	if fnErr != nil {
+		return fnErr
+	}
+	if scanErr != nil {
+		return fmt.Errorf("dynamostore: scan artists: %w", scanErr)
+	}
+	return nil
+}
+
+func (s *Store) scanSegment(ctx context.Context, seg, total int32, pages chan<- []store.Artist) error {
+	in := &dynamodb.ScanInput{
+		TableName:            &s.artists,
+		Segment:              aws.Int32(seg),
+		TotalSegments:        aws.Int32(total),
+		ConsistentRead:       aws.Bool(true),
+		ProjectionExpression: aws.String("#a, #at, #m, #s, #n"),
+		ExpressionAttributeNames: map[string]string{
+			"#a": attrArtistID, "#at": attrFetchedAt, "#m": attrMarket, "#s": attrStatus, "#n": attrTrackCount,
+		},
+	}
+	for {
+		var out *dynamodb.ScanOutput
+		err := s.retrying(ctx, func(ctx context.Context) error {
+			var err error
+			out, err = s.client.Scan(ctx, in)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("segment %d: %w", seg, err)
+		}
+		page := make([]store.Artist, 0, len(out.Items))
+		for _, item := range out.Items {
+			a, ok, err := s.artistFrom(item)
+			if err != nil {
+				return err
+			}
+			if ok {
+				page = append(page, a)
+			}
+		}
+		if len(page) > 0 {
+			select {
+			case pages <- page:
+			case <-ctx.Done():
+				return context.Cause(ctx) // fn's error or another segment's, or the caller's
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}

@@ -1,0 +1,370 @@
+package dynamostore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sixpotify/top-tracks/internal/store"
+)
+
+// batchLimit is the most requests one BatchWriteItem takes.
+const batchLimit = 25
+
+// Save makes the artist's rows exactly r.Tracks (ranked by position in
+// Spotify's answer), then writes the artists row. It returns an error
+// wrapping store.ErrStale, having written nothing, when the store holds a
+// newer fetch of the artist. See the package comment for how concurrent
+// Saves of one artist are kept apart.
+//
+// A track id that Spotify returned twice is kept at its first position only.
+func (s *Store) Save(ctx context.Context, r store.Result) error {
+	if err := validate(r); err != nil {
+		return fmt.Errorf("dynamostore: save %q: %w", r.ArtistID, err)
+	}
+	fetched := formatTime(r.FetchedAt)
+	puts, keep, err := s.trackPuts(r, fetched)
+	if err != nil {
+		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
+	}
+	l, err := s.lock(ctx, r.ArtistID, fetched)
+	if err != nil {
+		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
+	}
+	if err := s.writeLocked(ctx, l, r, fetched, puts, keep); err != nil {
+		if uerr := s.unlock(ctx, l); uerr != nil {
+			err = fmt.Errorf("%w (and releasing the lease failed: %v)", err, uerr)
+		}
+		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
+	}
+	return nil
+}
+
+func validate(r store.Result) error {
+	var errs []error
+	if r.ArtistID == "" {
+		errs = append(errs, errors.New("empty artist id"))
+	}
+	if y := r.FetchedAt.UTC().Year(); r.FetchedAt.IsZero() || y < 0 || y > 9999 {
+		errs = append(errs, fmt.Errorf("fetched_at %v is out of range", r.FetchedAt))
+	}
+	switch r.Status {
+	case store.StatusOK:
+	case store.StatusNotFound:
+		if len(r.Tracks) > 0 {
+			errs = append(errs, fmt.Errorf("a %s result has %d tracks", r.Status, len(r.Tracks)))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("unknown status %q", r.Status))
+	}
+	for i, t := range r.Tracks {
+		if t.ID == "" {
+			errs = append(errs, fmt.Errorf("track %d has an empty id", i+1))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// trackPuts marshals the put requests of the result's tracks, the first of
+// each id only, and returns the set of ids kept.
+func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest, map[string]bool, error) {
+	puts := make([]types.WriteRequest, 0, len(r.Tracks))
+	keep := make(map[string]bool, len(r.Tracks))
+	for i, t := range r.Tracks {
+		if keep[t.ID] {
+			s.stats.duplicateTracks.Add(1)
+			s.opts.Logger.Warn("spotify returned a track twice; keeping the first",
+				"artist_id", r.ArtistID, "track_id", t.ID, "rank", i+1)
+			continue
+		}
+		keep[t.ID] = true
+		item, err := s.marshal(trackItem{ArtistID: r.ArtistID, Rank: i + 1, Market: r.Market, FetchedAt: fetched, Track: t})
+		if err != nil {
+			return nil, nil, fmt.Errorf("track %s: %w", t.ID, err)
+		}
+		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+	}
+	return puts, keep, nil
+}
+
+// lease is a Save's hold on an artist.
+type lease struct {
+	artistID string
+	token    string
+	// deadline (monotonic) is when the holder stops writing: three
+	// quarters of the lease after the request that took it was sent.
+	deadline time.Time
+}
+
+// lock takes the artist's lease, waiting while another writer holds it, or
+// returns an error wrapping store.ErrStale when a newer fetch is stored.
+func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, error) {
+	token := rand.Text()
+	var l *lease
+	err := s.retrying(ctx, func(ctx context.Context) error {
+		sent := time.Now()
+		now := s.opts.Now()
+		s.stats.lockCalls.Add(1)
+		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:           &s.artists,
+			Key:                 artistKey(artistID),
+			UpdateExpression:    aws.String("SET #owner = :owner, #until = :until"),
+			ConditionExpression: aws.String("(attribute_not_exists(#until) OR #until < :now) AND (attribute_not_exists(#at) OR #at <= :at)"),
+			ExpressionAttributeNames: map[string]string{
+				"#owner": attrLockOwner, "#until": attrLockUntil, "#at": attrFetchedAt,
+			},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":owner": str(token),
+				":until": num(now.Add(s.opts.Lease).UnixMilli()),
+				":now":   num(now.UnixMilli()),
+				":at":    str(fetched),
+			},
+		})
+		if err != nil && !isConditionFailed(err) {
+			return err
+		}
+		if err != nil {
+			// Tell a newer fetch from a busy artist.
+			cur, err := s.getArtistRow(ctx, artistID)
+			if err != nil {
+				return err
+			}
+			if at := attrString(cur, attrFetchedAt); at > fetched {
+				return fmt.Errorf("stored fetch %s is newer than %s: %w", at, fetched, store.ErrStale)
+			}
+			// The SDK may have retried an UpdateItem whose first attempt
+			// did take the lease: then the lease is ours.
+			if attrString(cur, attrLockOwner) != token {
+				s.stats.lockWaits.Add(1)
+				return &again{errors.New("another writer holds the artist's lease")}
+			}
+		}
+		l = &lease{artistID: artistID, token: token, deadline: sent.Add(s.opts.Lease * 3 / 4)}
+		return nil
+	})
+	return l, err
+}
+
+// writeLocked converges the tracks and commits the artists row, within the
+// lease.
+func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetched string, puts []types.WriteRequest, keep map[string]bool) error {
+	wctx, cancel := context.WithDeadline(ctx, l.deadline)
+	defer cancel()
+	err := s.writeTracks(wctx, r.ArtistID, puts, keep)
+	if err == nil {
+		err = s.commit(wctx, l, artistItem{
+			ArtistID:   r.ArtistID,
+			FetchedAt:  fetched,
+			Market:     r.Market,
+			Status:     string(r.Status),
+			TrackCount: len(puts),
+		})
+	}
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return fmt.Errorf("the write lease ran out after %v: %w", s.opts.Lease*3/4, err)
+	}
+	return err
+}
+
+// writeTracks puts the result's tracks and deletes the artist's other rows,
+// puts first so that a reader sees a track that stays throughout.
+func (s *Store) writeTracks(ctx context.Context, artistID string, puts []types.WriteRequest, keep map[string]bool) error {
+	existing, err := s.trackIDs(ctx, artistID)
+	if err != nil {
+		return err
+	}
+	reqs := puts
+	for _, id := range existing {
+		if !keep[id] {
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{
+				Key: map[string]types.AttributeValue{attrArtistID: str(artistID), attrID: str(id)},
+			}})
+		}
+	}
+	// Puts are of distinct ids and deletes of ids not put, so no chunk
+	// names one key twice.
+	for len(reqs) > 0 {
+		n := min(batchLimit, len(reqs))
+		if err := s.batchWrite(ctx, reqs[:n]); err != nil {
+			return err
+		}
+		reqs = reqs[n:]
+	}
+	return nil
+}
+
+// trackIDs lists the ids of the artist's rows.
+func (s *Store) trackIDs(ctx context.Context, artistID string) ([]string, error) {
+	var ids []string
+	err := s.query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.tracks,
+		KeyConditionExpression:    aws.String("#a = :a"),
+		ProjectionExpression:      aws.String("#id"),
+		ExpressionAttributeNames:  map[string]string{"#a": attrArtistID, "#id": attrID},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":a": str(artistID)},
+		ConsistentRead:            aws.Bool(true),
+	}, func(item map[string]types.AttributeValue) error {
+		id := attrString(item, attrID)
+		if id == "" {
+			return fmt.Errorf("a tracks row of %s has no id", artistID)
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list track ids: %w", err)
+	}
+	return ids, nil
+}
+
+// batchWrite sends at most batchLimit requests, resending UnprocessedItems
+// with backoff until all are written or the time is up.
+func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+	pending := reqs
+	err := s.retrying(ctx, func(ctx context.Context) error {
+		s.stats.batchWriteCalls.Add(1)
+		out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{s.tracks: pending},
+		})
+		if err != nil {
+			return err
+		}
+		left := out.UnprocessedItems[s.tracks]
+		sentPuts, sentDels := countKinds(pending)
+		leftPuts, leftDels := countKinds(left)
+		s.stats.itemsPut.Add(int64(sentPuts - leftPuts))
+		s.stats.itemsDeleted.Add(int64(sentDels - leftDels))
+		if len(left) == 0 {
+			return nil
+		}
+		s.stats.unprocessed.Add(int64(len(left)))
+		err = fmt.Errorf("%d of %d writes unprocessed", len(left), len(pending))
+		pending = left
+		return &again{err}
+	})
+	if err != nil {
+		return fmt.Errorf("batch write: %w", err)
+	}
+	return nil
+}
+
+func countKinds(reqs []types.WriteRequest) (puts, deletes int) {
+	for _, r := range reqs {
+		if r.PutRequest != nil {
+			puts++
+		} else {
+			deletes++
+		}
+	}
+	return puts, deletes
+}
+
+// commit writes the artists row in place of the lease, if the lease is
+// still ours.
+func (s *Store) commit(ctx context.Context, l *lease, it artistItem) error {
+	item, err := s.marshal(it)
+	if err != nil {
+		return fmt.Errorf("artists row: %w", err)
+	}
+	err = s.retrying(ctx, func(ctx context.Context) error {
+		s.stats.putCalls.Add(1)
+		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                &s.artists,
+			Item:                     item,
+			ConditionExpression:      aws.String("#owner = :owner AND (attribute_not_exists(#at) OR #at <= :at)"),
+			ExpressionAttributeNames: map[string]string{"#owner": attrLockOwner, "#at": attrFetchedAt},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":owner": str(l.token),
+				":at":    str(it.FetchedAt),
+			},
+		})
+		if err == nil || !isConditionFailed(err) {
+			return err
+		}
+		cur, err := s.getArtistRow(ctx, l.artistID)
+		if err != nil {
+			return err
+		}
+		switch at := attrString(cur, attrFetchedAt); {
+		case at > it.FetchedAt:
+			return fmt.Errorf("stored fetch %s is newer than %s: %w", at, it.FetchedAt, store.ErrStale)
+		case attrString(cur, attrLockOwner) == "" && at == it.FetchedAt &&
+			attrString(cur, attrStatus) == it.Status && attrString(cur, attrMarket) == it.Market &&
+			attrNumber(cur, attrTrackCount) == fmt.Sprint(it.TrackCount):
+			// The SDK retried a PutItem whose first attempt landed.
+			return nil
+		default:
+			return errors.New("lost the artist's lease to another writer before the artists row was written")
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("write artists row: %w", err)
+	}
+	return nil
+}
+
+// unlock releases a lease that did not commit: it removes a placeholder row
+// (a first Save), or the lease attributes. It runs even when ctx has ended.
+func (s *Store) unlock(ctx context.Context, l *lease) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	values := map[string]types.AttributeValue{":owner": str(l.token)}
+	return s.retrying(ctx, func(ctx context.Context) error {
+		_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName:                 &s.artists,
+			Key:                       artistKey(l.artistID),
+			ConditionExpression:       aws.String("#owner = :owner AND attribute_not_exists(#at)"),
+			ExpressionAttributeNames:  map[string]string{"#owner": attrLockOwner, "#at": attrFetchedAt},
+			ExpressionAttributeValues: values,
+		})
+		if err == nil || !isConditionFailed(err) {
+			return err
+		}
+		_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 &s.artists,
+			Key:                       artistKey(l.artistID),
+			UpdateExpression:          aws.String("REMOVE #owner, #until"),
+			ConditionExpression:       aws.String("#owner = :owner"),
+			ExpressionAttributeNames:  map[string]string{"#owner": attrLockOwner, "#until": attrLockUntil},
+			ExpressionAttributeValues: values,
+		})
+		if isConditionFailed(err) {
+			return nil // no longer ours: nothing to release
+		}
+		return err
+	})
+}
+
+// getArtistRow reads the artists row with a consistent read; nil when there
+// is none.
+func (s *Store) getArtistRow(ctx context.Context, artistID string) (map[string]types.AttributeValue, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.artists,
+		Key:            artistKey(artistID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Item, nil
+}
+
+func attrString(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func attrNumber(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
+		return v.Value
+	}
+	return ""
+}
