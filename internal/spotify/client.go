@@ -1,0 +1,314 @@
+package spotify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sixpotify/top-tracks/internal/artistid"
+)
+
+const (
+	// DefaultTimeout bounds one request of the default HTTP client, body included.
+	DefaultTimeout = 10 * time.Second
+	// maxBody bounds the body of a 200 answer; ten tracks take some 40 KiB.
+	maxBody = 4 << 20
+	// maxErrorBody bounds what is read of any other answer.
+	maxErrorBody = 64 << 10
+)
+
+// Limiter paces the API requests of a process; *rate.Limiter is one.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Config configures a Client. APIURL, TokenURL, ClientID and ClientSecret are
+// required; the rest may be left zero.
+type Config struct {
+	APIURL       string // base of the Web API, such as https://api.spotify.com/v1
+	TokenURL     string // such as https://accounts.spotify.com/api/token
+	ClientID     string
+	ClientSecret string
+
+	// HTTPClient sends every request; nil means a client with DefaultTimeout
+	// and enough idle connections per host for 64 requests at once.
+	HTTPClient *http.Client
+	// Limiter is waited on before each API request (token requests excepted),
+	// retries included. Nil means no pacing.
+	Limiter Limiter
+	// OnResponse, if set, is called after each API request with its status
+	// (0 when no response came) and how long it took. It must not block.
+	OnResponse func(status int, elapsed time.Duration)
+	// OnToken, if set, is called after each token request with its error
+	// (nil on success). It must not block.
+	OnToken func(err error)
+}
+
+// Client fetches top tracks. It is safe for concurrent use.
+type Client struct {
+	apiURL     string
+	http       *http.Client
+	limiter    Limiter
+	onResponse func(status int, elapsed time.Duration)
+	tokens     *tokenSource
+	now        func() time.Time
+}
+
+// New returns a Client for cfg, or an error naming, by its environment
+// variable, every setting at fault.
+func New(cfg Config) (*Client, error) {
+	apiURL, err1 := checkURL("SPOTIFY_API_URL", cfg.APIURL)
+	tokenURL, err2 := checkURL("SPOTIFY_TOKEN_URL", cfg.TokenURL)
+	errs := []error{err1, err2}
+	if strings.TrimSpace(cfg.ClientID) == "" {
+		errs = append(errs, errors.New("SPOTIFY_CLIENT_ID is empty"))
+	}
+	if cfg.ClientSecret == "" {
+		errs = append(errs, errors.New("SPOTIFY_CLIENT_SECRET is empty"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = defaultHTTPClient()
+	}
+	cfg.TokenURL = tokenURL
+	return &Client{
+		apiURL:     apiURL,
+		http:       hc,
+		limiter:    cfg.Limiter,
+		onResponse: cfg.OnResponse,
+		tokens:     newTokenSource(cfg, hc),
+		now:        time.Now,
+	}, nil
+}
+
+// checkURL returns raw without a trailing slash if it is an absolute http or
+// https URL with no query. The error never repeats a password the URL holds.
+func checkURL(name, raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("%s is empty", name)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%s is not a URL", name)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%s must be an http:// or https:// URL, not %q", name, u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return "", fmt.Errorf("%s must have no query or fragment: %q", name, u.Redacted())
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
+func defaultHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: DefaultTimeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          128,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: DefaultTimeout,
+			ExpectContinueTimeout: time.Second,
+		},
+	}
+}
+
+// TopTracks returns the artist's top tracks in market (an ISO 3166-1 alpha-2
+// code such as "US"), in Spotify's order. An artist ID that is not valid, or
+// a market that is not two upper-case letters, is refused before any request.
+// A 401 is answered by fetching a new token and trying once more.
+func (c *Client) TopTracks(ctx context.Context, artistID, market string) ([]Track, error) {
+	if !artistid.Valid(artistID) {
+		return nil, fmt.Errorf("spotify: top tracks of %q: %w", clip(artistID, 40), ErrInvalidArtist)
+	}
+	if !validMarket(market) {
+		return nil, fmt.Errorf("spotify: top tracks of %s: market %q is not two upper-case letters: %w",
+			artistID, clip(market, 10), ErrBadRequest)
+	}
+	tracks, err := c.topTracks(ctx, artistID, market)
+	if err != nil {
+		return nil, fmt.Errorf("spotify: top tracks of %s: %w", artistID, err)
+	}
+	return tracks, nil
+}
+
+func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Track, error) {
+	// Both parts are validated: nothing here needs escaping.
+	u := c.apiURL + "/artists/" + artistID + "/top-tracks?market=" + market
+	for refreshed := false; ; refreshed = true {
+		if c.limiter != nil {
+			if err := c.limiter.Wait(ctx); err != nil {
+				if ctx.Err() != nil {
+					err = ctx.Err()
+				}
+				return nil, fmt.Errorf("waiting for the rate limiter: %w", err)
+			}
+		}
+		tok, err := c.tokens.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		status, header, body, err := c.get(ctx, u, tok)
+		if err != nil {
+			return nil, err
+		}
+		switch status {
+		case http.StatusOK:
+			return decodeTopTracks(body)
+		case http.StatusUnauthorized:
+			if refreshed {
+				return nil, fmt.Errorf("HTTP 401 with a new token: %w", ErrUnauthorized)
+			}
+			c.tokens.invalidate(tok)
+			continue
+		case http.StatusTooManyRequests:
+			_, reason := errorBody(body, tok)
+			return nil, &RateLimitError{RetryAfter: parseRetryAfter(header.Get("Retry-After"), c.now()), Reason: reason}
+		case http.StatusNotFound:
+			return nil, ErrNotFound
+		case http.StatusForbidden:
+			return nil, ErrForbidden
+		case http.StatusBadRequest:
+			msg, _ := errorBody(body, tok)
+			if msg == "" {
+				return nil, fmt.Errorf("%w (HTTP 400)", ErrBadRequest)
+			}
+			return nil, fmt.Errorf("%w (HTTP 400): %s", ErrBadRequest, msg)
+		default:
+			msg, _ := errorBody(body, tok)
+			return nil, &StatusError{Code: status, Message: msg}
+		}
+	}
+}
+
+// get sends one GET and returns the answer's status, header and body (cut
+// at maxErrorBody unless the status is 200). The body is always drained and
+// closed, so that the connection is reused.
+func (c *Client) get(ctx context.Context, u, tok string) (int, http.Header, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("%w: cannot build the request", ErrTransport)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/json")
+
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.observe(0, time.Since(start))
+		return 0, nil, nil, transportError(ctx, err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		_ = resp.Body.Close()
+	}()
+
+	limit := int64(maxErrorBody)
+	if resp.StatusCode == http.StatusOK {
+		limit = maxBody
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	c.observe(resp.StatusCode, time.Since(start))
+	if err != nil {
+		return 0, nil, nil, transportError(ctx, err)
+	}
+	if int64(len(body)) > limit {
+		if resp.StatusCode == http.StatusOK {
+			return 0, nil, nil, fmt.Errorf("%w: body larger than %d bytes", ErrBadResponse, maxBody)
+		}
+		body = body[:limit]
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+func (c *Client) observe(status int, elapsed time.Duration) {
+	if c.onResponse != nil {
+		c.onResponse(status, elapsed)
+	}
+}
+
+// transportError is ctx's error if ctx ended, else err as an ErrTransport
+// without the request's URL.
+func transportError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	// %v, not %w: a client timeout must not look like the caller's deadline.
+	return fmt.Errorf("%w: %v", ErrTransport, err)
+}
+
+// decodeTopTracks decodes the body of a 200 answer: {"tracks": [...]}.
+func decodeTopTracks(body []byte) ([]Track, error) {
+	var v struct {
+		Tracks *[]Track `json:"tracks"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
+	}
+	if v.Tracks == nil {
+		return nil, fmt.Errorf("%w: no tracks", ErrBadResponse)
+	}
+	tracks := *v.Tracks
+	for i, t := range tracks {
+		if t.ID == "" {
+			return nil, fmt.Errorf("%w: track %d has no id", ErrBadResponse, i+1)
+		}
+	}
+	if tracks == nil {
+		tracks = []Track{}
+	}
+	return tracks, nil
+}
+
+// errorBody returns the message and reason of Spotify's error body,
+// {"error": {"status": 429, "message": "...", "reason": "..."}}, or "" for
+// each when the body is not one. Neither ever quotes the token.
+func errorBody(body []byte, tok string) (message, reason string) {
+	var v struct {
+		Error struct {
+			Message string `json:"message"`
+			Reason  string `json:"reason"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return "", ""
+	}
+	msg := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(v.Error.Message, "?"))
+	reason = errorCode(v.Error.Reason)
+	if tok != "" {
+		msg = strings.ReplaceAll(msg, tok, "[token]")
+		if strings.Contains(reason, tok) {
+			reason = ""
+		}
+	}
+	return clip(msg, 200), reason
+}
+
+// validMarket reports whether s is two upper-case ASCII letters.
+func validMarket(s string) bool {
+	return len(s) == 2 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z'
+}

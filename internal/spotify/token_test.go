@@ -1,0 +1,68 @@
+package spotify_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+)
+
+// TestTokenRefresh moves a clock shared by the client and the stand-in: the
+// client replaces its token before it expires, so that Spotify never answers 401.
+func TestTokenRefresh(t *testing.T) {
+	tests := []struct {
+		name string
+		ttl  time.Duration
+		// steps: how far the clock moves before each call, and how many
+		// token requests the stand-in has seen after it.
+		steps []step
+	}{
+		{
+			name: "an hour: refreshed a minute early",
+			ttl:  time.Hour,
+			steps: []step{
+				{advance: 0, wantTokens: 1},
+				{advance: 30 * time.Minute, wantTokens: 1},
+				{advance: 28*time.Minute + 59*time.Second, wantTokens: 1},
+				{advance: time.Second, wantTokens: 2}, // 59m: one minute before expiry
+				{advance: 58 * time.Minute, wantTokens: 2},
+				{advance: 2 * time.Minute, wantTokens: 3},
+			},
+		},
+		{
+			name: "ten seconds: refreshed halfway",
+			ttl:  10 * time.Second,
+			steps: []step{
+				{advance: 0, wantTokens: 1},
+				{advance: 4 * time.Second, wantTokens: 1},
+				{advance: time.Second, wantTokens: 2},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			e := newEnv(t, fakespotify.Config{TokenTTL: tt.ttl, Clock: clock.Now}, envOptions{})
+			spotify.SetClock(e.client, clock.Now)
+			for i, s := range tt.steps {
+				clock.Add(s.advance)
+				if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				if got := e.fake.Stats().TokenRequests; got != s.wantTokens {
+					t.Errorf("call %d: token requests = %d, want %d", i, got, s.wantTokens)
+				}
+			}
+			if got := e.fake.Stats().Unauthorized; got != 0 {
+				t.Errorf("401 answers = %d, want 0", got)
+			}
+		})
+	}
+}
+
+type step struct {
+	advance    time.Duration
+	wantTokens int64
+}
