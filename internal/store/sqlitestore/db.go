@@ -1,0 +1,107 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"modernc.org/sqlite" // the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// busyTimeoutMS is how long a statement waits for another connection's (or
+// process's) write lock before it fails with SQLITE_BUSY.
+const busyTimeoutMS = 5000
+
+// busyAttempts is how many busy timeouts in a row a write waits through
+// before it gives up: SQLite's busy handler is not fair, so under heavy
+// contention a writer can lose the race for a whole timeout and still get
+// the lock on the next try.
+const busyAttempts = 6
+
+// poolSize bounds the connections of one handle. Writes of one handle are
+// serialized before they reach SQLite (see Queue.write); the other
+// connections serve reads.
+const poolSize = 4
+
+// dsn is the modernc.org/sqlite data source name of the file at path: WAL,
+// a busy timeout, full fsync on commit, and BEGIN IMMEDIATE for every
+// transaction, so that a transaction takes the write lock before it reads.
+func dsn(path string) string {
+	p := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	if strings.HasPrefix(p, "/") {
+		p = "//" + p // file:///abs: an empty authority
+	}
+	v := url.Values{}
+	v.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Add("_pragma", "synchronous(FULL)")
+	v.Set("_txlock", "immediate")
+	return "file:" + p + "?" + v.Encode()
+}
+
+// openDB opens the file at path (creating it when missing), checks that it is
+// usable, and runs schema in one transaction.
+func openDB(ctx context.Context, path, schema string) (*sql.DB, error) {
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("%q is not a file path", path)
+	}
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(poolSize)
+	db.SetMaxIdleConns(poolSize)
+	if err := migrate(ctx, db, schema); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB, schema string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	return tx.Commit()
+}
+
+// inTx runs fn in one transaction (BEGIN IMMEDIATE, see dsn) and commits it.
+// When the write lock stays taken through a busy timeout it starts again, up
+// to busyAttempts times while ctx lasts: fn must be safe to run again after a
+// rolled-back attempt.
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	var err error
+	for range busyAttempts {
+		if err = tryTx(ctx, db, fn); !isBusy(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func tryTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// isBusy reports whether err is SQLITE_BUSY (or one of its extended codes).
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}

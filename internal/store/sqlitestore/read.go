@@ -1,0 +1,160 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sixpotify/top-tracks/internal/store"
+)
+
+// scanPage is how many artists rows ScanArtists reads at a time.
+const scanPage = 200
+
+// Artist reads the artists row. ok is false when the store holds no fetch of
+// the artist.
+func (s *Store) Artist(ctx context.Context, id string) (store.Artist, bool, error) {
+	row := s.db.QueryRowContext(ctx, `
+		SELECT artist_id, fetched_at, market, status, track_count FROM artists WHERE artist_id = ?`, id)
+	a, err := scanArtist(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Artist{}, false, nil
+	}
+	if err != nil {
+		return store.Artist{}, false, fmt.Errorf("sqlitestore: artist %s: %w", id, err)
+	}
+	return a, true, nil
+}
+
+// Tracks returns the artist's rows by rank (none when the store holds no
+// fetch of the artist, or it was not found).
+func (s *Store) Tracks(ctx context.Context, id string) ([]store.Row, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT artist_id, id, rank, name, popularity, duration_ms, explicit, uri,
+			album, artists, external_urls, preview_url, track_number, market, fetched_at
+		FROM top_tracks WHERE artist_id = ? ORDER BY rank, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: tracks %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []store.Row
+	for rows.Next() {
+		var (
+			r                            store.Row
+			album, artists, externalURLs string
+			fetched                      string
+		)
+		t := &r.Track
+		if err := rows.Scan(&r.ArtistID, &t.ID, &r.Rank, &t.Name, &t.Popularity, &t.DurationMS, &t.Explicit, &t.URI,
+			&album, &artists, &externalURLs, &t.PreviewURL, &t.TrackNumber, &r.Market, &fetched); err != nil {
+			return nil, fmt.Errorf("sqlitestore: tracks %s: %w", id, err)
+		}
+		if err := errors.Join(
+			unmarshal("album", album, &t.Album),
+			unmarshal("artists", artists, &t.Artists),
+			unmarshal("external_urls", externalURLs, &t.ExternalURLs),
+		); err != nil {
+			return nil, fmt.Errorf("sqlitestore: tracks %s: track %s: %w", id, t.ID, err)
+		}
+		if r.FetchedAt, err = parseTime(fetched); err != nil {
+			return nil, fmt.Errorf("sqlitestore: tracks %s: track %s: %w", id, t.ID, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: tracks %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// ScanArtists calls fn with every artists row, in artist_id order, one page
+// at a time: no transaction or lock is held while fn runs, so fn may take its
+// time, and Saves go on meanwhile (an artist saved during the scan may or may
+// not be visited, but none is visited twice). An error of fn stops the scan
+// and is returned as it is.
+func (s *Store) ScanArtists(ctx context.Context, fn func(store.Artist) error) error {
+	after, first := "", true
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sqlitestore: scan artists: %w", err)
+		}
+		page, err := s.artistsPage(ctx, after, first)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: scan artists: %w", err)
+		}
+		for _, a := range page {
+			if err := fn(a); err != nil {
+				return err
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+		after, first = page[len(page)-1].ArtistID, false
+	}
+}
+
+// artistsPage reads up to scanPage artists rows after the artist_id after
+// (from the first when first is true).
+func (s *Store) artistsPage(ctx context.Context, after string, first bool) ([]store.Artist, error) {
+	const cols = `SELECT artist_id, fetched_at, market, status, track_count FROM artists`
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if first {
+		rows, err = s.db.QueryContext(ctx, cols+` ORDER BY artist_id LIMIT ?`, scanPage)
+	} else {
+		rows, err = s.db.QueryContext(ctx, cols+` WHERE artist_id > ? ORDER BY artist_id LIMIT ?`, after, scanPage)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	page := make([]store.Artist, 0, scanPage)
+	for rows.Next() {
+		a, err := scanArtist(rows)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, a)
+	}
+	return page, rows.Err()
+}
+
+func scanArtist(row interface{ Scan(...any) error }) (store.Artist, error) {
+	var (
+		a       store.Artist
+		fetched string
+		status  string
+	)
+	if err := row.Scan(&a.ArtistID, &fetched, &a.Market, &status, &a.Tracks); err != nil {
+		return store.Artist{}, err
+	}
+	a.Status = store.Status(status)
+	var err error
+	if a.FetchedAt, err = parseTime(fetched); err != nil {
+		return store.Artist{}, fmt.Errorf("artist %s: %w", a.ArtistID, err)
+	}
+	return a, nil
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(store.TimeFormat) }
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("fetched_at %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+func unmarshal(column, text string, v any) error {
+	if err := json.Unmarshal([]byte(text), v); err != nil {
+		return fmt.Errorf("%s: %w", column, err)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package sqlitestore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+)
+
+// Save makes the artist's rows exactly r.Tracks (rank = position in
+// Spotify's answer; of a track id given twice, the first), or none for a
+// not_found result, and upserts the artists row, in one transaction. When the
+// store holds a newer fetch of the artist it writes nothing and returns an
+// error wrapping store.ErrStale; a fetch as old as the stored one replaces
+// it, so saving a result again changes nothing.
+func (s *Store) Save(ctx context.Context, r store.Result) error {
+	if err := validate(r); err != nil {
+		return fmt.Errorf("sqlitestore: save %q: %w", r.ArtistID, err)
+	}
+	fetched := formatTime(r.FetchedAt)
+	rows, err := trackRows(r)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: save %s: %w", r.ArtistID, err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var stored string
+		switch err := tx.QueryRowContext(ctx, `SELECT fetched_at FROM artists WHERE artist_id = ?`, r.ArtistID).Scan(&stored); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("read the artists row: %w", err)
+		case stored > fetched:
+			return fmt.Errorf("stored fetch %s is newer than %s: %w", stored, fetched, store.ErrStale)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM top_tracks WHERE artist_id = ?`, r.ArtistID); err != nil {
+			return fmt.Errorf("delete the old rows: %w", err)
+		}
+		if len(rows) > 0 {
+			ins, err := tx.PrepareContext(ctx, `
+				INSERT INTO top_tracks (artist_id, id, rank, name, popularity, duration_ms, explicit, uri,
+					album, artists, external_urls, preview_url, track_number, market, fetched_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			if err != nil {
+				return err
+			}
+			defer ins.Close()
+			for _, row := range rows {
+				t := row.track
+				if _, err := ins.ExecContext(ctx, r.ArtistID, t.ID, row.rank, t.Name, t.Popularity, t.DurationMS,
+					t.Explicit, t.URI, row.album, row.artists, row.externalURLs, t.PreviewURL, t.TrackNumber,
+					r.Market, fetched); err != nil {
+					return fmt.Errorf("write track %s: %w", t.ID, err)
+				}
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO artists (artist_id, fetched_at, market, status, track_count) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (artist_id) DO UPDATE SET
+				fetched_at = excluded.fetched_at, market = excluded.market,
+				status = excluded.status, track_count = excluded.track_count`,
+			r.ArtistID, fetched, r.Market, string(r.Status), len(rows)); err != nil {
+			return fmt.Errorf("write the artists row: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: save %s: %w", r.ArtistID, err)
+	}
+	return nil
+}
+
+func validate(r store.Result) error {
+	var errs []error
+	if r.ArtistID == "" {
+		errs = append(errs, errors.New("empty artist id"))
+	}
+	if y := r.FetchedAt.UTC().Year(); r.FetchedAt.IsZero() || y < 1 || y > 9999 {
+		errs = append(errs, fmt.Errorf("fetched_at %v is out of range", r.FetchedAt))
+	}
+	switch r.Status {
+	case store.StatusOK:
+	case store.StatusNotFound:
+		if len(r.Tracks) > 0 {
+			errs = append(errs, fmt.Errorf("a %s result has %d tracks", r.Status, len(r.Tracks)))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("unknown status %q", r.Status))
+	}
+	for i, t := range r.Tracks {
+		if t.ID == "" {
+			errs = append(errs, fmt.Errorf("track %d has an empty id", i+1))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// trackRow is a track ready to be written.
+type trackRow struct {
+	rank                         int
+	track                        *spotify.Track
+	album, artists, externalURLs string
+}
+
+// trackRows marshals the first of each track id of r, with its rank.
+func trackRows(r store.Result) ([]trackRow, error) {
+	rows := make([]trackRow, 0, len(r.Tracks))
+	seen := make(map[string]bool, len(r.Tracks))
+	for i := range r.Tracks {
+		t := &r.Tracks[i]
+		if seen[t.ID] {
+			continue
+		}
+		seen[t.ID] = true
+		row := trackRow{rank: i + 1, track: t}
+		var err error
+		if row.album, err = marshal(t.Album); err == nil {
+			if row.artists, err = marshal(t.Artists); err == nil {
+				row.externalURLs, err = marshal(t.ExternalURLs)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("track %s: %w", t.ID, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// marshal encodes v as JSON text, leaving <, > and & as they are.
+func marshal(v any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil
+}

@@ -1,0 +1,73 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS top_tracks (
+	artist_id     TEXT    NOT NULL,
+	id            TEXT    NOT NULL,
+	rank          INTEGER NOT NULL,
+	name          TEXT    NOT NULL,
+	popularity    INTEGER NOT NULL,
+	duration_ms   INTEGER NOT NULL,
+	explicit      INTEGER NOT NULL, -- 0 or 1
+	uri           TEXT    NOT NULL,
+	album         TEXT    NOT NULL, -- JSON
+	artists       TEXT    NOT NULL, -- JSON
+	external_urls TEXT    NOT NULL, -- JSON
+	preview_url   TEXT,
+	track_number  INTEGER NOT NULL,
+	market        TEXT    NOT NULL,
+	fetched_at    TEXT    NOT NULL, -- RFC 3339 UTC, milliseconds
+	PRIMARY KEY (artist_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artists (
+	artist_id   TEXT    NOT NULL PRIMARY KEY,
+	fetched_at  TEXT    NOT NULL,
+	market      TEXT    NOT NULL,
+	status      TEXT    NOT NULL,
+	track_count INTEGER NOT NULL
+) WITHOUT ROWID;
+`
+
+// Store is the top_tracks and artists tables of one SQLite file. It is safe
+// for concurrent use, and other handles and processes may use the same file
+// at the same time.
+type Store struct {
+	db   *sql.DB
+	path string
+	// wsem serializes this handle's write transactions, so that they queue
+	// here (watching ctx) instead of spinning in SQLite's busy handler.
+	wsem chan struct{}
+}
+
+// Open opens the store in the SQLite file at path, creating the file and its
+// tables when missing.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := openDB(ctx, path, schema)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	return &Store{db: db, path: path, wsem: make(chan struct{}, 1)}, nil
+}
+
+// Close closes the handle.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// write runs fn in one BEGIN IMMEDIATE transaction, after this handle's
+// earlier writes.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	select {
+	case s.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.wsem }()
+	return inTx(ctx, s.db, fn)
+}
