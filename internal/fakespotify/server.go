@@ -261,6 +261,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if a.retryAfter > 0 {
+		// The Retry-After counts from when the client can read it: after the
+		// latency, not when the call was decided.
+		s.mu.Lock()
+		if until := s.clock().Add(time.Duration(a.retryAfter) * time.Second); until.After(s.retryAfter) {
+			s.retryAfter = until
+		}
+		s.mu.Unlock()
+	}
 	if a.status != http.StatusOK {
 		writeError(w, a)
 		return
@@ -330,9 +339,6 @@ func (s *Server) check(r *http.Request, now time.Time) answer {
 		if len(s.calls) >= s.limit {
 			wait := s.calls[0].Add(s.window).Sub(now)
 			secs := max(1, int((wait+time.Second-1)/time.Second))
-			if until := now.Add(time.Duration(secs) * time.Second); until.After(s.retryAfter) {
-				s.retryAfter = until
-			}
 			return answer{status: http.StatusTooManyRequests, message: "API rate limit exceeded", retryAfter: secs}
 		}
 		s.calls = append(s.calls, now)

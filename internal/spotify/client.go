@@ -29,6 +29,17 @@ type Limiter interface {
 	Wait(ctx context.Context) error
 }
 
+// cooler is the optional capability of a Limiter that pauses every caller
+// (*throttle.Limiter has it). The client calls it the moment a 429 arrives,
+// so that no other goroutine of the process sends inside the Retry-After.
+type cooler interface {
+	Cooldown(d time.Duration) (started bool, until time.Time)
+}
+
+// MinCooldown is the shortest pause a 429 starts, for answers with no
+// Retry-After (or Retry-After: 0).
+const MinCooldown = time.Second
+
 // Config configures a Client. APIURL, TokenURL, ClientID and ClientSecret are
 // required; the rest may be left zero.
 type Config struct {
@@ -177,8 +188,12 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 			c.tokens.invalidate(tok)
 			continue
 		case http.StatusTooManyRequests:
+			retryAfter := parseRetryAfter(header.Get("Retry-After"), c.now())
+			if cl, ok := c.limiter.(cooler); ok {
+				cl.Cooldown(max(retryAfter, MinCooldown))
+			}
 			_, reason := errorBody(body, tok)
-			return nil, &RateLimitError{RetryAfter: parseRetryAfter(header.Get("Retry-After"), c.now()), Reason: reason}
+			return nil, &RateLimitError{RetryAfter: retryAfter, Reason: reason}
 		case http.StatusNotFound:
 			return nil, ErrNotFound
 		case http.StatusForbidden:

@@ -17,8 +17,17 @@ type Limiter struct {
 	lim   *rate.Limiter
 	clock func() time.Time
 
-	mu    sync.Mutex
-	until time.Time // end of the current cooldown
+	mu         sync.Mutex
+	until      time.Time // end of the current cooldown
+	onCooldown func(d time.Duration, until time.Time)
+}
+
+// OnCooldown sets f to be called (outside the limiter's lock, on the caller's
+// goroutine) each time a new cooldown starts, to log it once and count it.
+func (l *Limiter) OnCooldown(f func(d time.Duration, until time.Time)) {
+	l.mu.Lock()
+	l.onCooldown = f
+	l.mu.Unlock()
 }
 
 // New returns a limiter that lets through at most perSecond calls a second, in
@@ -74,13 +83,17 @@ func (l *Limiter) sleepCooldown(ctx context.Context) error {
 // its end.
 func (l *Limiter) Cooldown(d time.Duration) (started bool, until time.Time) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.clock()
 	started = !l.until.After(now)
 	if end := now.Add(d); end.After(l.until) {
 		l.until = end
 	}
-	return started, l.until
+	until, f := l.until, l.onCooldown
+	l.mu.Unlock()
+	if started && f != nil {
+		f(d, until)
+	}
+	return started, until
 }
 
 // CooldownLeft returns how long the current cooldown still lasts (0 when none).

@@ -1,0 +1,220 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sethvargo/go-retry"
+
+	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/metrics"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+)
+
+// maxThrottled bounds how many 429s one delivery waits out before it gives
+// its message back; the waiting itself happens in the shared limiter.
+const maxThrottled = 10
+
+// forbiddenPause is how long the worker stops receiving after Spotify answers
+// 403 to top-tracks, before it tries one more artist.
+const forbiddenPause = 5 * time.Minute
+
+// handle processes one delivery and decides its fate: deleted after its
+// writes are durable, given back to be tried again, or sent towards the
+// dead-letter queue.
+func (l *lane) handle(ctx context.Context, m Message) {
+	w := l.w
+	start := w.opts.Clock()
+	w.metrics.InFlight.WithLabelValues(l.name).Inc()
+	defer w.metrics.InFlight.WithLabelValues(l.name).Dec()
+	defer func() { w.metrics.ProcessSeconds.WithLabelValues(l.name).Observe(w.opts.Clock().Sub(start).Seconds()) }()
+	log := l.log.With("message_id", m.ID, "attempt", m.ReceiveCount)
+
+	msg, err := message.Decode(m.Body)
+	if err != nil {
+		l.poison(m, err, log)
+		return
+	}
+	log = log.With("artist_id", msg.ArtistID)
+
+	stopHeartbeat := l.heartbeat(m, log)
+	outcome, err := w.process(ctx, msg, log)
+	stopHeartbeat()
+
+	switch {
+	case err == nil:
+		l.delete(m)
+		w.metrics.Processed.WithLabelValues(l.name, outcome).Inc()
+		log.Debug("artist done", "outcome", outcome)
+	case ctx.Err() != nil:
+		log.Info("stopping: the message goes back to the queue")
+		l.release(m, 0, log)
+	case errors.Is(err, spotify.ErrForbidden):
+		w.refuse(err)
+		l.release(m, 0, log)
+	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist):
+		l.poison(m, err, log)
+	default:
+		l.retryLater(m, err, log)
+	}
+}
+
+// process fetches and stores one artist. Two deliveries for the same artist
+// and market in flight at once share one fetch.
+func (w *Worker) process(ctx context.Context, msg message.Message, log *slog.Logger) (string, error) {
+	market := msg.Market
+	if market == "" {
+		market = w.opts.Market
+	}
+	key := msg.ArtistID + "/" + market
+	v, err, _ := w.flights.Do(key, func() (any, error) {
+		return w.fetchAndSave(ctx, msg.ArtistID, market, msg.Force, log)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool, log *slog.Logger) (string, error) {
+	if !force && w.opts.FreshFor > 0 {
+		a, ok, err := w.store.Artist(ctx, id)
+		if err != nil {
+			return "", fmt.Errorf("read artist %s: %w", id, err)
+		}
+		if ok && a.Market == market && w.opts.Clock().Sub(a.FetchedAt) < w.opts.FreshFor {
+			return metrics.OutcomeFresh, nil
+		}
+	}
+	tracks, err := w.fetch(ctx, id, market, log)
+	status, outcome := store.StatusOK, metrics.OutcomeOK
+	if errors.Is(err, spotify.ErrNotFound) {
+		status, outcome, err = store.StatusNotFound, metrics.OutcomeNotFound, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	res := Result{ArtistID: id, Market: market, Status: status, FetchedAt: w.opts.Clock().UTC(), Tracks: tracks}
+	start := w.opts.Clock()
+	err = w.store.Save(ctx, res)
+	w.metrics.StoreSaveSeconds.Observe(w.opts.Clock().Sub(start).Seconds())
+	if errors.Is(err, store.ErrStale) {
+		return metrics.OutcomeStale, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("save artist %s: %w", id, err)
+	}
+	return outcome, nil
+}
+
+// fetch asks Spotify, retrying transient failures with capped, jittered
+// exponential backoff. A 429 starts the process-wide cooldown; attempts that
+// were throttled do not count against MaxRetries, since the limiter, not this
+// loop, waits them out.
+func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger) ([]Track, error) {
+	inner := retry.WithMaxRetries(uint64(w.opts.MaxRetries),
+		retry.WithCappedDuration(w.opts.RetryCap,
+			retry.WithJitterPercent(20, retry.NewExponential(w.opts.RetryBase))))
+	throttled, throttles := false, 0
+	backoff := retry.BackoffFunc(func() (time.Duration, bool) {
+		if throttled {
+			throttled = false
+			throttles++
+			return 0, throttles > maxThrottled
+		}
+		return inner.Next()
+	})
+	return retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
+		tracks, err := w.fetcher.TopTracks(ctx, id, market)
+		if err == nil {
+			return tracks, nil
+		}
+		var rl *spotify.RateLimitError
+		switch {
+		case errors.As(err, &rl):
+			throttled = true
+			w.cooldown(rl, log)
+			w.metrics.Retries.WithLabelValues("rate_limited").Inc()
+			return nil, retry.RetryableError(err)
+		case ctx.Err() != nil:
+			return nil, err
+		case spotify.Temporary(err):
+			cause := "transport"
+			if errors.Is(err, spotify.ErrServer) {
+				cause = "server"
+			}
+			w.metrics.Retries.WithLabelValues(cause).Inc()
+			log.Debug("transient Spotify failure; retrying", "err", err)
+			return nil, retry.RetryableError(err)
+		}
+		return nil, err
+	})
+}
+
+// cooldown pauses every Spotify call of the process for the 429's
+// Retry-After (at least a second). The Spotify client has usually started
+// the cooldown already, the moment the 429 arrived; this covers fetchers
+// that do not. The limiter's OnCooldown hook logs and counts it once.
+func (w *Worker) cooldown(rl *spotify.RateLimitError, log *slog.Logger) {
+	w.limiter.Cooldown(max(rl.RetryAfter, spotify.MinCooldown))
+	log.Debug("throttled by Spotify", "retry_after", rl.RetryAfter, "reason", rl.Reason)
+}
+
+// refuse stops receiving for a while: Spotify refuses the endpoint for this
+// app, and every message would fail the same way.
+func (w *Worker) refuse(err error) {
+	until := w.opts.Clock().Add(forbiddenPause)
+	if old := w.forbiddenUntil.Swap(until.UnixNano()); old < w.opts.Clock().UnixNano() {
+		w.log.Error("Spotify refuses top-tracks for this app: receiving is paused", "err", err, "paused_until", until.UTC().Format(time.RFC3339))
+	}
+}
+
+// poison handles a message that can never succeed: with a dead-letter queue
+// it is released at once so that the redrive policy moves it there after
+// maxReceiveCount deliveries; without one it is deleted and logged.
+func (l *lane) poison(m Message, err error, log *slog.Logger) {
+	l.w.metrics.Processed.WithLabelValues(l.name, metrics.OutcomePoison).Inc()
+	if l.maxReceives > 0 {
+		log.Warn("poison message; the redrive policy will move it to the dead-letter queue", "err", err, "max_receive_count", l.maxReceives)
+		l.release(m, 0, log)
+		return
+	}
+	log.Error("poison message deleted (the queue has no dead-letter queue)", "err", err, "body", clip(m.Body))
+	l.delete(m)
+}
+
+// retryLater gives a message whose processing failed for a transient reason
+// back to the queue, later each time; on a queue with no dead-letter queue it
+// gives up after MaxReceives deliveries.
+func (l *lane) retryLater(m Message, err error, log *slog.Logger) {
+	if l.maxReceives == 0 && m.ReceiveCount >= l.w.opts.MaxReceives {
+		l.w.metrics.Processed.WithLabelValues(l.name, metrics.OutcomePoison).Inc()
+		log.Error("giving up on the message after repeated failures (the queue has no dead-letter queue)", "err", err, "deliveries", m.ReceiveCount, "body", clip(m.Body))
+		l.delete(m)
+		return
+	}
+	delay := retryDelay(m.ReceiveCount)
+	log.Warn("artist failed; the message goes back to the queue", "err", err, "retry_in", delay)
+	l.release(m, delay, log)
+}
+
+// retryDelay is 5s, 10s, 20s, … capped at 5 minutes, by delivery.
+func retryDelay(receiveCount int) time.Duration {
+	d := 5 * time.Second
+	for i := 1; i < receiveCount && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+func clip(b []byte) string {
+	const max = 200
+	if len(b) > max {
+		return string(b[:max]) + "…"
+	}
+	return string(b)
+}

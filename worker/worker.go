@@ -1,0 +1,312 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/sixpotify/top-tracks/internal/metrics"
+	"github.com/sixpotify/top-tracks/internal/queue"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/throttle"
+)
+
+// Aliases of the types the interfaces below speak, so that code outside this
+// module can implement them.
+type (
+	Message    = queue.Message
+	Attributes = queue.Attributes
+	Result     = store.Result
+	Artist     = store.Artist
+	Track      = spotify.Track
+)
+
+// Queue is a lane the worker drains.
+type Queue interface {
+	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
+	DeleteBatch(ctx context.Context, receipts []string) ([]error, error)
+	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
+}
+
+// attributer is the optional capability of a Queue that knows its visibility
+// timeout and redrive policy.
+type attributer interface {
+	Attributes(ctx context.Context) (Attributes, error)
+}
+
+// Store keeps the tracks and artists tables.
+type Store interface {
+	Save(ctx context.Context, r Result) error
+	Artist(ctx context.Context, id string) (Artist, bool, error)
+}
+
+// Fetcher asks Spotify for an artist's top tracks. *spotify.Client is one.
+type Fetcher interface {
+	TopTracks(ctx context.Context, artistID, market string) ([]Track, error)
+}
+
+// Lane names, used in logs and metrics.
+const (
+	LaneChatbot = "chatbot"
+	LaneBulk    = "bulk"
+)
+
+// Options tune a Worker. The zero value of each field means its default.
+type Options struct {
+	// Concurrency is the most artists in flight at once (default 16).
+	Concurrency int
+	// Market is used when a message names none (default "US").
+	Market string
+	// FreshFor: an artist fetched less than this long ago is skipped unless
+	// the message says force (default 1h; negative: never skip).
+	FreshFor time.Duration
+	// WaitTime is the long-poll wait of one receive (default 20s).
+	WaitTime time.Duration
+	// DrainTimeout bounds how long a stop waits for in-flight work before
+	// cancelling it and giving the messages back (default 15s: with the
+	// release and the last deletes, a stop ends within 25s).
+	DrainTimeout time.Duration
+	// MaxReceives: on a queue with no dead-letter queue, a message that has
+	// failed this many deliveries is deleted and logged (default 5).
+	MaxReceives int
+	// MaxRetries is how many times one delivery retries a transient Spotify
+	// failure (default 4); throttled attempts are not counted.
+	MaxRetries int
+	// RetryBase and RetryCap shape the exponential backoff between retries
+	// (defaults 250ms and 10s).
+	RetryBase, RetryCap time.Duration
+	// BulkReserve is the share of Concurrency the bulk lane may never take,
+	// kept for the chatbot's lane (default 0.25).
+	BulkReserve float64
+	// StopWhenIdle makes Run return by itself once a receive on every lane
+	// came back empty with nothing in flight (for batch runs such as make run).
+	StopWhenIdle bool
+	// Logger receives the worker's logs (default: discard).
+	Logger *slog.Logger
+	// Registerer receives the worker's metrics (default: a private registry).
+	Registerer prometheus.Registerer
+	// Limiter gates every Spotify call; when it is the one the Fetcher waits
+	// on, a 429 pauses every goroutine (default: unlimited).
+	Limiter *throttle.Limiter
+	// Clock returns the time (default time.Now).
+	Clock func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.Market == "" {
+		o.Market = "US"
+	}
+	if o.FreshFor == 0 {
+		o.FreshFor = time.Hour
+	}
+	if o.WaitTime <= 0 {
+		o.WaitTime = 20 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 15 * time.Second
+	}
+	if o.MaxReceives <= 0 {
+		o.MaxReceives = 5
+	}
+	if o.MaxRetries <= 0 {
+		o.MaxRetries = 4
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 250 * time.Millisecond
+	}
+	if o.RetryCap <= 0 {
+		o.RetryCap = 10 * time.Second
+	}
+	if o.BulkReserve <= 0 || o.BulkReserve >= 1 {
+		o.BulkReserve = 0.25
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Limiter == nil {
+		o.Limiter = throttle.New(0, 1)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+}
+
+// Worker drains its lanes. Create one with New or Open; Run it once.
+type Worker struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	store   Store
+	fetcher Fetcher
+	limiter *throttle.Limiter
+	lanes   []*lane
+
+	flights singleflight.Group
+
+	ran       atomic.Bool
+	receiving atomic.Bool // true while every lane can receive
+	// forbiddenUntil (Unix ns) pauses receiving after Spotify refused the endpoint.
+	forbiddenUntil atomic.Int64
+}
+
+// New returns a Worker for the chatbot lane q, an optional bulk lane (nil for
+// one lane), store s and Spotify fetcher f.
+func New(q, bulk Queue, s Store, f Fetcher, opts Options) (*Worker, error) {
+	var errs []error
+	if q == nil {
+		errs = append(errs, errors.New("worker: the queue is required"))
+	}
+	if s == nil {
+		errs = append(errs, errors.New("worker: the store is required"))
+	}
+	if f == nil {
+		errs = append(errs, errors.New("worker: the Spotify fetcher is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	opts.setDefaults()
+	w := &Worker{
+		opts:    opts,
+		log:     opts.Logger,
+		store:   s,
+		fetcher: f,
+		limiter: opts.Limiter,
+	}
+	w.metrics = metrics.New(opts.Registerer, w.limiter.CooldownLeft, w.limiter.Rate)
+	w.limiter.OnCooldown(func(d time.Duration, until time.Time) {
+		w.metrics.Cooldowns.Inc()
+		w.log.Warn("Spotify rate limit: pausing every Spotify call", "retry_after", d, "until", until.UTC().Format(time.RFC3339))
+	})
+	w.lanes = append(w.lanes, w.newLane(LaneChatbot, q))
+	if bulk != nil {
+		w.lanes = append(w.lanes, w.newLane(LaneBulk, bulk))
+	}
+	return w, nil
+}
+
+// Metrics returns the worker's metrics, for hooks such as spotify.Config's.
+func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
+
+// Ready returns nil while the worker can take work, or why it cannot.
+func (w *Worker) Ready() error {
+	if w.forbiddenLeft() > 0 {
+		return errors.New("Spotify refuses top-tracks for this app (403); see the log")
+	}
+	if left := w.limiter.CooldownLeft(); left > 0 {
+		return fmt.Errorf("throttled by Spotify for %s more", left.Round(time.Second))
+	}
+	if !w.receiving.Load() {
+		return errors.New("not receiving")
+	}
+	return nil
+}
+
+// forbiddenLeft is how long receiving stays paused after a 403.
+func (w *Worker) forbiddenLeft() time.Duration {
+	return time.Duration(w.forbiddenUntil.Load() - w.opts.Clock().UnixNano())
+}
+
+// Run drains the lanes until ctx ends (or, with StopWhenIdle, until they are
+// empty), then stops gracefully: no new receives, in-flight work finishes
+// within DrainTimeout, and what does not is cancelled and given back to the
+// queue. It returns nil after a graceful stop.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.ran.Swap(true) {
+		return errors.New("worker: Run called twice")
+	}
+	// Work runs on a context of its own: a stop ends receiving at once but
+	// gives in-flight artists DrainTimeout to finish.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	recvCtx, stopReceiving := context.WithCancel(ctx)
+	defer stopReceiving()
+
+	for _, l := range w.lanes {
+		l.attributes(recvCtx)
+	}
+	slots := make(chan struct{}, w.opts.Concurrency)
+	var work sync.WaitGroup
+	var idle idleTracker
+	idle.lanes = len(w.lanes)
+
+	var loops sync.WaitGroup
+	for _, l := range w.lanes {
+		l.startDeleter()
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			l.receiveLoop(recvCtx, workCtx, slots, &work, &idle, stopReceiving)
+		}()
+	}
+	w.receiving.Store(true)
+	w.log.Info("worker started", "lanes", len(w.lanes), "concurrency", w.opts.Concurrency)
+
+	loops.Wait()
+	w.receiving.Store(false)
+	w.log.Info("worker stopping: receiving stopped, draining in-flight work", "drain_timeout", w.opts.DrainTimeout)
+
+	drained := make(chan struct{})
+	go func() { work.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(w.opts.DrainTimeout):
+		w.log.Warn("drain timeout: cancelling in-flight work; its messages are given back to the queue")
+		cancelWork()
+		<-drained
+	}
+	for _, l := range w.lanes {
+		l.stopDeleter()
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// idleTracker notices, for StopWhenIdle, when every lane's last receive came
+// back empty while nothing was in flight.
+type idleTracker struct {
+	mu       sync.Mutex
+	lanes    int
+	empty    map[string]bool
+	inFlight int
+}
+
+func (t *idleTracker) add(n int) {
+	t.mu.Lock()
+	t.inFlight += n
+	t.mu.Unlock()
+}
+
+// observe records a receive of n messages on lane and reports whether the
+// worker is idle.
+func (t *idleTracker) observe(lane string, n int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.empty == nil {
+		t.empty = map[string]bool{}
+	}
+	t.empty[lane] = n == 0
+	if t.inFlight > 0 || len(t.empty) < t.lanes {
+		return false
+	}
+	for _, e := range t.empty {
+		if !e {
+			return false
+		}
+	}
+	return true
+}
