@@ -1,0 +1,47 @@
+# Sixpotify top-tracks. `make run` does the main job offline on the embedded
+# default; `make test` runs every test against real local emulators.
+SHELL := /bin/bash
+GO ?= go
+GOFLAGS_BUILD := -trimpath -ldflags='-s -w'
+NODE_STAMP := node_modules/.installed
+FUZZTIME ?= 4s
+
+.PHONY: all build run test test-go fuzz bench lint emulators clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/worker ./cmd/worker
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/producer ./cmd/producer
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/fakespotify ./cmd/fakespotify
+
+# The local SQS and DynamoDB emulators, at the versions package-lock.json locks.
+emulators: $(NODE_STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: build
+	$(GO) run ./cmd/demo
+
+test: emulators lint test-go fuzz
+
+test-go:
+	$(GO) test -race -count=1 -timeout 8m ./...
+
+# Each fuzz target for a few seconds (FUZZTIME); go test -fuzz takes one target at a time.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./internal/artistid
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./internal/message
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTopTracks$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./internal/spotify
+
+bench: emulators build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./internal/bench/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin sixpotify.db sixpotify.db-wal sixpotify.db-shm
