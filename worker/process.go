@@ -63,14 +63,15 @@ func (l *lane) handle(ctx context.Context, m Message) {
 	}
 }
 
-// process fetches and stores one artist. Two deliveries for the same artist
-// and market in flight at once share one fetch.
+// process fetches and stores one artist. Deliveries for the same artist,
+// market and force in flight at once share one fetch.
 func (w *Worker) process(ctx context.Context, msg message.Message, log *slog.Logger) (string, error) {
 	market := msg.Market
 	if market == "" {
 		market = w.opts.Market
 	}
-	key := msg.ArtistID + "/" + market
+	// A forced message never shares a fetch that may skip the artist as fresh.
+	key := fmt.Sprintf("%s/%s/%t", msg.ArtistID, market, msg.Force)
 	v, err, _ := w.flights.Do(key, func() (any, error) {
 		return w.fetchAndSave(ctx, msg.ArtistID, market, msg.Force, log)
 	})
