@@ -1,0 +1,569 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
+	"github.com/sixpotify/top-tracks/internal/testenv"
+)
+
+// binDir holds the binaries TestMain built.
+var binDir string
+
+// The Spotify app credentials the stand-in accepts. The secret must never
+// show up in a worker's output.
+const (
+	clientID     = "e2e-client-id"
+	clientSecret = "e2e-secret-Zq81xKp0"
+)
+
+// TestMain builds the three binaries once, runs the tests, and stops the
+// emulators the tests started (testenv starts them on first use).
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "sixpotify-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	defer testenv.Stop()
+	root, err := testenv.Root()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator),
+		"./cmd/worker", "./cmd/producer", "./cmd/fakespotify")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build: %v\n%s", err, out)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and the test's reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is one running binary. Its lifetime is bounded by the timeout given
+// to start, and it is killed when the test ends.
+type proc struct {
+	name           string
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	started        time.Time
+	done           chan struct{}
+	ended          time.Time // set before done is closed
+	err            error     // set before done is closed
+}
+
+// start runs bin/name with exactly env (nothing inherited) and args.
+func start(t *testing.T, timeout time.Duration, env map[string]string, name string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, name), args...)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	sort.Strings(cmd.Env)
+	p := &proc{name: name, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	cmd.WaitDelay = 5 * time.Second
+	// Never outlive the test binary, whatever happens to it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		p.ended = time.Now()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cancel() // kills it if it still runs
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s %s (%s): stdout:\n%s", name, strings.Join(args, " "), p.err, tail(p.stdout.String()))
+			t.Logf("%s %s: stderr:\n%s", name, strings.Join(args, " "), tail(p.stderr.String()))
+		}
+	})
+	return p
+}
+
+// wait waits up to d for the process to exit. It returns the exit code (-1
+// when a signal ended it) and whether it exited.
+func (p *proc) wait(d time.Duration) (code int, exited bool) {
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		return 0, false
+	}
+	return p.cmd.ProcessState.ExitCode(), true
+}
+
+// mustExit waits up to d for the process to exit and returns its exit code;
+// it fails the test at once if the process is still running.
+func (p *proc) mustExit(t *testing.T, d time.Duration) int {
+	t.Helper()
+	code, ok := p.wait(d)
+	if !ok {
+		t.Fatalf("%s still running after %s", p.name, d)
+	}
+	if code == -1 {
+		t.Fatalf("%s was killed: %v (its time limit ran out?)", p.name, p.err)
+	}
+	return code
+}
+
+func (p *proc) elapsed() time.Duration { return p.ended.Sub(p.started) }
+
+// run starts bin/name and waits for it to exit; it returns the exit code,
+// stdout and stderr.
+func run(t *testing.T, timeout time.Duration, env map[string]string, name string, args ...string) (int, string, string) {
+	t.Helper()
+	p := start(t, timeout, env, name, args...)
+	code := p.mustExit(t, timeout+10*time.Second)
+	return code, p.stdout.String(), p.stderr.String()
+}
+
+func tail(s string) string {
+	const max = 20000
+	if len(s) > max {
+		return "…" + s[len(s)-max:]
+	}
+	return s
+}
+
+// baseEnv is the environment of every binary: nothing from the test's own
+// environment but PATH, a fresh HOME (no ~/.aws), and the emulators' region
+// and static credentials.
+func baseEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"PATH":                      os.Getenv("PATH"),
+		"HOME":                      t.TempDir(),
+		"AWS_REGION":                testenv.Region,
+		"AWS_ACCESS_KEY_ID":         "AKIDTESTTESTTEST",
+		"AWS_SECRET_ACCESS_KEY":     "test-secret-not-real",
+		"AWS_EC2_METADATA_DISABLED": "true",
+	}
+}
+
+// awsEnv is baseEnv pointed at the emulators (started here if needed).
+func awsEnv(t *testing.T) map[string]string {
+	env := baseEnv(t)
+	env["AWS_ENDPOINT_URL_SQS"] = testenv.SQSEndpoint(t)
+	env["AWS_ENDPOINT_URL_DYNAMODB"] = testenv.DynamoDBEndpoint(t)
+	return env
+}
+
+// workerEnv is the environment of a worker draining queueURL into the
+// DynamoDB tables named by tracks (and tracks+"_artists"), with Spotify at
+// spotifyBase (the stand-in's root URL).
+func workerEnv(t *testing.T, spotifyBase, queueURL, tracks string) map[string]string {
+	env := awsEnv(t)
+	for k, v := range map[string]string{
+		"QUEUE_URL":             queueURL,
+		"STORE_URL":             "dynamodb:" + tracks,
+		"ARTISTS_TABLE":         tracks + "_artists",
+		"CREATE_TABLES":         "true",
+		"SPOTIFY_CLIENT_ID":     clientID,
+		"SPOTIFY_CLIENT_SECRET": clientSecret,
+		"SPOTIFY_API_URL":       spotifyBase + "/v1",
+		"SPOTIFY_TOKEN_URL":     spotifyBase + "/api/token",
+		"SPOTIFY_RATE":          "1000",
+		"WORKER_CONCURRENCY":    "32",
+		"RECEIVE_WAIT_TIME":     "1s",
+		"HTTP_ADDR":             "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"LOG_FORMAT":            "json",
+	} {
+		env[k] = v
+	}
+	return env
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// checkWorkerLog checks what the contract says of every worker's output:
+// JSON lines (LOG_FORMAT=json) and no secret. With noErrors it also wants no
+// line at level ERROR.
+func checkWorkerLog(t *testing.T, stderr string, noErrors bool) {
+	t.Helper()
+	if strings.Contains(stderr, clientSecret) {
+		t.Errorf("the worker's log contains SPOTIFY_CLIENT_SECRET")
+	}
+	bad, errs := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if line == "" {
+			continue
+		}
+		var rec struct {
+			Level string `json:"level"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			if bad++; bad <= 3 {
+				t.Errorf("worker log line is not JSON with LOG_FORMAT=json: %q", line)
+			}
+			continue
+		}
+		if noErrors && rec.Level == "ERROR" {
+			if errs++; errs <= 3 {
+				t.Errorf("worker logged an error: %s", line)
+			}
+		}
+	}
+}
+
+// logTime returns the time of the first JSON log line whose msg is msg, or
+// the zero time.
+func logTime(stderr, msg string) time.Time {
+	for _, line := range strings.Split(stderr, "\n") {
+		var rec struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
+			return rec.Time
+		}
+	}
+	return time.Time{}
+}
+
+// uniqueName returns a queue or table name no other test uses.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("e2e-%s-%d-%d", prefix, time.Now().UnixNano()%1e9, nameSeq.Add(1))
+}
+
+var nameSeq atomic.Int64
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// artistIDs returns n distinct, valid Spotify artist IDs that depend only on
+// seed.
+func artistIDs(seed uint64, n int) []string {
+	r := rand.New(rand.NewPCG(seed, 0xe2e))
+	seen := make(map[string]bool, n)
+	ids := make([]string, 0, n)
+	for len(ids) < n {
+		b := make([]byte, 22)
+		for i := range b {
+			b[i] = base62[r.IntN(len(base62))]
+		}
+		if id := string(b); !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// writeLines writes lines to a new file and returns its path.
+func writeLines(t *testing.T, lines []string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "artists.txt")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Clients of the emulators, for the test's own setup and checks.
+
+func sqsClient(t *testing.T) *sqs.Client {
+	return sqs.NewFromConfig(testenv.AWSConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(t)) })
+}
+
+func dynamoClient(t *testing.T) *dynamodb.Client {
+	return dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(t))
+	})
+}
+
+// createQueue creates a fresh queue with the given visibility timeout. With
+// maxReceives > 0 it also creates a dead-letter queue and a redrive policy,
+// and returns the DLQ's URL too.
+func createQueue(ctx context.Context, t *testing.T, sq *sqs.Client, name string, visibility, maxReceives int) (queueURL, dlqURL string) {
+	t.Helper()
+	attrs := map[string]string{"VisibilityTimeout": strconv.Itoa(visibility)}
+	if maxReceives > 0 {
+		dlq, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-dlq")})
+		if err != nil {
+			t.Fatalf("create DLQ: %v", err)
+		}
+		dlqURL = aws.ToString(dlq.QueueUrl)
+		got, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+			QueueUrl: dlq.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
+		})
+		if err != nil {
+			t.Fatalf("DLQ attributes: %v", err)
+		}
+		arn := got.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+		if arn == "" {
+			t.Fatal("the DLQ has no QueueArn")
+		}
+		policy, _ := json.Marshal(map[string]string{"deadLetterTargetArn": arn, "maxReceiveCount": strconv.Itoa(maxReceives)})
+		attrs["RedrivePolicy"] = string(policy)
+	}
+	out, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+	if err != nil {
+		t.Fatalf("create queue: %v", err)
+	}
+	return aws.ToString(out.QueueUrl), dlqURL
+}
+
+// checkQueueEmpty wants nothing left in the queue: nothing to receive and
+// nothing in flight.
+func checkQueueEmpty(ctx context.Context, t *testing.T, sq *sqs.Client, queueURL, what string) {
+	t.Helper()
+	out, err := sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+	})
+	if err != nil {
+		t.Fatalf("receive from the %s: %v", what, err)
+	}
+	if n := len(out.Messages); n > 0 {
+		t.Errorf("the %s still holds messages; first: %s", what, aws.ToString(out.Messages[0].Body))
+	}
+	attrs, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(queueURL),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		t.Fatalf("attributes of the %s: %v", what, err)
+	}
+	for k, v := range attrs.Attributes {
+		if v != "0" {
+			t.Errorf("the %s: %s = %s, want 0", what, k, v)
+		}
+	}
+}
+
+// checkArtists checks, for every id, the artists row (status ok, market US,
+// 10 tracks) and exactly the 10 track rows the stand-in answers, in order.
+// It reads with a few goroutines and reports at most a handful of artists.
+func checkArtists(ctx context.Context, t *testing.T, st *dynamostore.Store, ids []string) {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		errs []string
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(ids) {
+					return
+				}
+				if err := checkArtist(ctx, st, ids[i]); err != nil {
+					mu.Lock()
+					errs = append(errs, err.Error())
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Strings(errs)
+	for i, e := range errs {
+		if i == 5 {
+			t.Errorf("… and %d more artists are wrong", len(errs)-i)
+			break
+		}
+		t.Error(e)
+	}
+}
+
+func checkArtist(ctx context.Context, st *dynamostore.Store, id string) error {
+	a, ok, err := st.Artist(ctx, id)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("artist %s: no artists row", id)
+	case a.Status != store.StatusOK || a.Market != "US" || a.Tracks != 10 || a.FetchedAt.IsZero():
+		return fmt.Errorf("artist %s: artists row %+v, want status ok, market US, 10 tracks, a fetched_at", id, a)
+	}
+	rows, err := st.Tracks(ctx, id)
+	if err != nil {
+		return err
+	}
+	want := fakespotify.Tracks(id, 0, 10)
+	got := make([]spotify.Track, len(rows))
+	for i, r := range rows {
+		if r.ArtistID != id || r.Rank != i+1 || r.Market != "US" || !r.FetchedAt.Equal(a.FetchedAt) {
+			return fmt.Errorf("artist %s: row %d: artist_id %q rank %d market %q fetched_at %v (artists row: %v)",
+				id, i, r.ArtistID, r.Rank, r.Market, r.FetchedAt, a.FetchedAt)
+		}
+		got[i] = r.Track
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		return fmt.Errorf("artist %s: %d track rows differ from the stand-in's 10 (-want +got):\n%s", id, len(rows), diff)
+	}
+	return nil
+}
+
+// countArtists counts the artists rows among ids.
+func countArtists(ctx context.Context, st *dynamostore.Store, ids []string) (int, error) {
+	n := 0
+	for _, id := range ids {
+		_, ok, err := st.Artist(ctx, id)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// scanCount counts every artists row in the store.
+func scanCount(ctx context.Context, st *dynamostore.Store) (int, error) {
+	var n atomic.Int64
+	err := st.ScanArtists(ctx, func(store.Artist) error { n.Add(1); return nil })
+	return int(n.Load()), err
+}
+
+// httpStatus GETs url and returns the status code, or 0 when nothing answers.
+func httpStatus(url string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// inFlight reads sixpotify_artists_in_flight (summed over lanes) from the
+// worker's /metrics at base; -1 when it cannot.
+func inFlight(base string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return -1
+	}
+	sum, found := 0.0, false
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "sixpotify_artists_in_flight") {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum, found = sum+v, true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return int(sum)
+}
+
+// waitFor polls cond every 50ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// summaryRE matches the producer's summary line.
+var summaryRE = regexp.MustCompile(`(?m)^enqueued (\d+) artists on (\S+) in \S+ \(\d+/s\); (\d+) duplicates dropped, (\d+) rejected, (\d+) failed$`)
+
+// enqueue runs `bin/producer enqueue -f FILE` with ids and checks its exit
+// code and summary.
+func enqueue(t *testing.T, queueURL string, ids []string) {
+	t.Helper()
+	env := awsEnv(t)
+	env["QUEUE_URL"] = queueURL
+	code, stdout, stderr := run(t, 60*time.Second, env, "producer", "enqueue", "-f", writeLines(t, ids))
+	if code != 0 {
+		t.Fatalf("producer enqueue exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	m := summaryRE.FindStringSubmatch(stdout)
+	want := []string{strconv.Itoa(len(ids)), queueURL, "0", "0", "0"}
+	if m == nil || !slices.Equal(m[1:], want) {
+		t.Fatalf("producer summary = %q, want enqueued %s artists on %s … 0 duplicates dropped, 0 rejected, 0 failed", stdout, want[0], queueURL)
+	}
+	t.Logf("producer: %s", strings.TrimSpace(summaryRE.FindString(stdout)))
+}
