@@ -42,13 +42,14 @@ func FlagName(env string) string {
 // when given, else the environment's when set, else def.
 func (s *Set) Var(env, def, usage string) *string {
 	v := &variable{env: env, flag: FlagName(env), def: def, usage: usage}
-	v.value = def
+	s.vars = append(s.vars, v)
+	// The usage shows def as the default, never the environment's value:
+	// that may be a secret, and the usage is printed on any bad flag.
+	help := usage + " (env " + env + ")"
+	s.FS.StringVar(&v.value, v.flag, def, help)
 	if e := s.getenv(env); e != "" {
 		v.value = e
 	}
-	s.vars = append(s.vars, v)
-	help := usage + " (env " + env + ")"
-	s.FS.StringVar(&v.value, v.flag, v.value, help)
 	return &v.value
 }
 

@@ -2,6 +2,7 @@
 package producercmd
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -146,11 +147,12 @@ func enqueue(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer p.Close()
 	start := time.Now()
-	sum, err := p.Enqueue(ctx, refs...)
-	if in != nil && err == nil {
-		var more producer.Summary
-		more, err = p.EnqueueFrom(ctx, in)
-		sum = merge(sum, more, len(refs))
+	// One sequence, so that an artist named both as an argument and in the
+	// file is a duplicate like any other.
+	var readErr error
+	sum, err := p.EnqueueSeq(ctx, artists(refs, in, &readErr))
+	if err == nil && readErr != nil {
+		err = fmt.Errorf("-f: read artists: %w", readErr)
 	}
 	report(stdout, sum, u, time.Since(start))
 	if err != nil {
@@ -159,15 +161,32 @@ func enqueue(ctx context.Context, args []string, getenv func(string) string, std
 	return sum.Err()
 }
 
-func merge(a, b producer.Summary, offset int) producer.Summary {
-	a.Enqueued += b.Enqueued
-	a.Duplicates += b.Duplicates
-	for _, r := range b.Rejected {
-		r.Line += offset
-		a.Rejected = append(a.Rejected, r)
+// artists yields refs, then the lines of in (when not nil) as
+// producer.EnqueueFrom reads them: a blank line or a # comment keeps its
+// position but names no artist. A read error is left in *readErr.
+func artists(refs []string, in io.Reader, readErr *error) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, r := range refs {
+			if !yield(r) {
+				return
+			}
+		}
+		if in == nil {
+			return
+		}
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if strings.HasPrefix(line, "#") {
+				line = ""
+			}
+			if !yield(line) {
+				return
+			}
+		}
+		*readErr = sc.Err()
 	}
-	a.Failed = append(a.Failed, b.Failed...)
-	return a
 }
 
 func report(w io.Writer, sum producer.Summary, queueURL string, elapsed time.Duration) {

@@ -45,6 +45,8 @@ type Config struct {
 
 	ClientID, ClientSecret, APIURL, TokenURL, Market string
 	Rate                                             float64
+	RateWindow                                       time.Duration
+	Adaptive                                         bool
 
 	HTTPAddr, LogFormat, LogLevel string
 	Options                       worker.Options
@@ -84,6 +86,8 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	tokenURL := s.Var("SPOTIFY_TOKEN_URL", "https://accounts.spotify.com/api/token", "Spotify's token endpoint")
 	market := s.Var("SPOTIFY_MARKET", "US", "market (ISO 3166-1 alpha-2) used when a message names none")
 	rate := s.Var("SPOTIFY_RATE", fmt.Sprint(DefaultRate), "most Spotify API requests per second from this process (token calls excluded)")
+	rateWindow := s.Var("SPOTIFY_RATE_WINDOW", "30s", "the rolling window over which Spotify counts calls; the adaptive rate learns the quota over it")
+	adaptive := s.Var("SPOTIFY_ADAPTIVE", "true", "on a 429, lower the rate to what the last window let through, then climb back while calls succeed")
 	concurrency := s.Var("WORKER_CONCURRENCY", fmt.Sprint(DefaultConcurrency), "artists in flight at once in this process")
 	httpAddr := s.Var("HTTP_ADDR", ":9090", "address of the /healthz, /readyz and /metrics server (empty: none)")
 	wait := s.Var("RECEIVE_WAIT_TIME", "20s", "long-poll wait of one receive (0s to 20s)")
@@ -136,6 +140,10 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	if math.IsInf(c.Rate, 0) {
 		s.Fail("SPOTIFY_RATE", "must be finite")
 	}
+	if c.RateWindow = s.Duration("SPOTIFY_RATE_WINDOW", *rateWindow); c.RateWindow < time.Second {
+		s.Fail("SPOTIFY_RATE_WINDOW", "must be at least 1s")
+	}
+	c.Adaptive = parseBool(s, "SPOTIFY_ADAPTIVE", *adaptive)
 	o := &c.Options
 	o.Concurrency = s.Int("WORKER_CONCURRENCY", *concurrency, 1)
 	o.Market = c.Market
@@ -179,6 +187,17 @@ func parseBool(s *envflag.Set, env, v string) bool {
 // Run is the worker command. It returns the process's exit code.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
+		fs := flag.NewFlagSet("worker healthcheck", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() {
+			fmt.Fprint(stderr, "Usage: worker healthcheck\n\nExits 0 when /healthz on the local HTTP_ADDR answers 200, for container health checks.\n")
+		}
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
 		return healthcheck(ctx, getenv, stderr)
 	}
 	cfg, err := Load(args, getenv, stderr)
@@ -275,7 +294,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		}
 	}
 
-	limiter := throttle.New(cfg.Rate, 1)
+	limiter := throttle.NewWithOptions(cfg.Rate, 1, throttle.Options{Adaptive: cfg.Adaptive, Window: cfg.RateWindow})
 	opts := cfg.Options
 	opts.Logger, opts.Registerer, opts.Limiter = log, reg, limiter
 	// The Spotify client reports to the worker's metrics, which exist once

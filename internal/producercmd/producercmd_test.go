@@ -1,0 +1,474 @@
+package producercmd_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.uber.org/goleak"
+
+	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/producercmd"
+	"github.com/sixpotify/top-tracks/internal/queue"
+	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	pitbull = "0TnOYISbd1XYRBk9myaseg"
+	taylor  = "06HL4z0CvFAxyc27GXpf02"
+	drake   = "3TVXtAsR1Inumwj472S9r4"
+	weeknd  = "1Xyo4u8uXC1ZmMpatF05PJ"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs the command with env as the whole environment.
+func run(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	code := producercmd.Run(ctx, args, getenv, strings.NewReader(stdin), &stdout, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// messages returns the decoded bodies of every message in the queue name of
+// the SQLite file path, sorted by artist and market.
+func messages(t *testing.T, path, name string) []message.Message {
+	t.Helper()
+	q, err := sqlitequeue.Open(t.Context(), path, name, sqlitequeue.Options{})
+	if err != nil {
+		t.Fatalf("open queue %s in %s: %v", name, path, err)
+	}
+	defer q.Close()
+	var got []message.Message
+	for {
+		msgs, err := q.Receive(t.Context(), queue.MaxBatch, 0)
+		if err != nil {
+			t.Fatalf("receive from %s: %v", name, err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			d, err := message.Decode(m.Body)
+			if err != nil {
+				t.Errorf("body %s: %v", m.Body, err)
+			}
+			got = append(got, d)
+		}
+	}
+	slices.SortFunc(got, func(a, b message.Message) int {
+		return cmp.Or(strings.Compare(a.ArtistID, b.ArtistID), strings.Compare(a.Market, b.Market))
+	})
+	return got
+}
+
+// lines returns the non-empty lines of s.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// summaryLine matches the summary of an enqueue: counts given, time and
+// rate free.
+func summaryLine(enqueued, dups, rejected, failed int, queueURL string) *regexp.Regexp {
+	return regexp.MustCompile(`^enqueued ` + strconv.Itoa(enqueued) + ` artists on ` + regexp.QuoteMeta(queueURL) +
+		` in \S+ \(\d+/s\); ` + strconv.Itoa(dups) + ` duplicates dropped, ` + strconv.Itoa(rejected) + ` rejected, ` + strconv.Itoa(failed) + " failed\n$")
+}
+
+func TestEnqueue(t *testing.T) {
+	const file = "# catalogue\n" + pitbull + "\n\nspotify:artist:" + taylor + "\n# " + drake + "\nnope\n"
+	tests := []struct {
+		name  string
+		env   map[string]string // {dir} is the test's directory
+		args  []string
+		stdin string
+		// wantQueues: queue name → messages in it (missing names are empty).
+		wantQueues map[string][]message.Message
+		wantCode   int
+		wantStdout *regexp.Regexp
+		wantStderr []string // substrings, each on a line of its own
+	}{
+		{
+			name: "an ID, a URI and a URL",
+			args: []string{"enqueue", pitbull, "spotify:artist:" + taylor, "https://open.spotify.com/artist/" + drake + "?si=0a1b2c"},
+			wantQueues: map[string][]message.Message{
+				"default": {{ArtistID: taylor}, {ArtistID: pitbull}, {ArtistID: drake}},
+			},
+			wantStdout: summaryLine(3, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
+		},
+		{
+			name:       "duplicates are dropped",
+			args:       []string{"enqueue", pitbull, "spotify:artist:" + pitbull},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull}}},
+			wantStdout: summaryLine(1, 1, 0, 0, "sqlite:{dir}/sixpotify.db"),
+		},
+		{
+			name:       "a bad artist is named and the good ones still go",
+			args:       []string{"enqueue", pitbull, "not-an-artist", taylor},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: taylor}, {ArtistID: pitbull}}},
+			wantCode:   1,
+			wantStdout: summaryLine(2, 0, 1, 0, "sqlite:{dir}/sixpotify.db"),
+			wantStderr: []string{`producer: rejected "not-an-artist" (input 2)`},
+		},
+		{
+			name:       "-f FILE",
+			args:       []string{"enqueue", "-f", "{dir}/artists.txt"},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: taylor}, {ArtistID: pitbull}}},
+			wantCode:   1,
+			wantStdout: summaryLine(2, 0, 1, 0, "sqlite:{dir}/sixpotify.db"),
+			wantStderr: []string{`producer: rejected "nope" (input 6)`},
+		},
+		{
+			name:       "-f - reads standard input",
+			args:       []string{"enqueue", "-f", "-"},
+			stdin:      "\n" + weeknd + "\r\nhttps://open.spotify.com/artist/" + drake + "\n",
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: weeknd}, {ArtistID: drake}}},
+			wantStdout: summaryLine(2, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
+		},
+		{
+			name:       "arguments and -f together",
+			args:       []string{"enqueue", "-f", "{dir}/artists.txt", weeknd, pitbull},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: taylor}, {ArtistID: pitbull}, {ArtistID: weeknd}}},
+			wantCode:   1,
+			wantStdout: summaryLine(3, 1, 1, 0, "sqlite:{dir}/sixpotify.db"),
+			wantStderr: []string{`producer: rejected "nope" (input 8)`},
+		},
+		{
+			name:       "-f that cannot be read",
+			args:       []string{"enqueue", "-f", "{dir}", pitbull},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull}}},
+			wantCode:   1,
+			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
+			wantStderr: []string{"producer: -f: read artists: "},
+		},
+		{
+			name:       "--force",
+			args:       []string{"enqueue", "--force", pitbull},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull, Force: true}}},
+			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
+		},
+		{
+			name:       "--market",
+			args:       []string{"enqueue", "--market", "se", pitbull},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull, Market: "SE"}}},
+			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
+		},
+		{
+			name:       "--bulk goes to BULK_QUEUE_URL",
+			env:        map[string]string{"BULK_QUEUE_URL": "sqlite:{dir}/sixpotify.db?queue=bulk"},
+			args:       []string{"enqueue", "--bulk", pitbull, taylor},
+			wantQueues: map[string][]message.Message{"bulk": {{ArtistID: taylor}, {ArtistID: pitbull}}},
+			wantStdout: summaryLine(2, 0, 0, 0, "sqlite:{dir}/sixpotify.db?queue=bulk"),
+		},
+		{
+			name:       "without --bulk BULK_QUEUE_URL is not used",
+			env:        map[string]string{"BULK_QUEUE_URL": "sqlite:{dir}/sixpotify.db?queue=bulk"},
+			args:       []string{"enqueue", pitbull},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull}}},
+			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
+		},
+		{
+			name:       "--bulk with one lane goes to QUEUE_URL",
+			args:       []string{"enqueue", "--bulk", pitbull},
+			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull}}},
+			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
+		},
+		{
+			name:       "--queue-url overrides QUEUE_URL",
+			env:        map[string]string{"QUEUE_URL": "sqlite:{dir}/elsewhere.db"},
+			args:       []string{"enqueue", "--queue-url", "sqlite:{dir}/sixpotify.db?queue=chat", pitbull},
+			wantQueues: map[string][]message.Message{"chat": {{ArtistID: pitbull}}},
+			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db?queue=chat"),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			expand := func(s string) string { return strings.ReplaceAll(s, "{dir}", dir) }
+			if err := os.WriteFile(filepath.Join(dir, "artists.txt"), []byte(file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"QUEUE_URL": "sqlite:{dir}/sixpotify.db"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			for k, v := range env {
+				env[k] = expand(v)
+			}
+			var args []string
+			for _, a := range tt.args {
+				args = append(args, expand(a))
+			}
+			got := run(t, env, tt.stdin, args...)
+			if got.code != tt.wantCode {
+				t.Errorf("exit code: got %d, want %d\nstdout: %s\nstderr: %s", got.code, tt.wantCode, got.stdout, got.stderr)
+			}
+			if want := regexp.MustCompile(strings.ReplaceAll(tt.wantStdout.String(), regexp.QuoteMeta("{dir}"), regexp.QuoteMeta(dir))); !want.MatchString(got.stdout) {
+				t.Errorf("stdout: got %q, want a match of %q", got.stdout, want)
+			}
+			if tt.wantStderr == nil && got.stderr != "" {
+				t.Errorf("stderr: got %q, want nothing", got.stderr)
+			}
+			gotLines := lines(got.stderr)
+			if len(gotLines) != len(tt.wantStderr) {
+				t.Errorf("stderr: got %d lines, want %d:\n%s", len(gotLines), len(tt.wantStderr), got.stderr)
+			}
+			for _, want := range tt.wantStderr {
+				if !slices.ContainsFunc(gotLines, func(l string) bool { return strings.Contains(l, want) }) {
+					t.Errorf("stderr: got %q, want a line containing %q", got.stderr, want)
+				}
+			}
+			// The elsewhere.db of QUEUE_URL is never touched when the flag wins.
+			if _, err := os.Stat(filepath.Join(dir, "elsewhere.db")); err == nil {
+				t.Errorf("elsewhere.db exists: the QUEUE_URL the flag overrides was opened")
+			}
+			for _, name := range []string{"default", "bulk", "chat"} {
+				gotMsgs := messages(t, filepath.Join(dir, "sixpotify.db"), name)
+				if diff := gocmp.Diff(gotMsgs, tt.wantQueues[name], cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("queue %s (-got +want):\n%s", name, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // in stdout or stderr
+	}{
+		{[]string{"--help"}, "Usage: producer COMMAND"},
+		{[]string{"-h"}, "Usage: producer COMMAND"},
+		{[]string{"help"}, "Usage: producer COMMAND"},
+		{[]string{"enqueue", "--help"}, "Usage: producer enqueue"},
+		{[]string{"enqueue", "-h"}, "Usage: producer enqueue"},
+		{[]string{"reprocess", "--help"}, "Usage: producer reprocess"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			got := run(t, map[string]string{"QUEUE_URL": "sqlite:" + filepath.Join(t.TempDir(), "q.db")}, "", tt.args...)
+			if got.code != 0 {
+				t.Errorf("exit code: got %d, want 0\nstderr: %s", got.code, got.stderr)
+			}
+			if out := got.stdout + got.stderr; !strings.Contains(out, tt.want) {
+				t.Errorf("output: got %q, want it to contain %q", out, tt.want)
+			}
+			if strings.Contains(got.stdout+got.stderr, "producer: ") {
+				t.Errorf("output: got an error line:\n%s%s", got.stdout, got.stderr)
+			}
+		})
+	}
+	// Every command's help lists its flags.
+	got := run(t, nil, "", "enqueue", "--help")
+	for _, flag := range []string{"-queue-url", "-bulk-queue-url", "-force", "-bulk", "-f FILE"} {
+		if !strings.Contains(got.stderr, flag) {
+			t.Errorf("enqueue --help: got %q, want it to list %s", got.stderr, flag)
+		}
+	}
+	got = run(t, nil, "", "reprocess", "--help")
+	for _, flag := range []string{"-queue-url", "-bulk-queue-url", "-store-url", "-stale-after", "-dry-run"} {
+		if !strings.Contains(got.stderr, flag) {
+			t.Errorf("reprocess --help: got %q, want it to list %s", got.stderr, flag)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		// want is in the one "producer: " line of stderr.
+		want string
+		// only says that stderr has no other line (no usage dump).
+		only bool
+	}{
+		{name: "no command", args: nil, want: ""},
+		{name: "unknown command", args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
+		{name: "bad flag", args: []string{"enqueue", "--nope", pitbull}, want: "-nope"},
+		{name: "bad reprocess flag", args: []string{"reprocess", "--stale-after"}, want: "-stale-after"},
+		{name: "no artists", args: []string{"enqueue"}, want: "no artists", only: true},
+		{name: "-f missing", args: []string{"enqueue", "-f", "/nonexistent/artists.txt"}, want: "-f: ", only: true},
+		{
+			name: "bad QUEUE_URL", env: map[string]string{"QUEUE_URL": "ftp://x"},
+			args: []string{"enqueue", pitbull}, want: `QUEUE_URL (--queue-url): "ftp://x"`, only: true,
+		},
+		{
+			name: "bad --queue-url", args: []string{"enqueue", "--queue-url", "ftp://x", pitbull},
+			want: `QUEUE_URL (--queue-url): "ftp://x"`, only: true,
+		},
+		{
+			name: "bad BULK_QUEUE_URL", env: map[string]string{"BULK_QUEUE_URL": "sqlite:q.db?lane=bulk"},
+			args: []string{"enqueue", "--bulk", pitbull}, want: "BULK_QUEUE_URL (--bulk-queue-url)", only: true,
+		},
+		{
+			name: "bad --market", args: []string{"enqueue", "--market", "USA", pitbull},
+			want: `"USA" is not an ISO 3166-1 alpha-2 code`, only: true,
+		},
+		{
+			name: "bad STORE_URL", env: map[string]string{"STORE_URL": "postgres://db/x"},
+			args: []string{"reprocess"}, want: `STORE_URL (--store-url): "postgres://db/x"`, only: true,
+		},
+		{name: "bad --stale-after", args: []string{"reprocess", "--stale-after", "soon"}, want: `--stale-after: "soon"`, only: true},
+		{name: "reprocess takes no arguments", args: []string{"reprocess", pitbull}, want: "unexpected argument", only: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			env := map[string]string{
+				"QUEUE_URL": "sqlite:" + filepath.Join(dir, "q.db"),
+				"STORE_URL": "sqlite:" + filepath.Join(dir, "q.db"),
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			got := run(t, env, "", tt.args...)
+			if got.code != 2 {
+				t.Errorf("exit code: got %d, want 2\nstderr: %s", got.code, got.stderr)
+			}
+			if tt.want == "" {
+				if !strings.Contains(got.stderr, "Usage:") {
+					t.Errorf("stderr: got %q, want the usage", got.stderr)
+				}
+				return
+			}
+			var errLines []string
+			for _, l := range lines(got.stderr) {
+				if strings.HasPrefix(l, "producer: ") {
+					errLines = append(errLines, l)
+				}
+			}
+			if len(errLines) != 1 || !strings.Contains(errLines[0], tt.want) {
+				t.Errorf("stderr: got the error lines %q, want one containing %q\nstderr: %s", errLines, tt.want, got.stderr)
+			}
+			if tt.only && len(lines(got.stderr)) != 1 {
+				t.Errorf("stderr: got %d lines, want only the error:\n%s", len(lines(got.stderr)), got.stderr)
+			}
+			if got.stdout != "" {
+				t.Errorf("stdout: got %q, want nothing", got.stdout)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "q.db")); err == nil {
+				t.Errorf("q.db exists: a usage error opened the queue or the store")
+			}
+		})
+	}
+}
+
+func TestReprocess(t *testing.T) {
+	now := time.Now().UTC()
+	saved := []store.Result{
+		{ArtistID: pitbull, Market: "US", Status: store.StatusOK, FetchedAt: now.Add(-3 * time.Hour),
+			Tracks: []spotify.Track{{ID: "2takcwOaAZWiXQijPHIx7B", Name: "Time of Our Lives"}}},
+		{ArtistID: taylor, Market: "SE", Status: store.StatusOK, FetchedAt: now.Add(-2 * time.Hour)},
+		{ArtistID: drake, Market: "US", Status: store.StatusOK, FetchedAt: now.Add(-10 * time.Minute)},
+		{ArtistID: weeknd, Market: "GB", Status: store.StatusNotFound, FetchedAt: now.Add(-50 * time.Hour)},
+	}
+	stale := []message.Message{{ArtistID: taylor, Market: "SE"}, {ArtistID: pitbull, Market: "US"}, {ArtistID: weeknd, Market: "GB"}}
+	all := []message.Message{{ArtistID: taylor, Market: "SE"}, {ArtistID: pitbull, Market: "US"}, {ArtistID: weeknd, Market: "GB"}, {ArtistID: drake, Market: "US"}}
+	forced := []message.Message{{ArtistID: taylor, Market: "SE", Force: true}, {ArtistID: pitbull, Market: "US", Force: true}, {ArtistID: weeknd, Market: "GB", Force: true}}
+	const bulkURL = "sqlite:{dir}/sixpotify.db?queue=bulk"
+
+	tests := []struct {
+		name       string
+		oneLane    bool // no BULK_QUEUE_URL
+		args       []string
+		wantQueues map[string][]message.Message
+		wantStdout *regexp.Regexp
+	}{
+		{
+			name:       "only the stale ones, on the bulk lane",
+			args:       []string{"reprocess", "--stale-after", "1h"},
+			wantQueues: map[string][]message.Message{"bulk": stale},
+			wantStdout: summaryLine(3, 0, 0, 0, bulkURL),
+		},
+		{
+			name:       "every artist",
+			args:       []string{"reprocess"},
+			wantQueues: map[string][]message.Message{"bulk": all},
+			wantStdout: summaryLine(4, 0, 0, 0, bulkURL),
+		},
+		{
+			name:       "--force",
+			args:       []string{"reprocess", "--stale-after=1h", "--force"},
+			wantQueues: map[string][]message.Message{"bulk": forced},
+			wantStdout: summaryLine(3, 0, 0, 0, bulkURL),
+		},
+		{
+			name:       "--dry-run counts without enqueueing",
+			args:       []string{"reprocess", "--stale-after", "1h", "--dry-run"},
+			wantStdout: regexp.MustCompile(`^dry run: 3 artists would be enqueued on ` + regexp.QuoteMeta(bulkURL) + "\n$"),
+		},
+		{
+			name:       "one lane: on QUEUE_URL",
+			oneLane:    true,
+			args:       []string{"reprocess", "--stale-after", "1h"},
+			wantQueues: map[string][]message.Message{"default": stale},
+			wantStdout: summaryLine(3, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			expand := func(s string) string { return strings.ReplaceAll(s, "{dir}", dir) }
+			// The queue and the store share one file, as with the defaults.
+			path := filepath.Join(dir, "sixpotify.db")
+			st, err := sqlitestore.Open(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range saved {
+				if err := st.Save(t.Context(), r); err != nil {
+					t.Fatalf("save %s: %v", r.ArtistID, err)
+				}
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"QUEUE_URL": "sqlite:" + path, "STORE_URL": "sqlite:" + path}
+			if !tt.oneLane {
+				env["BULK_QUEUE_URL"] = expand(bulkURL)
+			}
+			got := run(t, env, "", tt.args...)
+			if got.code != 0 {
+				t.Errorf("exit code: got %d, want 0\nstdout: %s\nstderr: %s", got.code, got.stdout, got.stderr)
+			}
+			if want := regexp.MustCompile(strings.ReplaceAll(tt.wantStdout.String(), regexp.QuoteMeta("{dir}"), regexp.QuoteMeta(dir))); !want.MatchString(got.stdout) {
+				t.Errorf("stdout: got %q, want a match of %q", got.stdout, want)
+			}
+			if got.stderr != "" {
+				t.Errorf("stderr: got %q, want nothing", got.stderr)
+			}
+			for _, name := range []string{"default", "bulk"} {
+				if diff := gocmp.Diff(messages(t, path, name), tt.wantQueues[name], cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("queue %s (-got +want):\n%s", name, diff)
+				}
+			}
+		})
+	}
+}
