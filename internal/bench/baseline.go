@@ -1,0 +1,439 @@
+// Package bench measures the worker against the design it replaces, on the
+// same local emulators and the same Spotify stand-in (`make bench`).
+//
+// # The baseline
+//
+// Baseline is a faithful Go port of the original design: one Python AWS
+// Lambda invocation per artist, fed by Lambda's SQS trigger. Each invocation,
+// as the original did:
+//
+//  1. decodes the message body ({"artist_id": "…", "market": "…"}; market
+//     defaults to US), with no validation beyond the JSON;
+//  2. builds a fresh HTTP client and asks the token endpoint for a new
+//     client-credentials token (POST, HTTP Basic auth): one token per artist;
+//  3. GETs the artist's top tracks with that token, with no rate limiter and
+//     no retry: any answer but 200 (a 429, a 5xx, a 404) fails the invocation;
+//  4. writes one PutItem per track to the tracks table, then one PutItem of
+//     the artists row, unconditionally and one at a time.
+//
+// The HTTP client keeps no connection alive, as Python's requests.post and
+// requests.get (no Session) do: the token request and the top-tracks request
+// each open a new connection. The DynamoDB and SQS clients are shared by all
+// invocations, as boto3 clients created at module level are shared by warm
+// invocations. Cold starts, Lambda's runtime and TLS (the stand-in speaks
+// plain HTTP) are not simulated: the benchmark measures the design, not
+// Lambda.
+//
+// The trigger (Run) stands for Lambda's SQS event source mapping with a batch
+// size of one: it polls with ReceiveMessage (up to ten messages, never more
+// than it has free concurrency for) and runs up to Concurrency invocations at
+// once. After an invocation succeeds it deletes the message with a single
+// DeleteMessage; after one fails it does nothing, so the message comes back
+// when its visibility timeout ends, as it does under Lambda.
+//
+// The rows the baseline writes have the attributes of the contract's Tables
+// section, encoded as the dynamostore package encodes them, so that a test
+// can check the two designs store the same rows.
+//
+// # The benchmarks
+//
+// BenchmarkBaseline and BenchmarkWorker (in this package's tests) put the
+// same number of artists through each design, each on a fresh queue and
+// fresh tables, in one run against the same emulators and the same
+// in-process stand-in. They report artists/s, this process's CPU per artist
+// (getrusage: the stand-in runs in this process, the emulators do not), the
+// emulators' CPU per artist, the Spotify, token, DynamoDB and SQS calls, and
+// the peak of the Go runtime's memory. The worker also runs with 64 artists
+// in flight, for the memory bar. After the benchmarks, TestMain prints the
+// worker/baseline ratios. The machine is shared and small: on it both
+// designs are bound by CPU (this process's and the emulators'), so read the
+// ratios and the per-artist counts rather than the absolute rates.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/workercmd"
+)
+
+// SQSAPI is the part of *sqs.Client the baseline calls.
+type SQSAPI interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+}
+
+// DynamoDBAPI is the part of *dynamodb.Client the baseline calls.
+type DynamoDBAPI interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+}
+
+// BaselineConfig configures a Baseline. SQS, QueueURL, DynamoDB, both tables,
+// APIURL, TokenURL and ClientID are required; the rest may be left zero.
+type BaselineConfig struct {
+	SQS      SQSAPI
+	QueueURL string
+
+	DynamoDB     DynamoDBAPI
+	TracksTable  string
+	ArtistsTable string
+
+	// APIURL is the base of the Web API (…/v1); TokenURL the token endpoint.
+	APIURL, TokenURL       string
+	ClientID, ClientSecret string
+	// Market is used when a message names none (default "US").
+	Market string
+
+	// Concurrency is the most invocations at once (default
+	// workercmd.DefaultConcurrency, what the worker gets).
+	Concurrency int
+	// WaitTime is the ReceiveMessage wait, rounded to whole seconds, at most
+	// 20 (default 0: a short poll).
+	WaitTime time.Duration
+	// Timeout bounds one invocation, as a Lambda function's timeout does
+	// (default 30s).
+	Timeout time.Duration
+	// StopWhenIdle makes Run return once a receive comes back empty while no
+	// invocation runs and no failed message awaits its redelivery.
+	StopWhenIdle bool
+}
+
+// Validate reports every problem with the configuration at once.
+func (c BaselineConfig) Validate() error {
+	var errs []error
+	if c.SQS == nil || c.QueueURL == "" {
+		errs = append(errs, errors.New("bench: the SQS client and queue URL are required"))
+	}
+	if c.DynamoDB == nil || c.TracksTable == "" || c.ArtistsTable == "" {
+		errs = append(errs, errors.New("bench: the DynamoDB client and both tables are required"))
+	}
+	if c.APIURL == "" || c.TokenURL == "" || c.ClientID == "" {
+		errs = append(errs, errors.New("bench: the Spotify API URL, token URL and client ID are required"))
+	}
+	if c.Concurrency < 0 || c.WaitTime < 0 || c.Timeout < 0 {
+		errs = append(errs, errors.New("bench: Concurrency, WaitTime and Timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// BaselineStats counts what a Baseline did.
+type BaselineStats struct {
+	// Invocations counts handler runs, Failed those that returned an error
+	// (their message stays on the queue), Deleted the messages deleted.
+	Invocations, Failed, Deleted int64
+}
+
+// Baseline is the original design: see the package comment. Create one with
+// NewBaseline; Run it once.
+type Baseline struct {
+	cfg BaselineConfig
+	enc *attributevalue.Encoder
+
+	invocations, failed, deleted atomic.Int64
+}
+
+// NewBaseline returns a Baseline for cfg.
+func NewBaseline(cfg BaselineConfig) (*Baseline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Market == "" {
+		cfg.Market = "US"
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = workercmd.DefaultConcurrency
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	cfg.APIURL = strings.TrimRight(cfg.APIURL, "/")
+	return &Baseline{
+		cfg: cfg,
+		enc: attributevalue.NewEncoder(func(o *attributevalue.EncoderOptions) { o.TagKey = "json" }),
+	}, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (b *Baseline) Stats() BaselineStats {
+	return BaselineStats{Invocations: b.invocations.Load(), Failed: b.failed.Load(), Deleted: b.deleted.Load()}
+}
+
+// Run is the SQS trigger: it polls the queue and runs invocations until ctx
+// ends (or, with StopWhenIdle, until the queue is drained), then waits for
+// the invocations still running. It returns ctx's error if ctx ended.
+func (b *Baseline) Run(ctx context.Context) error {
+	slots := make(chan struct{}, b.cfg.Concurrency)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inFlight int
+		failed   = map[string]bool{} // message IDs awaiting their redelivery
+	)
+	idle := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inFlight == 0 && len(failed) == 0
+	}
+	for ctx.Err() == nil {
+		n := acquire(ctx, slots, 10)
+		if n == 0 {
+			break
+		}
+		out, err := b.cfg.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:            aws.String(b.cfg.QueueURL),
+			MaxNumberOfMessages: int32(n),
+			WaitTimeSeconds:     int32(min((b.cfg.WaitTime+time.Second/2)/time.Second, 20)),
+		})
+		var msgs []sqstypes.Message
+		if err == nil {
+			msgs = out.Messages
+		}
+		for range n - len(msgs) {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			// The event source mapping keeps polling after an error.
+			if !sleep(ctx, 100*time.Millisecond) {
+				break
+			}
+			continue
+		}
+		if len(msgs) == 0 && b.cfg.StopWhenIdle && idle() {
+			break
+		}
+		mu.Lock()
+		inFlight += len(msgs)
+		mu.Unlock()
+		for _, m := range msgs {
+			wg.Go(func() {
+				defer func() { <-slots }()
+				err := b.invoke(ctx, m)
+				id := aws.ToString(m.MessageId)
+				mu.Lock()
+				inFlight--
+				if err != nil {
+					failed[id] = true
+				} else {
+					delete(failed, id)
+				}
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// invoke runs the handler on one message and, when it succeeds, deletes the
+// message, as the event source mapping does.
+func (b *Baseline) invoke(ctx context.Context, m sqstypes.Message) error {
+	b.invocations.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	err := b.Handle(ctx, aws.ToString(m.Body))
+	if err == nil {
+		_, err = b.cfg.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{
+			QueueUrl:      aws.String(b.cfg.QueueURL),
+			ReceiptHandle: m.ReceiptHandle,
+		})
+		if err == nil {
+			b.deleted.Add(1)
+		}
+	}
+	if err != nil {
+		b.failed.Add(1)
+	}
+	return err
+}
+
+// Handle is the Lambda handler for one message body: token, top tracks, one
+// PutItem per track, one PutItem for the artist.
+func (b *Baseline) Handle(ctx context.Context, body string) error {
+	var event struct {
+		ArtistID string `json:"artist_id"`
+		Market   string `json:"market"`
+	}
+	if err := json.Unmarshal([]byte(body), &event); err != nil {
+		return fmt.Errorf("bench: decode the message: %w", err)
+	}
+	market := event.Market
+	if market == "" {
+		market = b.cfg.Market
+	}
+
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	defer hc.CloseIdleConnections()
+	token, err := b.token(ctx, hc)
+	if err != nil {
+		return err
+	}
+	tracks, err := b.topTracks(ctx, hc, token, event.ArtistID, market)
+	if err != nil {
+		return err
+	}
+
+	fetched := time.Now().UTC().Format(store.TimeFormat)
+	for i, t := range tracks {
+		item, err := b.marshal(trackRow{ArtistID: event.ArtistID, Rank: i + 1, Market: market, FetchedAt: fetched, Track: t})
+		if err != nil {
+			return err
+		}
+		if _, err := b.cfg.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &b.cfg.TracksTable, Item: item}); err != nil {
+			return fmt.Errorf("bench: put track %s of %s: %w", t.ID, event.ArtistID, err)
+		}
+	}
+	item, err := b.marshal(artistRow{
+		ArtistID: event.ArtistID, FetchedAt: fetched, Market: market,
+		Status: string(store.StatusOK), TrackCount: len(tracks),
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := b.cfg.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &b.cfg.ArtistsTable, Item: item}); err != nil {
+		return fmt.Errorf("bench: put artist %s: %w", event.ArtistID, err)
+	}
+	return nil
+}
+
+// token asks the token endpoint for a new client-credentials token.
+func (b *Baseline) token(ctx context.Context, hc *http.Client) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.cfg.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", fmt.Errorf("bench: token request: %w", err)
+	}
+	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	body, err := do(hc, req)
+	if err != nil {
+		return "", fmt.Errorf("bench: token: %w", err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		return "", errors.New("bench: token: no access_token in the answer")
+	}
+	return tok.AccessToken, nil
+}
+
+// topTracks GETs the artist's top tracks once.
+func (b *Baseline) topTracks(ctx context.Context, hc *http.Client, token, artistID, market string) ([]spotify.Track, error) {
+	u := b.cfg.APIURL + "/artists/" + url.PathEscape(artistID) + "/top-tracks?market=" + url.QueryEscape(market)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("bench: top tracks of %s: %w", artistID, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	body, err := do(hc, req)
+	if err != nil {
+		return nil, fmt.Errorf("bench: top tracks of %s: %w", artistID, err)
+	}
+	var v struct {
+		Tracks []spotify.Track `json:"tracks"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, fmt.Errorf("bench: top tracks of %s: %w", artistID, err)
+	}
+	return v.Tracks, nil
+}
+
+// do sends req and returns the body of a 200 answer; any other status is an
+// error (Python's raise_for_status).
+func do(hc *http.Client, req *http.Request) ([]byte, error) {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return body, nil
+}
+
+// trackRow and artistRow are the rows of the contract's Tables section, with
+// the attribute names dynamostore writes.
+type trackRow struct {
+	ArtistID  string `json:"artist_id"`
+	Rank      int    `json:"rank"`
+	Market    string `json:"market"`
+	FetchedAt string `json:"fetched_at"`
+	spotify.Track
+}
+
+type artistRow struct {
+	ArtistID   string `json:"artist_id"`
+	FetchedAt  string `json:"fetched_at"`
+	Market     string `json:"market"`
+	Status     string `json:"status"`
+	TrackCount int    `json:"track_count"`
+}
+
+func (b *Baseline) marshal(v any) (map[string]types.AttributeValue, error) {
+	av, err := b.enc.Encode(v)
+	if err != nil {
+		return nil, fmt.Errorf("bench: marshal %T: %w", v, err)
+	}
+	m, ok := av.(*types.AttributeValueMemberM)
+	if !ok {
+		return nil, fmt.Errorf("bench: marshal %T: not a map", v)
+	}
+	return m.Value, nil
+}
+
+// acquire takes between 1 and want slots, blocking for the first; it returns
+// 0 when ctx ends.
+func acquire(ctx context.Context, slots chan struct{}, want int) int {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < want {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,447 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sixpotify/top-tracks/internal/bench"
+	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/queue"
+	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
+	"github.com/sixpotify/top-tracks/internal/store/storetest"
+	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/throttle"
+	"github.com/sixpotify/top-tracks/worker"
+)
+
+const (
+	clientID     = "bench-client"
+	clientSecret = "bench-secret"
+	// spotifyLatency is the stand-in's delay of every top-tracks answer.
+	spotifyLatency = 20 * time.Millisecond
+	// workerRate is the worker's Spotify rate limit: high enough never to
+	// be what paces it, so that the limiter's cost is measured, not its waits.
+	workerRate = 10_000
+	// visibility is the benchmark queues' visibility timeout, in seconds.
+	visibility = 30
+)
+
+// standIn is a Spotify stand-in on an httptest server.
+type standIn struct {
+	fake *fakespotify.Server
+	srv  *httptest.Server
+}
+
+func newStandIn() *standIn {
+	fake := fakespotify.New(fakespotify.Config{ClientID: clientID, ClientSecret: clientSecret, Latency: spotifyLatency})
+	return &standIn{fake: fake, srv: httptest.NewServer(fake)}
+}
+
+func (s *standIn) apiURL() string   { return s.srv.URL + "/v1" }
+func (s *standIn) tokenURL() string { return s.srv.URL + "/api/token" }
+
+// shared is the stand-in every benchmark of the run uses, closed by TestMain.
+var (
+	sharedOnce sync.Once
+	shared     *standIn
+)
+
+func sharedStandIn() *standIn {
+	sharedOnce.Do(func() { shared = newStandIn() })
+	return shared
+}
+
+func closeSharedStandIn() {
+	if shared != nil {
+		shared.srv.Close()
+	}
+}
+
+var seq atomic.Int64
+
+func unique(kind string) string {
+	return fmt.Sprintf("bench-%s-%d-%d", kind, os.Getpid(), seq.Add(1))
+}
+
+// artistIDs returns n artist IDs no other round uses. None starts with
+// "0000", which the stand-in answers 404.
+func artistIDs(n int) []string {
+	round := unique("artists")
+	ids := make([]string, 0, n)
+	for i := 0; len(ids) < n; i++ {
+		id := storetest.ID(fmt.Sprintf("%s/%d", round, i))
+		if id[:4] != "0000" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// world is one round's fresh queue and tables on the emulators, holding the
+// artists, with clients that count their calls.
+type world struct {
+	sqs      *countingSQS
+	queueURL string
+	rawDB    *dynamodb.Client
+	db       *countingDynamo
+	tracks   string
+	artists  string
+	ids      []string
+	once     sync.Once
+}
+
+func newWorld(tb testing.TB, ids []string, visibilitySeconds int) *world {
+	tb.Helper()
+	ctx := testenv.Context(tb)
+	sqsClient := sqs.NewFromConfig(testenv.AWSConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(tb)) })
+	db := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(tb)) })
+	w := &world{sqs: &countingSQS{Client: sqsClient}, rawDB: db, db: &countingDynamo{API: db},
+		tracks: unique("tracks"), artists: unique("artists"), ids: ids}
+	out, err := sqsClient.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName:  aws.String(unique("q")),
+		Attributes: map[string]string{"VisibilityTimeout": fmt.Sprint(visibilitySeconds)},
+	})
+	if err != nil {
+		tb.Fatalf("create queue: %v", err)
+	}
+	w.queueURL = aws.ToString(out.QueueUrl)
+	tb.Cleanup(w.close)
+	// The tables have the worker's schema; the raw client creates them, so
+	// that nothing before the run is counted.
+	if err := dynamostore.New(db, w.tracks, w.artists).CreateTables(ctx); err != nil {
+		tb.Fatalf("create tables: %v", err)
+	}
+	if err := enqueue(ctx, sqsqueue.New(sqsClient, w.queueURL, sqsqueue.Options{}), ids); err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
+
+// close deletes the queue and the tables, so that the emulators' state does
+// not grow from round to round.
+func (w *world) close() {
+	w.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = w.sqs.Client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(w.queueURL)})
+		for _, table := range []string{w.tracks, w.artists} {
+			_, _ = w.rawDB.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+		}
+	})
+}
+
+// reader returns a store over the round's tables that reads with the raw
+// client (not counted).
+func (w *world) reader() *dynamostore.Store {
+	return dynamostore.New(w.rawDB, w.tracks, w.artists)
+}
+
+// storedArtists counts the artists rows with status ok.
+func (w *world) storedArtists(ctx context.Context) (int, error) {
+	n := 0
+	err := w.reader().ScanArtists(ctx, func(a store.Artist) error {
+		if a.Status == store.StatusOK {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// runBaseline runs the baseline on w until the queue is drained.
+func runBaseline(ctx context.Context, w *world, s *standIn, concurrency int) (*bench.Baseline, error) {
+	b, err := bench.NewBaseline(bench.BaselineConfig{
+		SQS: w.sqs, QueueURL: w.queueURL,
+		DynamoDB: w.db, TracksTable: w.tracks, ArtistsTable: w.artists,
+		APIURL: s.apiURL(), TokenURL: s.tokenURL(), ClientID: clientID, ClientSecret: clientSecret,
+		Concurrency:  concurrency,
+		StopWhenIdle: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, b.Run(ctx)
+}
+
+// runWorker runs the real worker on w until the queue is drained, wired as
+// workercmd.Build wires it: sqsqueue, dynamostore, the Spotify client with
+// the shared throttle limiter and the metrics hooks.
+func runWorker(ctx context.Context, w *world, s *standIn, concurrency int) (*dynamostore.Store, error) {
+	limiter := throttle.New(workerRate, 1)
+	var wk *worker.Worker
+	client, err := spotify.New(spotify.Config{
+		APIURL: s.apiURL(), TokenURL: s.tokenURL(), ClientID: clientID, ClientSecret: clientSecret,
+		Limiter:    limiter,
+		OnResponse: func(status int, elapsed time.Duration) { wk.Metrics().ObserveSpotify(status, elapsed) },
+		OnToken:    func(err error) { wk.Metrics().ObserveToken(err) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := dynamostore.New(w.db, w.tracks, w.artists)
+	q := sqsqueue.New(w.sqs, w.queueURL, sqsqueue.Options{})
+	wk, err = worker.New(q, nil, st, client, worker.Options{
+		Concurrency:  concurrency,
+		WaitTime:     time.Millisecond, // a short poll, as RECEIVE_WAIT_TIME=0s
+		StopWhenIdle: true,
+		Limiter:      limiter,
+		Registerer:   prometheus.NewRegistry(),
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, wk.Run(ctx)
+}
+
+// enqueue sends one message per artist, ten per batch.
+func enqueue(ctx context.Context, q *sqsqueue.Queue, ids []string) error {
+	for start := 0; start < len(ids); start += 10 {
+		batch := ids[start:min(start+10, len(ids))]
+		entries := make([]queue.Entry, len(batch))
+		for i, id := range batch {
+			entries[i] = queue.Entry{Body: fmt.Appendf(nil, `{"artist_id":%q,"market":"US"}`, id)}
+		}
+		errs, err := q.SendBatch(ctx, entries)
+		if err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+		for _, e := range errs {
+			if e != nil {
+				return fmt.Errorf("enqueue: %w", e)
+			}
+		}
+	}
+	return nil
+}
+
+// countingDynamo counts the DynamoDB calls made through it, by kind.
+type countingDynamo struct {
+	dynamostore.API
+	writes, reads atomic.Int64
+}
+
+func (c *countingDynamo) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c.writes.Add(1)
+	return c.API.PutItem(ctx, in, optFns...)
+}
+
+func (c *countingDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	c.writes.Add(1)
+	return c.API.UpdateItem(ctx, in, optFns...)
+}
+
+func (c *countingDynamo) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	c.writes.Add(1)
+	return c.API.DeleteItem(ctx, in, optFns...)
+}
+
+func (c *countingDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	c.writes.Add(1)
+	return c.API.BatchWriteItem(ctx, in, optFns...)
+}
+
+func (c *countingDynamo) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.reads.Add(1)
+	return c.API.GetItem(ctx, in, optFns...)
+}
+
+func (c *countingDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.reads.Add(1)
+	return c.API.Query(ctx, in, optFns...)
+}
+
+func (c *countingDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	c.reads.Add(1)
+	return c.API.Scan(ctx, in, optFns...)
+}
+
+// countingSQS counts the SQS calls made through it, and the most messages
+// held at once: received and not yet deleted.
+type countingSQS struct {
+	*sqs.Client
+	calls      atomic.Int64
+	held, peak atomic.Int64
+}
+
+func (c *countingSQS) hold(n int64) {
+	h := c.held.Add(n)
+	for {
+		p := c.peak.Load()
+		if h <= p || c.peak.CompareAndSwap(p, h) {
+			return
+		}
+	}
+}
+
+func (c *countingSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	c.calls.Add(1)
+	out, err := c.Client.ReceiveMessage(ctx, in, optFns...)
+	if err == nil {
+		c.hold(int64(len(out.Messages)))
+	}
+	return out, err
+}
+
+func (c *countingSQS) DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
+	c.calls.Add(1)
+	out, err := c.Client.DeleteMessage(ctx, in, optFns...)
+	if err == nil {
+		c.hold(-1)
+	}
+	return out, err
+}
+
+func (c *countingSQS) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
+	c.calls.Add(1)
+	out, err := c.Client.DeleteMessageBatch(ctx, in, optFns...)
+	if err == nil {
+		c.hold(-int64(len(out.Successful)))
+	}
+	return out, err
+}
+
+func (c *countingSQS) ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
+	c.calls.Add(1)
+	return c.Client.ChangeMessageVisibility(ctx, in, optFns...)
+}
+
+func (c *countingSQS) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
+	c.calls.Add(1)
+	return c.Client.GetQueueAttributes(ctx, in, optFns...)
+}
+
+// cpuTime is the CPU time (user and system) of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// emulatorCPU is the CPU time (user and system) so far of the emulators
+// this process started, SQS's and dynalite's. It reads /proc: where there is
+// none, both are 0.
+func emulatorCPU() (sqsCPU, dynamoCPU time.Duration) {
+	const ticksPerSecond = 100 // USER_HZ, 100 on every Linux this runs on
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid … utime stime: after the command name,
+		// which may hold spaces, ppid is the 2nd field, utime the 12th and
+		// stime the 13th.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 13 || f[1] != self {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		d := time.Duration(utime+stime) * time.Second / ticksPerSecond
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.Contains(cmd, []byte("dynalite")) {
+			dynamoCPU += d
+		} else {
+			sqsCPU += d
+		}
+	}
+	return sqsCPU, dynamoCPU
+}
+
+// memSampler records, every 10ms, the peak of the Go heap in use and of the
+// memory the Go runtime holds from the OS.
+type memSampler struct {
+	stop    chan struct{}
+	done    chan struct{}
+	heap    uint64 // peak heap in use: objects and unused span space
+	runtime uint64 // peak memory mapped by the runtime, minus what it released
+}
+
+var memMetrics = []string{
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
+}
+
+// startMemSampler collects garbage and returns free memory to the OS, so
+// that the peak is this run's, then starts sampling.
+func startMemSampler() *memSampler {
+	runtime.GC()
+	debug.FreeOSMemory()
+	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	samples := make([]metrics.Sample, len(memMetrics))
+	for i, name := range memMetrics {
+		samples[i].Name = name
+	}
+	read := func() {
+		metrics.Read(samples)
+		v := func(i int) uint64 {
+			if samples[i].Value.Kind() != metrics.KindUint64 {
+				return 0
+			}
+			return samples[i].Value.Uint64()
+		}
+		m.runtime = max(m.runtime, v(0)-v(1))
+		m.heap = max(m.heap, v(2)+v(3))
+	}
+	read()
+	go func() {
+		defer close(m.done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.stop:
+				read()
+				return
+			case <-t.C:
+				read()
+			}
+		}
+	}()
+	return m
+}
+
+// Stop ends the sampling and returns the peaks in bytes.
+func (m *memSampler) Stop() (heap, runtime uint64) {
+	close(m.stop)
+	<-m.done
+	return m.heap, m.runtime
+}
