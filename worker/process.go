@@ -11,8 +11,10 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/metrics"
+	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/throttle"
 )
 
 // maxThrottled bounds how many 429s one delivery waits out before it gives
@@ -40,22 +42,32 @@ func (l *lane) handle(ctx context.Context, m Message) {
 		return
 	}
 	log = log.With("artist_id", msg.ArtistID)
+	if l.name == LaneBulk {
+		ctx = throttle.WithBulk(ctx) // yields to the chatbot's lane at the limiter
+	}
 
 	stopHeartbeat := l.heartbeat(m, log)
 	outcome, err := w.process(ctx, msg, log)
 	stopHeartbeat()
 
+	var rl *spotify.RateLimitError
 	switch {
 	case err == nil:
 		l.delete(m)
 		w.metrics.Processed.WithLabelValues(l.name, outcome).Inc()
 		log.Debug("artist done", "outcome", outcome)
+	case ctx.Err() != nil && w.limiter.CooldownLeft() > 0:
+		// Stopping during a cooldown: a plain release would count one more
+		// delivery towards the dead-letter queue for a wait that is Spotify's.
+		l.postpone(m, w.limiter.CooldownLeft(), log)
 	case ctx.Err() != nil:
 		log.Info("stopping: the message goes back to the queue")
 		l.release(m, 0, log)
+	case errors.As(err, &rl):
+		l.postpone(m, max(w.limiter.CooldownLeft(), rl.RetryAfter), log)
 	case errors.Is(err, spotify.ErrForbidden):
 		w.refuse(err)
-		l.release(m, 0, log)
+		l.postpone(m, forbiddenPause, log)
 	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist):
 		l.poison(m, err, log)
 	default:
@@ -120,16 +132,19 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 	inner := retry.WithMaxRetries(uint64(w.opts.MaxRetries),
 		retry.WithCappedDuration(w.opts.RetryCap,
 			retry.WithJitterPercent(20, retry.NewExponential(w.opts.RetryBase))))
-	throttled, throttles := false, 0
+	throttled, long, throttles := false, false, 0
 	backoff := retry.BackoffFunc(func() (time.Duration, bool) {
 		if throttled {
 			throttled = false
 			throttles++
-			return 0, throttles > maxThrottled
+			return 0, long || throttles > maxThrottled
 		}
 		return inner.Next()
 	})
 	return retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
+		if w.forbiddenLeft() > 0 {
+			return nil, fmt.Errorf("not calling Spotify, which refuses top-tracks for this app: %w", spotify.ErrForbidden)
+		}
 		tracks, err := w.fetcher.TopTracks(ctx, id, market)
 		if err == nil {
 			return tracks, nil
@@ -137,7 +152,7 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 		var rl *spotify.RateLimitError
 		switch {
 		case errors.As(err, &rl):
-			throttled = true
+			throttled, long = true, rl.RetryAfter > w.opts.LongCooldown
 			w.cooldown(rl, log)
 			w.metrics.Retries.WithLabelValues("rate_limited").Inc()
 			return nil, retry.RetryableError(err)
@@ -185,6 +200,34 @@ func (l *lane) poison(m Message, err error, log *slog.Logger) {
 		return
 	}
 	log.Error("poison message deleted (the queue has no dead-letter queue)", "err", err, "body", clip(m.Body))
+	l.delete(m)
+}
+
+// postpone gives m back for a wait that is not its fault (a Spotify
+// cooldown, a refused endpoint): it sends the body again with a delay (at
+// most SQS's 15 minutes) and deletes this delivery, so that the wait does
+// not count towards the redrive policy's maxReceiveCount. A queue that
+// cannot send gets a plain release.
+func (l *lane) postpone(m Message, delay time.Duration, log *slog.Logger) {
+	s, ok := l.q.(sender)
+	if !ok {
+		l.release(m, delay, log)
+		return
+	}
+	delay = min(max(delay, time.Second), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	errs, err := s.SendBatch(ctx, []queue.Entry{{Body: m.Body, Delay: delay}})
+	if err == nil && len(errs) == 1 {
+		err = errs[0]
+	}
+	if err != nil {
+		log.Warn("could not postpone the message; releasing it instead", "err", err)
+		l.release(m, delay, log)
+		return
+	}
+	l.w.metrics.Processed.WithLabelValues(l.name, metrics.OutcomeReleased).Inc()
+	log.Info("message postponed", "delay", delay)
 	l.delete(m)
 }
 

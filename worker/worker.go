@@ -42,6 +42,12 @@ type attributer interface {
 	Attributes(ctx context.Context) (Attributes, error)
 }
 
+// sender is the optional capability of a Queue that can send, used to
+// postpone a message without spending one of its deliveries.
+type sender interface {
+	SendBatch(ctx context.Context, entries []queue.Entry) ([]error, error)
+}
+
 // Store keeps the tracks and artists tables.
 type Store interface {
 	Save(ctx context.Context, r Result) error
@@ -83,6 +89,11 @@ type Options struct {
 	// RetryBase and RetryCap shape the exponential backoff between retries
 	// (defaults 250ms and 10s).
 	RetryBase, RetryCap time.Duration
+	// LongCooldown: a delivery throttled with a Retry-After longer than this
+	// does not wait holding its message; the message is postponed (sent
+	// again with a delay, the delivery deleted) so that the wait never counts
+	// towards the dead-letter queue (default 30s).
+	LongCooldown time.Duration
 	// BulkReserve is the share of Concurrency the bulk lane may never take,
 	// kept for the chatbot's lane (default 0.25).
 	BulkReserve float64
@@ -127,6 +138,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.RetryCap <= 0 {
 		o.RetryCap = 10 * time.Second
+	}
+	if o.LongCooldown <= 0 {
+		o.LongCooldown = 30 * time.Second
 	}
 	if o.BulkReserve <= 0 || o.BulkReserve >= 1 {
 		o.BulkReserve = 0.25

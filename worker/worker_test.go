@@ -160,7 +160,7 @@ func (r *rig) run(opts worker.Options) {
 	opts.StopWhenIdle = true
 	opts.Limiter = r.limiter
 	opts.RetryBase = 10 * time.Millisecond
-	opts.Logger = slog.New(slog.NewTextHandler(&lockedWriter{b: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Logger = testLogger(&lockedWriter{b: r.logs})
 	w, err := worker.New(r.q, nil, r.store, r.client, opts)
 	if err != nil {
 		r.t.Fatal(err)
@@ -437,6 +437,10 @@ func TestStopGivesWorkBack(t *testing.T) {
 		r.checkRows(id, 0)
 	}
 	r.queueEmpty()
+}
+
+func testLogger(w *lockedWriter) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // lockedWriter lets the worker's goroutines log into one builder.

@@ -43,6 +43,10 @@ type Config struct {
 	ErrorRate float64
 	// Tracks is how many tracks an artist has (default 10; negative: none).
 	Tracks int
+	// Penalty, when set, is Spotify's long penalty: a call that arrives
+	// before an announced Retry-After has passed is answered 429 with a
+	// Retry-After of Penalty.
+	Penalty time.Duration
 	// Seed seeds the choice of the calls that fail under ErrorRate.
 	Seed int64
 	// Clock tells the time for tokens and the rate limit (default time.Now).
@@ -84,6 +88,9 @@ type Server struct {
 	retryAfter time.Time   // end of the latest Retry-After announced
 	failN      int
 	failStatus int
+	penalty    time.Duration
+	quota      time.Duration // while set, every call is answered 429 QUOTA_EXCEEDED
+	removed    bool          // while set, top-tracks answers 403
 	gens       map[string]int
 	stats      Stats
 }
@@ -102,6 +109,7 @@ func New(cfg Config) *Server {
 		limit:        cfg.Limit,
 		window:       cfg.Window,
 		latency:      cfg.Latency,
+		penalty:      cfg.Penalty,
 		gens:         make(map[string]int),
 		stats:        Stats{PerArtist: make(map[string]int)},
 	}
@@ -118,6 +126,23 @@ func New(cfg Config) *Server {
 		s.clock = time.Now
 	}
 	return s
+}
+
+// SetQuotaExceeded makes every API call answer 429 with the reason
+// QUOTA_EXCEEDED and a Retry-After of retryAfter, as Spotify answers a
+// development-mode app whose quota is spent; 0 ends it.
+func (s *Server) SetQuotaExceeded(retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.quota = retryAfter
+}
+
+// SetEndpointRemoved makes top-tracks answer 403, as Spotify does since
+// February 2026 for apps in development mode.
+func (s *Server) SetEndpointRemoved(removed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removed = removed
 }
 
 // FailNext makes the next n API calls answer status, before any other check.
@@ -242,6 +267,7 @@ type answer struct {
 	status     int
 	message    string
 	retryAfter int // seconds; 0: no header
+	reason     string
 	artistID   string
 	gen        int
 }
@@ -330,6 +356,15 @@ func (s *Server) check(r *http.Request, now time.Time) answer {
 		return answer{status: http.StatusUnauthorized, message: "The access token expired"}
 	}
 
+	if s.removed {
+		return answer{status: http.StatusForbidden, message: "Forbidden: this endpoint is not available to applications in development mode"}
+	}
+	if s.quota > 0 {
+		return answer{status: http.StatusTooManyRequests, message: "Quota exceeded", reason: "QUOTA_EXCEEDED", retryAfter: seconds(s.quota)}
+	}
+	if s.penalty > 0 && now.Before(s.retryAfter) {
+		return answer{status: http.StatusTooManyRequests, message: "API rate limit exceeded", retryAfter: seconds(s.penalty)}
+	}
 	if s.limit > 0 && s.window > 0 {
 		i := 0
 		for i < len(s.calls) && now.Sub(s.calls[i]) >= s.window {
@@ -388,9 +423,10 @@ func writeError(w http.ResponseWriter, a answer) {
 		Error struct {
 			Status  int    `json:"status"`
 			Message string `json:"message"`
+			Reason  string `json:"reason,omitempty"`
 		} `json:"error"`
 	}
-	body.Error.Status, body.Error.Message = a.status, a.message
+	body.Error.Status, body.Error.Message, body.Error.Reason = a.status, a.message, a.reason
 	_ = json.NewEncoder(w).Encode(body)
 }
 
@@ -433,3 +469,8 @@ func formUnescape(s string) string {
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// seconds rounds d up to whole seconds, at least one.
+func seconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}

@@ -36,6 +36,12 @@ type cooler interface {
 	Cooldown(d time.Duration) (started bool, until time.Time)
 }
 
+// observer is the optional capability of a Limiter that wants to know how
+// each request it let through went (status 0: no answer).
+type observer interface {
+	Observe(status int)
+}
+
 // MinCooldown is the shortest pause a 429 starts, for answers with no
 // Retry-After (or Retry-After: 0).
 const MinCooldown = time.Second
@@ -162,19 +168,7 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 	// Both parts are validated: nothing here needs escaping.
 	u := c.apiURL + "/artists/" + artistID + "/top-tracks?market=" + market
 	for refreshed := false; ; refreshed = true {
-		if c.limiter != nil {
-			if err := c.limiter.Wait(ctx); err != nil {
-				if ctx.Err() != nil {
-					err = ctx.Err()
-				}
-				return nil, fmt.Errorf("waiting for the rate limiter: %w", err)
-			}
-		}
-		tok, err := c.tokens.token(ctx)
-		if err != nil {
-			return nil, err
-		}
-		status, header, body, err := c.get(ctx, u, tok)
+		tok, status, header, body, err := c.attempt(ctx, u)
 		if err != nil {
 			return nil, err
 		}
@@ -189,9 +183,6 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 			continue
 		case http.StatusTooManyRequests:
 			retryAfter := parseRetryAfter(header.Get("Retry-After"), c.now())
-			if cl, ok := c.limiter.(cooler); ok {
-				cl.Cooldown(max(retryAfter, MinCooldown))
-			}
 			_, reason := errorBody(body, tok)
 			return nil, &RateLimitError{RetryAfter: retryAfter, Reason: reason}
 		case http.StatusNotFound:
@@ -209,6 +200,40 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 			return nil, &StatusError{Code: status, Message: msg}
 		}
 	}
+}
+
+// attempt waits for the limiter and sends one request. It tells the limiter
+// how the request went: a 429 starts the cooldown the moment it arrives, and
+// every answer (status 0 for none) is observed, which ends a probe.
+func (c *Client) attempt(ctx context.Context, u string) (tok string, status int, header http.Header, body []byte, err error) {
+	if c.limiter == nil {
+		if tok, err = c.tokens.token(ctx); err != nil {
+			return "", 0, nil, nil, err
+		}
+		status, header, body, err = c.get(ctx, u, tok)
+		return tok, status, header, body, err
+	}
+	if err := c.limiter.Wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return "", 0, nil, nil, fmt.Errorf("waiting for the rate limiter: %w", err)
+	}
+	defer func() {
+		if o, ok := c.limiter.(observer); ok {
+			o.Observe(status)
+		}
+	}()
+	if tok, err = c.tokens.token(ctx); err != nil {
+		return "", 0, nil, nil, err
+	}
+	status, header, body, err = c.get(ctx, u, tok)
+	if err == nil && status == http.StatusTooManyRequests {
+		if cl, ok := c.limiter.(cooler); ok {
+			cl.Cooldown(max(parseRetryAfter(header.Get("Retry-After"), c.now()), MinCooldown))
+		}
+	}
+	return tok, status, header, body, err
 }
 
 // get sends one GET and returns the answer's status, header and body (cut

@@ -30,6 +30,7 @@ func TestCooldownPausesEveryCaller(t *testing.T) {
 			if time.Now().Before(until) {
 				early.Add(1)
 			}
+			l.Observe(200)
 		}()
 	}
 	wg.Wait()
@@ -74,5 +75,125 @@ func TestRate(t *testing.T) {
 	}
 	if got := New(25, 1).Rate(); got != 25 {
 		t.Errorf("Rate() = %v, want 25", got)
+	}
+}
+
+func TestAdaptiveRateLearnsTheWindowAndClimbsBack(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewWithOptions(30, 1, Options{Adaptive: true, Window: 10 * time.Second, Clock: func() time.Time { return now }})
+	// 100 calls got through in the last 10s, then one drew a 429.
+	for range 101 {
+		l.sent()
+		now = now.Add(99 * time.Millisecond)
+	}
+	l.Cooldown(time.Second)
+	if got, want := l.Rate(), 0.95*100/10.0; got < want-0.01 || got > want+0.01 {
+		t.Fatalf("rate after the 429 = %.3f/s, want %.3f/s (95%% of what the window let through)", got, want)
+	}
+	learnt := l.Rate()
+	// A window without a 429: the rate climbs by 2%, not past the ceiling.
+	now = now.Add(11 * time.Second)
+	l.sent()
+	if got, want := l.Rate(), learnt*1.02; got < want-0.01 || got > want+0.01 {
+		t.Errorf("rate after a quiet window = %.3f/s, want %.3f/s", got, want)
+	}
+	for range 500 {
+		now = now.Add(11 * time.Second)
+		l.sent()
+	}
+	if got := l.Rate(); got != 30 {
+		t.Errorf("rate after many quiet windows = %.3f/s, want the ceiling 30/s", got)
+	}
+}
+
+func TestAdaptiveRateDropsOncePerCooldown(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewWithOptions(30, 1, Options{Adaptive: true, Window: 10 * time.Second, Clock: func() time.Time { return now }})
+	for range 50 {
+		l.sent()
+	}
+	l.Cooldown(time.Second)
+	first := l.Rate()
+	l.Cooldown(time.Second) // a second 429 of the same cooldown
+	if got := l.Rate(); got != first {
+		t.Errorf("a second 429 in one cooldown changed the rate from %.3f to %.3f", first, got)
+	}
+}
+
+func TestFixedRateDoesNotAdapt(t *testing.T) {
+	l := New(30, 1)
+	for range 10 {
+		l.sent()
+	}
+	l.Cooldown(time.Millisecond)
+	if got := l.Rate(); got != 30 {
+		t.Errorf("rate of a fixed limiter after a 429 = %v, want 30", got)
+	}
+}
+
+func TestBulkYieldsToChatbot(t *testing.T) {
+	l := New(2, 1)
+	ctx := context.Background()
+	if err := l.Wait(ctx); err != nil { // spend the burst
+		t.Fatal(err)
+	}
+	l.Observe(200)
+	l.Cooldown(100 * time.Millisecond)
+	order := make(chan string, 2)
+	go func() {
+		if err := l.Wait(ctx); err == nil {
+			order <- "chatbot"
+			l.Observe(200) // the probe after the cooldown
+		}
+	}()
+	// Start the bulk caller only once the chatbot caller is waiting.
+	for {
+		l.mu.Lock()
+		n := l.urgent
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		if err := l.Wait(WithBulk(ctx)); err == nil {
+			order <- "bulk"
+		}
+	}()
+	if first, second := <-order, <-order; first != "chatbot" || second != "bulk" {
+		t.Errorf("order = %s, %s; want chatbot first", first, second)
+	}
+}
+
+func TestProbeBeforeAVolley(t *testing.T) {
+	l := New(0, 1)
+	ctx := context.Background()
+	if err := l.Wait(ctx); err != nil { // the first call of the process is a probe
+		t.Fatal(err)
+	}
+	passed := make(chan struct{}, 4)
+	for range 4 {
+		go func() {
+			if err := l.Wait(ctx); err == nil {
+				passed <- struct{}{}
+			}
+		}()
+	}
+	select {
+	case <-passed:
+		t.Fatal("a caller passed while the probe was unanswered")
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.Observe(429) // the probe was throttled: the next caller probes again
+	<-passed
+	select {
+	case <-passed:
+		t.Fatal("a second caller passed while the second probe was unanswered")
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.Observe(200) // answered: everyone may go
+	for range 3 {
+		<-passed
 	}
 }

@@ -1,0 +1,210 @@
+package worker_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
+	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/throttle"
+	"github.com/sixpotify/top-tracks/producer"
+	"github.com/sixpotify/top-tracks/worker"
+)
+
+// local is a worker's world on the embedded backends: two lanes and a store
+// in one SQLite file, and the Spotify stand-in.
+type local struct {
+	t       *testing.T
+	chatbot *sqlitequeue.Queue
+	bulk    *sqlitequeue.Queue
+	store   *sqlitestore.Store
+	fake    *fakespotify.Server
+	client  *spotify.Client
+	limiter *throttle.Limiter
+	logs    *lockedWriter
+}
+
+func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, limiter *throttle.Limiter) *local {
+	t.Helper()
+	ctx := testenv.Context(t)
+	path := filepath.Join(t.TempDir(), "sixpotify.db")
+	l := &local{t: t, limiter: limiter, logs: &lockedWriter{b: &strings.Builder{}}}
+	var err error
+	if l.chatbot, err = sqlitequeue.Open(ctx, path, "chatbot", qopts); err != nil {
+		t.Fatal(err)
+	}
+	if l.bulk, err = sqlitequeue.Open(ctx, path, "bulk", qopts); err != nil {
+		t.Fatal(err)
+	}
+	if l.store, err = sqlitestore.Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.chatbot.Close(); l.bulk.Close(); l.store.Close() })
+	fake.ClientID, fake.ClientSecret = "id", "secret"
+	l.fake = fakespotify.New(fake)
+	srv := httptest.NewServer(l.fake)
+	t.Cleanup(srv.Close)
+	if l.client, err = spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
+		ClientID: "id", ClientSecret: "secret", Limiter: limiter}); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (l *local) enqueue(q producer.Sender, ids ...string) {
+	l.t.Helper()
+	sum, err := producer.New(q, producer.Options{}).Enqueue(testenv.Context(l.t), ids...)
+	if err != nil || sum.Err() != nil {
+		l.t.Fatal(err, sum.Err())
+	}
+}
+
+// start runs a worker until the returned func is called; that func waits
+// for Run to return and fails the test if it takes more than 25s.
+func (l *local) start(opts worker.Options) (*worker.Worker, func()) {
+	l.t.Helper()
+	opts.WaitTime = 200 * time.Millisecond
+	opts.Limiter = l.limiter
+	opts.RetryBase = 10 * time.Millisecond
+	opts.Logger = testLogger(l.logs)
+	w, err := worker.New(l.chatbot, l.bulk, l.store, l.client, opts)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					l.t.Errorf("Run: %v", err)
+				}
+			case <-time.After(25 * time.Second):
+				l.t.Error("Run did not return within 25s of the stop")
+			}
+		})
+	}
+	l.t.Cleanup(stop)
+	return w, stop
+}
+
+func (l *local) stored(id string) bool {
+	_, ok, err := l.store.Artist(testenv.Context(l.t), id)
+	return err == nil && ok
+}
+
+// eventually polls cond until it holds, failing the test after 30s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s, still not: %s", what)
+		}
+	}
+}
+
+func TestForbiddenEndpointStopsConsumption(t *testing.T) {
+	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, throttle.New(0, 1))
+	l.fake.SetEndpointRemoved(true)
+	artists := ids(20, "forbidden")
+	l.enqueue(l.chatbot, artists...)
+	w, stop := l.start(worker.Options{Concurrency: 4})
+	eventually(t, "readyz reports the 403", func() bool {
+		err := w.Ready()
+		return err != nil && strings.Contains(err.Error(), "403")
+	})
+	// Give the worker time in which it could have cycled every message to
+	// the DLQ (visibility 1s, maxReceiveCount 2): it must not.
+	time.Sleep(3 * time.Second)
+	stop()
+	if n := l.fake.Stats().Requests; n > 4 {
+		t.Errorf("Spotify got %d requests after refusing the endpoint; want at most one per slot (4)", n)
+	}
+	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 0 {
+		t.Errorf("%d messages went to the dead-letter queue; want none", len(dead))
+	}
+	visible, inflight, _, err := l.chatbot.Len(testenv.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if visible+inflight != len(artists) {
+		t.Errorf("queue holds %d messages; want all %d kept", visible+inflight, len(artists))
+	}
+	if got := strings.Count(l.logs.b.String(), "Spotify refuses top-tracks"); got != 1 {
+		t.Errorf("the 403 was logged %d times; want once", got)
+	}
+}
+
+func TestLongCooldownEndsWithEveryArtistDoneAndAnEmptyDLQ(t *testing.T) {
+	// A quota cooldown (3s) longer than visibility timeout × maxReceiveCount
+	// (1s × 2): holding or releasing the messages would dead-letter them.
+	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, throttle.New(0, 1))
+	l.fake.SetQuotaExceeded(3 * time.Second)
+	artists := ids(6, "quota")
+	l.enqueue(l.chatbot, artists...)
+	_, stop := l.start(worker.Options{Concurrency: 4, LongCooldown: time.Second})
+	eventually(t, "the stand-in answered QUOTA_EXCEEDED", func() bool { return l.fake.Stats().TooMany > 0 })
+	time.Sleep(4 * time.Second) // longer than visibility × maxReceiveCount
+	l.fake.SetQuotaExceeded(0)
+	eventually(t, "every artist stored", func() bool {
+		for _, id := range artists {
+			if !l.stored(id) {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 0 {
+		t.Errorf("%d messages went to the dead-letter queue; want none", len(dead))
+	}
+	if st := l.fake.Stats(); st.InsideRetryAfter != 0 {
+		t.Errorf("%d requests arrived inside a Retry-After; want 0", st.InsideRetryAfter)
+	}
+}
+
+func TestChatbotLaneIsServedBeforeTheBulkBacklog(t *testing.T) {
+	// Spotify allows 20 calls a second; a bulk backlog of 200 takes 10s.
+	lim := throttle.NewWithOptions(20, 1, throttle.Options{Adaptive: true, Window: time.Second})
+	l := newLocal(t, sqlitequeue.Options{}, fakespotify.Config{Limit: 20, Window: time.Second, Latency: 10 * time.Millisecond}, lim)
+	backlog := ids(200, "backlog")
+	l.enqueue(l.bulk, backlog...)
+	_, stop := l.start(worker.Options{Concurrency: 8})
+	eventually(t, "the bulk lane started", func() bool { return l.stored(backlog[0]) || l.fake.Stats().OK > 5 })
+	asked := ids(3, "asked")
+	l.enqueue(l.chatbot, asked...)
+	eventually(t, "the chatbot's artists stored", func() bool {
+		return l.stored(asked[0]) && l.stored(asked[1]) && l.stored(asked[2])
+	})
+	done := 0
+	for _, id := range backlog {
+		if l.stored(id) {
+			done++
+		}
+	}
+	stop()
+	if done > len(backlog)/2 {
+		t.Errorf("the chatbot's artists waited for %d of %d bulk artists; want them served first", done, len(backlog))
+	}
+	t.Logf("chatbot artists stored while %d of %d bulk artists were done", done, len(backlog))
+}
