@@ -10,7 +10,11 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/spotify"
@@ -61,3 +65,23 @@ var ErrStale = errors.New("a newer result is already stored")
 // TimeFormat is how fetched_at is written: RFC 3339, UTC, with milliseconds
 // so that two fetches in one second still order.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// ListHash identifies the content of r as its rows would hold it: the
+// status, the market and every track in order (a repeated track id counts
+// once, at its first position), fetched_at excluded. Two results with the
+// same ListHash leave the same track rows but for fetched_at, so a store can
+// skip rewriting them (change-aware writes).
+func ListHash(r Result) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", r.Status, r.Market)
+	seen := make(map[string]bool, len(r.Tracks))
+	enc := json.NewEncoder(h)
+	for _, t := range r.Tracks {
+		if seen[t.ID] {
+			continue
+		}
+		seen[t.ID] = true
+		_ = enc.Encode(t) // a spotify.Track always encodes
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -378,7 +378,7 @@ func TestLease(t *testing.T) {
 	for k := range out.Item {
 		names = append(names, k)
 	}
-	if diff := cmp.Diff(names, []string{"artist_id", "fetched_at", "market", "status", "track_count"}, sortStrings); diff != "" {
+	if diff := cmp.Diff(names, []string{"artist_id", "fetched_at", "list_hash", "market", "status", "track_count"}, sortStrings); diff != "" {
 		t.Errorf("artists row attributes (-got +want):\n%s", diff)
 	}
 

@@ -19,6 +19,7 @@ const (
 	attrMarket     = "market"
 	attrStatus     = "status"
 	attrTrackCount = "track_count"
+	attrListHash   = "list_hash" // store.ListHash of the stored result
 	attrLockOwner  = "lock_owner"
 	attrLockUntil  = "lock_until" // N, Unix milliseconds
 )
@@ -40,6 +41,7 @@ type artistItem struct {
 	Market     string `json:"market"`
 	Status     string `json:"status"`
 	TrackCount int    `json:"track_count"`
+	ListHash   string `json:"list_hash,omitempty"`
 }
 
 // formatTime writes fetched_at. store.TimeFormat in UTC has a fixed width,

@@ -29,6 +29,16 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 		return fmt.Errorf("dynamostore: save %q: %w", r.ArtistID, err)
 	}
 	fetched := formatTime(r.FetchedAt)
+	hash := store.ListHash(r)
+	if !s.opts.WriteUnchanged {
+		done, err := s.saveUnchanged(ctx, r, fetched, hash)
+		if err != nil {
+			return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
+		}
+		if done {
+			return nil
+		}
+	}
 	puts, keep, err := s.trackPuts(r, fetched)
 	if err != nil {
 		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
@@ -37,13 +47,51 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 	if err != nil {
 		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
 	}
-	if err := s.writeLocked(ctx, l, r, fetched, puts, keep); err != nil {
+	if err := s.writeLocked(ctx, l, r, fetched, hash, puts, keep); err != nil {
 		if uerr := s.unlock(ctx, l); uerr != nil {
 			err = fmt.Errorf("%w (and releasing the lease failed: %v)", err, uerr)
 		}
 		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
 	}
 	return nil
+}
+
+// saveUnchanged is the change-aware fast path: when the artists row says the
+// store holds a result with the same list hash, market and status, one
+// conditional UpdateItem moves its fetched_at forward and Save is done. It
+// reports false, having written nothing, when the condition does not hold
+// (a changed list, a newer fetch, a lease held): the full Save decides then.
+func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash string) (bool, error) {
+	done := false
+	err := s.retrying(ctx, func(ctx context.Context) error {
+		s.stats.unchangedCalls.Add(1)
+		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:        &s.artists,
+			Key:              artistKey(r.ArtistID),
+			UpdateExpression: aws.String("SET #at = :at"),
+			ConditionExpression: aws.String("#h = :h AND #m = :m AND #st = :st AND #at <= :at" +
+				" AND (attribute_not_exists(#until) OR #until < :now)"),
+			ExpressionAttributeNames: map[string]string{
+				"#h": attrListHash, "#m": attrMarket, "#st": attrStatus, "#at": attrFetchedAt, "#until": attrLockUntil,
+			},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":h": str(hash), ":m": str(r.Market), ":st": str(string(r.Status)), ":at": str(fetched),
+				":now": num(s.opts.Now().UnixMilli()),
+			},
+		})
+		switch {
+		case err == nil:
+			done = true
+			return nil
+		case isConditionFailed(err):
+			return nil
+		}
+		return err
+	})
+	if done {
+		s.stats.unchanged.Add(1)
+	}
+	return done, err
 }
 
 func validate(r store.Result) error {
@@ -153,7 +201,7 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 
 // writeLocked converges the tracks and commits the artists row, within the
 // lease.
-func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetched string, puts []types.WriteRequest, keep map[string]bool) error {
+func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetched, hash string, puts []types.WriteRequest, keep map[string]bool) error {
 	wctx, cancel := context.WithDeadline(ctx, l.deadline)
 	defer cancel()
 	err := s.writeTracks(wctx, r.ArtistID, puts, keep)
@@ -164,6 +212,7 @@ func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetch
 			Market:     r.Market,
 			Status:     string(r.Status),
 			TrackCount: len(puts),
+			ListHash:   hash,
 		})
 	}
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {

@@ -17,7 +17,9 @@ import (
 // not_found result, and upserts the artists row, in one transaction. When the
 // store holds a newer fetch of the artist it writes nothing and returns an
 // error wrapping store.ErrStale; a fetch as old as the stored one replaces
-// it, so saving a result again changes nothing.
+// it, so saving a result again changes nothing. A result whose
+// store.ListHash equals the stored one only moves the artists row's
+// fetched_at (change-aware writes): the track rows keep theirs.
 func (s *Store) Save(ctx context.Context, r store.Result) error {
 	if err := validate(r); err != nil {
 		return fmt.Errorf("sqlitestore: save %q: %w", r.ArtistID, err)
@@ -27,14 +29,22 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 	if err != nil {
 		return fmt.Errorf("sqlitestore: save %s: %w", r.ArtistID, err)
 	}
+	hash := store.ListHash(r)
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		var stored string
-		switch err := tx.QueryRowContext(ctx, `SELECT fetched_at FROM artists WHERE artist_id = ?`, r.ArtistID).Scan(&stored); {
+		var stored, storedHash string
+		switch err := tx.QueryRowContext(ctx, `SELECT fetched_at, list_hash FROM artists WHERE artist_id = ?`, r.ArtistID).Scan(&stored, &storedHash); {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return fmt.Errorf("read the artists row: %w", err)
 		case stored > fetched:
 			return fmt.Errorf("stored fetch %s is newer than %s: %w", stored, fetched, store.ErrStale)
+		case storedHash == hash:
+			// Change-aware: the rows already hold this answer (the hash
+			// covers status and market); only the check time moves.
+			if _, err := tx.ExecContext(ctx, `UPDATE artists SET fetched_at = ? WHERE artist_id = ?`, fetched, r.ArtistID); err != nil {
+				return fmt.Errorf("write the artists row: %w", err)
+			}
+			return nil
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM top_tracks WHERE artist_id = ?`, r.ArtistID); err != nil {
 			return fmt.Errorf("delete the old rows: %w", err)
@@ -58,11 +68,11 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO artists (artist_id, fetched_at, market, status, track_count) VALUES (?, ?, ?, ?, ?)
+			INSERT INTO artists (artist_id, fetched_at, market, status, track_count, list_hash) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (artist_id) DO UPDATE SET
 				fetched_at = excluded.fetched_at, market = excluded.market,
-				status = excluded.status, track_count = excluded.track_count`,
-			r.ArtistID, fetched, r.Market, string(r.Status), len(rows)); err != nil {
+				status = excluded.status, track_count = excluded.track_count, list_hash = excluded.list_hash`,
+			r.ArtistID, fetched, r.Market, string(r.Status), len(rows), hash); err != nil {
 			return fmt.Errorf("write the artists row: %w", err)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 const schema = `
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS artists (
 	fetched_at  TEXT    NOT NULL,
 	market      TEXT    NOT NULL,
 	status      TEXT    NOT NULL,
-	track_count INTEGER NOT NULL
+	track_count INTEGER NOT NULL,
+	list_hash   TEXT    NOT NULL DEFAULT '' -- store.ListHash of the stored result
 ) WITHOUT ROWID;
 `
 
@@ -52,7 +54,28 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
+	if err := addListHash(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
 	return &Store{db: db, path: path, wsem: make(chan struct{}, 1)}, nil
+}
+
+// addListHash adds the list_hash column to an artists table made before it
+// existed.
+func addListHash(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('artists') WHERE name = 'list_hash'`).Scan(&n); err != nil {
+		return fmt.Errorf("inspect the artists table: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := db.ExecContext(ctx, `ALTER TABLE artists ADD COLUMN list_hash TEXT NOT NULL DEFAULT ''`)
+	if err != nil && !strings.Contains(err.Error(), "duplicate column") { // another process added it first
+		return fmt.Errorf("add list_hash to the artists table: %w", err)
+	}
+	return nil
 }
 
 // Close closes the handle.

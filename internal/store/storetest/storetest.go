@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Backend, features Features) {
 		{"Converges", testConverges},
 		{"ManyTracks", testManyTracks},
 		{"Rerun", testRerun},
+		{"UnchangedMovesFetchedAt", testUnchanged},
 		{"ArtistsApart", testArtistsApart},
 		{"NotFound", testNotFound},
 		{"NotFoundFirst", testNotFoundFirst},
@@ -177,6 +178,38 @@ func testRerun(t *testing.T, s Backend) {
 		save(t, s, r)
 		checkStored(t, s, r)
 	}
+}
+
+// testUnchanged: a result equal to what is stored but for fetched_at moves
+// only the artists row's fetched_at (change-aware writes); the track rows
+// keep the fetched_at of the answer that last changed them.
+func testUnchanged(t *testing.T, s Backend) {
+	a := ID("artist/unchanged")
+	first := result(a, t0, Tracks(a, 0, 10))
+	save(t, s, first)
+	again := result(a, t0.Add(time.Hour), Tracks(a, 0, 10))
+	save(t, s, again)
+	checkRows(t, s, a, Rows(first))
+	got, ok, err := s.Artist(ctxFor(t), a)
+	if err != nil || !ok {
+		t.Fatalf("Artist(%s) = %v, %v", a, ok, err)
+	}
+	if diff := cmp.Diff(got, artistOf(again)); diff != "" {
+		t.Errorf("artists row after an unchanged result (-got +want):\n%s", diff)
+	}
+	// An older unchanged result is still stale.
+	if err := s.Save(ctxFor(t), result(a, t0.Add(30*time.Minute), Tracks(a, 0, 10))); !errors.Is(err, store.ErrStale) {
+		t.Errorf("Save of an older unchanged result = %v, want ErrStale", err)
+	}
+	// A changed list rewrites every row.
+	changed := result(a, t0.Add(2*time.Hour), Tracks(a, 3, 10))
+	save(t, s, changed)
+	checkStored(t, s, changed)
+	// The same list in another market is a change.
+	other := changed
+	other.Market, other.FetchedAt = "SE", t0.Add(3*time.Hour)
+	save(t, s, other)
+	checkStored(t, s, other)
 }
 
 func testArtistsApart(t *testing.T, s Backend) {
