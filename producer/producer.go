@@ -49,6 +49,9 @@ type Options struct {
 	MaxRetries int
 	// RetryBase is the first backoff (default 100ms).
 	RetryBase time.Duration
+	// OnSent, if set, is called with the messages of each batch that the
+	// queue accepted, one call at a time (for checkpoints and progress).
+	OnSent func(sent []Message)
 }
 
 // Producer enqueues artists. It is safe for concurrent use.
@@ -221,9 +224,12 @@ func (p *Producer) enqueue(ctx context.Context, seq iter.Seq[item]) (Summary, er
 		g.Go(func() error {
 			failed := p.sendBatch(gctx, msgs)
 			mu.Lock()
+			defer mu.Unlock()
 			sum.Enqueued += len(msgs) - len(failed)
 			sum.Failed = append(sum.Failed, failed...)
-			mu.Unlock()
+			if p.opts.OnSent != nil {
+				p.opts.OnSent(sentOf(msgs, failed))
+			}
 			return nil
 		})
 	}
@@ -323,6 +329,22 @@ func (p *Producer) sendBatch(ctx context.Context, msgs []Message) []Failure {
 		}
 	}
 	return out
+}
+
+// sentOf returns msgs less the failed ones (failed is in msgs' order).
+func sentOf(msgs []Message, failed []Failure) []Message {
+	if len(failed) == 0 {
+		return msgs
+	}
+	sent := make([]Message, 0, len(msgs)-len(failed))
+	for _, m := range msgs {
+		if len(failed) > 0 && failed[0].ArtistID == m.ArtistID {
+			failed = failed[1:]
+			continue
+		}
+		sent = append(sent, m)
+	}
+	return sent
 }
 
 // senderFault reports whether a per-entry error says the entry itself is

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +24,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/logging"
+	"github.com/sixpotify/top-tracks/internal/progress"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/workercmd"
 	"github.com/sixpotify/top-tracks/producer"
@@ -108,10 +108,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	fmt.Fprintf(stdout, "Enqueued %d sample artists on %s; store %s. Draining…\n", sum.Enqueued, cfg.QueueURL, cfg.StoreURL)
 
 	start := time.Now()
-	prog := newProgress(stdout, sum.Enqueued, reg)
-	prog.start()
+	prog := progress.Start(stdout, "artists", sum.Enqueued, func() int {
+		return int(gather(reg).sum("sixpotify_messages_processed_total", nil))
+	})
 	err = parts.Worker.Run(ctx)
-	prog.stop()
+	prog.Stop()
 	if err != nil {
 		return err
 	}
@@ -162,69 +163,6 @@ func summary(ctx context.Context, w io.Writer, reg prometheus.Gatherer, st backe
 		fmt.Fprintf(w, "The data is in DynamoDB: %s and table %s.\n", cfg.StoreURL, cfg.ArtistsTable)
 	}
 	return nil
-}
-
-// progress draws a bar on a terminal and plain lines elsewhere.
-type progress struct {
-	w     io.Writer
-	total int
-	reg   prometheus.Gatherer
-	tty   bool
-	done  chan struct{}
-	wg    sync.WaitGroup
-	began time.Time
-}
-
-func newProgress(w io.Writer, total int, reg prometheus.Gatherer) *progress {
-	return &progress{w: w, total: total, reg: reg, tty: logging.IsTerminal(w), done: make(chan struct{})}
-}
-
-func (p *progress) start() {
-	p.began = time.Now()
-	every := 2 * time.Second
-	if p.tty {
-		every = 150 * time.Millisecond
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.done:
-				p.draw(true)
-				return
-			case <-t.C:
-				p.draw(false)
-			}
-		}
-	}()
-}
-
-func (p *progress) stop() {
-	close(p.done)
-	p.wg.Wait()
-}
-
-func (p *progress) draw(final bool) {
-	n := int(gather(p.reg).sum("sixpotify_messages_processed_total", nil))
-	rate := float64(n) / max(time.Since(p.began).Seconds(), 0.001)
-	if !p.tty {
-		if !final {
-			fmt.Fprintf(p.w, "progress: %d/%d artists, %.1f/s\n", n, p.total, rate)
-		}
-		return
-	}
-	const width = 30
-	filled := 0
-	if p.total > 0 {
-		filled = min(width, n*width/p.total)
-	}
-	fmt.Fprintf(p.w, "\r[%s%s] %d/%d artists  %.1f/s ", strings.Repeat("#", filled), strings.Repeat(".", width-filled), n, p.total, rate)
-	if final {
-		fmt.Fprintln(p.w)
-	}
 }
 
 // metricsView sums gathered metrics.

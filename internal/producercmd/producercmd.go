@@ -9,13 +9,20 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/envflag"
 	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/progress"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/producer"
 )
@@ -210,6 +217,8 @@ func reprocess(ctx context.Context, args []string, getenv func(string) string, s
 	staleAfter := s.FS.String("stale-after", "", "only artists fetched longer ago than this Go `DURATION` (e.g. 24h)")
 	force := s.FS.Bool("force", false, `set "force": true: fetch even if the artist is fresh for the worker`)
 	dryRun := s.FS.Bool("dry-run", false, "count the artists that would be enqueued, enqueue nothing")
+	perSecond := s.FS.Float64("rate", 0, "enqueue at most `N` artists a second (0: as fast as the queue takes them)")
+	resume := s.FS.String("resume", "", "checkpoint `FILE`: artists listed there are skipped, and every artist enqueued is appended, so an interrupted run continues where it stopped")
 	if err := s.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -231,28 +240,61 @@ func reprocess(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		stale = d
 	}
+	if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
+		return usageError{fmt.Errorf("--rate: %v is not a rate of zero or more artists a second", *perSecond)}
+	}
 	if err := s.Err(); err != nil {
 		return usageError{err}
 	}
 
+	var ck *checkpoint
+	if *resume != "" && !*dryRun {
+		var err error
+		if ck, err = openCheckpoint(*resume); err != nil {
+			return usageError{fmt.Errorf("--resume: %w", err)}
+		}
+		defer ck.close()
+	}
 	st, closeS, err := backend.OpenStore(ctx, *storeURL, *artists)
 	if err != nil {
 		return fmt.Errorf("STORE_URL: %w", err)
 	}
 	defer closeS()
+	total := 0
+	if c, ok := st.(interface {
+		CountArtists(context.Context) (int, error)
+	}); ok && stale == 0 {
+		if n, err := c.CountArtists(ctx); err == nil {
+			total = n - ck.len()
+		}
+	}
 	cutoff := time.Now().Add(-stale)
 	start := time.Now()
+	var limiter *rate.Limiter
+	if *perSecond > 0 {
+		limiter = rate.NewLimiter(rate.Limit(*perSecond), 1)
+	}
 	// The scan feeds the producer through a channel, so that neither holds
 	// the whole catalogue.
 	msgs := make(chan producer.Message, 1000)
 	scanErr := make(chan error, 1)
 	scanCtx, cancelScan := context.WithCancel(ctx)
 	defer cancelScan()
+	resumed := 0
 	go func() {
 		defer close(msgs)
 		scanErr <- st.ScanArtists(scanCtx, func(a store.Artist) error {
 			if stale > 0 && !a.FetchedAt.Before(cutoff) {
 				return nil
+			}
+			if ck.has(a.ArtistID) {
+				resumed++
+				return nil
+			}
+			if limiter != nil {
+				if err := limiter.Wait(scanCtx); err != nil {
+					return err
+				}
 			}
 			select {
 			case msgs <- producer.Message{ArtistID: a.ArtistID, Market: a.Market, Force: *force}:
@@ -283,18 +325,121 @@ func reprocess(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stdout, "dry run: %d artists would be enqueued on %s\n", n, u)
 		return nil
 	}
-	p, err := producer.Open(ctx, u, producer.Options{})
+	var sent atomic.Int64
+	p, err := producer.Open(ctx, u, producer.Options{OnSent: func(msgs []producer.Message) {
+		sent.Add(int64(len(msgs)))
+		ck.add(msgs)
+	}})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	prog := progress.Start(stderr, "artists enqueued", total, func() int { return int(sent.Load()) })
 	sum, err := p.EnqueueMessages(ctx, seq)
+	prog.Stop()
+	serr := <-scanErr
 	report(stdout, sum, u, time.Since(start))
-	if serr := <-scanErr; serr != nil && err == nil {
+	if resumed > 0 {
+		fmt.Fprintf(stdout, "skipped %d artists already enqueued according to %s\n", resumed, *resume)
+	}
+	if cerr := ck.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("--resume: %w", cerr)
+	}
+	if serr != nil && err == nil && !errors.Is(serr, context.Canceled) {
 		err = fmt.Errorf("scan artists: %w", serr)
 	}
 	if err != nil {
+		if ck != nil {
+			err = fmt.Errorf("%w (run the same command again to continue from %s)", err, *resume)
+		}
 		return err
 	}
 	return sum.Err()
+}
+
+// checkpoint is the --resume file: one artist ID per line, appended as the
+// queue accepts them. A nil *checkpoint does nothing.
+type checkpoint struct {
+	mu   sync.Mutex
+	f    *os.File
+	w    *bufio.Writer
+	done map[string]struct{}
+	last time.Time
+	err  error
+}
+
+func openCheckpoint(path string) (*checkpoint, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	ck := &checkpoint{f: f, w: bufio.NewWriter(f), done: map[string]struct{}{}}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// A line cut short by a crash is not a valid ID and is ignored: that
+		// artist is enqueued again, which the worker absorbs.
+		if id := strings.TrimSpace(sc.Text()); artistid.Valid(id) {
+			ck.done[id] = struct{}{}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return ck, nil
+}
+
+func (c *checkpoint) len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.done)
+}
+
+// has is called from the scan's one goroutine while add runs elsewhere:
+// done is only read after openCheckpoint, never written.
+func (c *checkpoint) has(id string) bool {
+	if c == nil {
+		return false
+	}
+	_, ok := c.done[id]
+	return ok
+}
+
+// add appends msgs, flushing at most every second (and at close): a crash
+// loses at most the last second's lines, which are enqueued again on resume.
+func (c *checkpoint) add(msgs []producer.Message) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range msgs {
+		c.w.WriteString(m.ArtistID + "\n")
+	}
+	if now := time.Now(); now.Sub(c.last) >= time.Second {
+		c.last = now
+		if err := c.w.Flush(); err != nil && c.err == nil {
+			c.err = err
+		}
+	}
+}
+
+func (c *checkpoint) close() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f == nil {
+		return c.err
+	}
+	if err := c.w.Flush(); err != nil && c.err == nil {
+		c.err = err
+	}
+	if err := c.f.Close(); err != nil && c.err == nil {
+		c.err = err
+	}
+	c.f = nil
+	return c.err
 }

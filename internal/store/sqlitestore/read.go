@@ -158,3 +158,12 @@ func unmarshal(column, text string, v any) error {
 	}
 	return nil
 }
+
+// CountArtists returns how many artists the store holds (for progress and ETAs).
+func (s *Store) CountArtists(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM artists`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count artists: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,55 @@
+package progress
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestLine(t *testing.T) {
+	now := time.Unix(0, 0)
+	var n atomic.Int64
+	d := &Display{what: "artists", total: 100, count: func() int { return int(n.Load()) }, now: func() time.Time { return now }}
+	d.began = now
+	now = now.Add(10 * time.Second)
+	n.Store(25)
+	if got, want := d.Line(), "[#######.......................] 25/100 artists  2.5/s  ETA 30s"; got != want {
+		t.Errorf("Line() = %q, want %q", got, want)
+	}
+	d.total = 0
+	if got, want := d.Line(), "25 artists  2.5/s"; got != want {
+		t.Errorf("Line() without a total = %q, want %q", got, want)
+	}
+}
+
+func TestPlainLinesOffATerminal(t *testing.T) {
+	var buf syncBuffer
+	var n atomic.Int64
+	d := Start(&buf, "artists", 10, func() int { return int(n.Load()) })
+	n.Store(10)
+	d.Stop()
+	d.Stop()
+	if strings.Contains(buf.String(), "\r") {
+		t.Errorf("a non-terminal got carriage returns: %q", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
