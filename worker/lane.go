@@ -98,6 +98,7 @@ func (l *lane) receiveLoop(recvCtx, workCtx context.Context, slots chan struct{}
 		if n == 0 {
 			break
 		}
+		w.metrics.ReceiveCalls.WithLabelValues(l.name).Inc()
 		msgs, err := l.q.Receive(recvCtx, n, w.opts.WaitTime)
 		for range n - len(msgs) {
 			<-slots
@@ -244,6 +245,7 @@ func (l *lane) deleteBatch(batch []deleteReq) {
 	// Deletes run on their own deadline: they must still happen during a stop.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	l.w.metrics.DeleteCalls.WithLabelValues(l.name).Inc()
 	errs, err := l.q.DeleteBatch(ctx, receipts)
 	if err != nil {
 		l.w.metrics.DeleteFailures.WithLabelValues(l.name).Add(float64(len(batch)))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 // New returns a logger writing to w in format ("json", "text", or "" for
@@ -21,18 +22,24 @@ func New(w io.Writer, format, level string) (*slog.Logger, error) {
 		}
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch strings.ToLower(format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "":
 		if IsTerminal(w) {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
+			h = slog.NewTextHandler(w, opts)
+		} else {
+			h = slog.NewJSONHandler(w, opts)
 		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("%q is not a log format (json, text)", format)
 	}
-	return nil, fmt.Errorf("%q is not a log format (json, text)", format)
+	// An outage repeats the same warning for every message: keep ten a
+	// minute of each and count the rest.
+	return slog.New(Limit(h, 10, time.Minute)), nil
 }
 
 // IsTerminal reports whether w is a character device such as a terminal.

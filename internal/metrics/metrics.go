@@ -23,6 +23,8 @@ const (
 // Metrics is the set of the worker's metrics. A nil *Metrics is not valid; use New.
 type Metrics struct {
 	Received         *prometheus.CounterVec   // lane
+	ReceiveCalls     *prometheus.CounterVec   // lane
+	DeleteCalls      *prometheus.CounterVec   // lane
 	EmptyReceives    *prometheus.CounterVec   // lane
 	Processed        *prometheus.CounterVec   // lane, outcome
 	Deleted          *prometheus.CounterVec   // lane
@@ -47,6 +49,10 @@ func New(reg prometheus.Registerer, cooldownLeft func() time.Duration, rate func
 	m := &Metrics{
 		Received: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_received_total",
 			Help: "Messages received from the queue."}, []string{"lane"}),
+		ReceiveCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "receive_calls_total",
+			Help: "Receive calls made to the queue."}, []string{"lane"}),
+		DeleteCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "delete_batch_calls_total",
+			Help: "Batch-delete calls made to the queue."}, []string{"lane"}),
 		EmptyReceives: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "receives_empty_total",
 			Help: "Receive calls that returned no message."}, []string{"lane"}),
 		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_processed_total",
@@ -78,7 +84,7 @@ func New(reg prometheus.Registerer, cooldownLeft func() time.Duration, rate func
 		StoreSaveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_save_duration_seconds",
 			Help: "Time to write one artist's rows.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
-	reg.MustRegister(m.Received, m.EmptyReceives, m.Processed, m.Deleted, m.DeleteFailures, m.ReceiveErrors,
+	reg.MustRegister(m.Received, m.ReceiveCalls, m.DeleteCalls, m.EmptyReceives, m.Processed, m.Deleted, m.DeleteFailures, m.ReceiveErrors,
 		m.InFlight, m.SpotifyRequests, m.SpotifyLatency, m.TokenRequests, m.Retries, m.Cooldowns,
 		m.CooldownSeconds, m.RateLimit, m.ProcessSeconds, m.StoreSaveSeconds)
 	return m

@@ -25,6 +25,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/logging"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/throttle"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -313,8 +314,40 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
+	if d, ok := st.(*dynamostore.Store); ok {
+		reg.MustRegister(dynamoCollector{d})
+	}
 	p.Worker = w
 	return p, nil
+}
+
+// dynamoCollector exposes the DynamoDB store's counters, read at scrape time.
+type dynamoCollector struct{ s *dynamostore.Store }
+
+var dynamoDescs = struct{ batchCalls, itemsPut, itemsDeleted, unprocessed, throttled, unchanged *prometheus.Desc }{
+	batchCalls:   prometheus.NewDesc("sixpotify_dynamodb_batch_write_calls_total", "BatchWriteItem calls.", nil, nil),
+	itemsPut:     prometheus.NewDesc("sixpotify_dynamodb_items_put_total", "Track rows written.", nil, nil),
+	itemsDeleted: prometheus.NewDesc("sixpotify_dynamodb_items_deleted_total", "Track rows deleted because they left the top list.", nil, nil),
+	unprocessed:  prometheus.NewDesc("sixpotify_dynamodb_unprocessed_items_total", "Items DynamoDB handed back as UnprocessedItems (then retried).", nil, nil),
+	throttled:    prometheus.NewDesc("sixpotify_dynamodb_throttled_total", "Throttling errors from DynamoDB (then retried).", nil, nil),
+	unchanged:    prometheus.NewDesc("sixpotify_dynamodb_unchanged_saves_total", "Saves whose answer equalled the stored one: only fetched_at written.", nil, nil),
+}
+
+func (dynamoCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dynamoDescs.batchCalls, dynamoDescs.itemsPut, dynamoDescs.itemsDeleted,
+		dynamoDescs.unprocessed, dynamoDescs.throttled, dynamoDescs.unchanged} {
+		ch <- d
+	}
+}
+
+func (c dynamoCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	for d, v := range map[*prometheus.Desc]int64{
+		dynamoDescs.batchCalls: st.BatchWriteCalls, dynamoDescs.itemsPut: st.ItemsPut, dynamoDescs.itemsDeleted: st.ItemsDeleted,
+		dynamoDescs.unprocessed: st.Unprocessed, dynamoDescs.throttled: st.Throttled, dynamoDescs.unchanged: st.Unchanged,
+	} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
 }
 
 // serve starts the health and metrics server.

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,12 +31,20 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The Spotify client and healthcheck keep idle keep-alive connections
-	// for a while after Run returns.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-	)
+	code := m.Run()
+	testenv.Stop() // the emulators of TestMetricsMoveWithTheWork
+	if code == 0 {
+		// The Spotify client and healthcheck keep idle keep-alive connections
+		// for a while after Run returns.
+		if err := goleak.Find(
+			goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+			goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // secret is the client secret every test sets, to check it is never printed.
