@@ -7,8 +7,12 @@
 // times. With Options.Adaptive, the 429 also teaches the limiter the quota:
 // Spotify counts an app's calls over a rolling window, so the calls this
 // process got through in the last window are about what the window allows
-// it, and the rate drops to just under that. While calls succeed, the rate
-// climbs back a little each window (additive increase), up to the ceiling.
+// it (the learnt quota), and the rate drops to just under that. While the
+// process uses its rate and calls succeed, the rate climbs back a little
+// each window, but not past just under the learnt quota; only after
+// QuietWindows windows without a 429 does it probe above it, slowly, in
+// case the quota grew. So the rate settles just under the quota instead of
+// drawing a 429 every few windows.
 //
 // After a cooldown, and before the first answer, the limiter probes: it lets
 // one call through and holds the rest until that call is answered (Observe),
@@ -34,8 +38,12 @@ type Options struct {
 	Adaptive bool
 	// Window is the quota's rolling window (Spotify's is 30 seconds).
 	Window time.Duration
-	// Backoff is the share of the learnt quota the rate drops to (default 0.95).
+	// Backoff is the share of the learnt quota the rate drops to, and the
+	// most it climbs back to (default 0.98).
 	Backoff float64
+	// QuietWindows is how many windows without a 429 pass before the rate
+	// probes above the learnt quota (default 20).
+	QuietWindows int
 	// Increase is the share of the current rate added after each window
 	// without a 429 (default 0.02).
 	Increase float64
@@ -59,6 +67,8 @@ type Limiter struct {
 	sends      times     // calls let through in the last window (adaptive only)
 	rejects    times     // 429s in the last window
 	lastChange time.Time // of the rate
+	learnt     float64   // the quota the last 429 taught, requests/s (0: none yet)
+	lastReject time.Time // of the last cooldown
 	urgent     int       // chatbot callers waiting
 	urgentDone chan struct{}
 	probing    bool          // one call at a time until one is answered
@@ -78,7 +88,10 @@ func NewWithOptions(perSecond float64, burst int, opts Options) *Limiter {
 		opts.Window = 30 * time.Second
 	}
 	if opts.Backoff <= 0 || opts.Backoff >= 1 {
-		opts.Backoff = 0.95
+		opts.Backoff = 0.98
+	}
+	if opts.QuietWindows <= 0 {
+		opts.QuietWindows = 20
 	}
 	if opts.Increase <= 0 {
 		opts.Increase = 0.02
@@ -282,8 +295,26 @@ func (l *Limiter) sent() {
 		l.lastChange = now
 	}
 	r := float64(l.lim.Limit())
-	if r < l.ceiling && now.Sub(l.lastChange) >= l.opts.Window && l.rejects.trim(now.Add(-l.opts.Window)) == 0 {
-		l.setRate(min(l.ceiling, r*(1+l.opts.Increase)), now)
+	w := l.opts.Window
+	if r >= l.ceiling || now.Sub(l.lastChange) < w || l.rejects.trim(now.Add(-w)) > 0 {
+		return
+	}
+	// Climb only when the rate is what limits the process: a rate it does
+	// not use proves nothing about the quota.
+	if float64(l.sends.len()) < 0.9*r*w.Seconds() {
+		return
+	}
+	target := r * (1 + l.opts.Increase)
+	if l.learnt > 0 {
+		if now.Sub(l.lastReject) >= time.Duration(l.opts.QuietWindows)*w {
+			// Long quiet at the learnt quota: perhaps the quota grew. Probe
+			// above it by one step; a 429 teaches the truth again.
+			l.learnt *= 1 + l.opts.Increase
+		}
+		target = min(target, l.opts.Backoff*l.learnt)
+	}
+	if target > r {
+		l.setRate(min(l.ceiling, target), now)
 	}
 }
 
@@ -310,8 +341,9 @@ func (l *Limiter) Cooldown(d time.Duration) (started bool, until time.Time) {
 			// What got through in the last window is about what the window
 			// allows this process; the sends that drew a 429 did not get through.
 			accepted := l.sends.trim(from) - l.rejects.len()
-			learnt := float64(max(accepted, 1)) / l.opts.Window.Seconds()
-			if r := l.opts.Backoff * learnt; r < float64(l.lim.Limit()) {
+			l.learnt = float64(max(accepted, 1)) / l.opts.Window.Seconds()
+			l.lastReject = now
+			if r := l.opts.Backoff * l.learnt; r < float64(l.lim.Limit()) {
 				l.setRate(r, now)
 			}
 		}

@@ -78,31 +78,60 @@ func TestRate(t *testing.T) {
 	}
 }
 
-func TestAdaptiveRateLearnsTheWindowAndClimbsBack(t *testing.T) {
+// sendAt records calls at rate r per second for d, on the fake clock.
+func sendAt(l *Limiter, now *time.Time, r float64, d time.Duration) {
+	step := time.Duration(float64(time.Second) / r)
+	for end := now.Add(d); now.Before(end); *now = now.Add(step) {
+		l.sent()
+	}
+}
+
+func TestAdaptiveRateLearnsTheQuotaAndSettlesUnderIt(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := NewWithOptions(30, 1, Options{Adaptive: true, Window: 10 * time.Second, Clock: func() time.Time { return now }})
-	// 100 calls got through in the last 10s, then one drew a 429.
-	for range 101 {
-		l.sent()
-		now = now.Add(99 * time.Millisecond)
-	}
+	// 101 calls in the last 10s, the last one drew a 429: the quota is 10/s.
+	sendAt(l, &now, 10.1, 10*time.Second)
 	l.Cooldown(time.Second)
-	if got, want := l.Rate(), 0.95*100/10.0; got < want-0.01 || got > want+0.01 {
-		t.Fatalf("rate after the 429 = %.3f/s, want %.3f/s (95%% of what the window let through)", got, want)
+	if got, want := l.Rate(), 0.98*100/10.0; got < want-0.05 || got > want+0.05 {
+		t.Fatalf("rate after the 429 = %.3f/s, want %.3f/s (98%% of the learnt quota)", got, want)
 	}
 	learnt := l.Rate()
-	// A window without a 429: the rate climbs by 2%, not past the ceiling.
-	now = now.Add(11 * time.Second)
-	l.sent()
-	if got, want := l.Rate(), learnt*1.02; got < want-0.01 || got > want+0.01 {
-		t.Errorf("rate after a quiet window = %.3f/s, want %.3f/s", got, want)
+	// Quiet windows at full use: the rate stays just under the quota.
+	sendAt(l, &now, learnt, 10*10*time.Second)
+	if got := l.Rate(); got > learnt+0.01 {
+		t.Errorf("after 10 quiet windows the rate climbed to %.3f/s, past the learnt %.3f/s", got, learnt)
 	}
-	for range 500 {
-		now = now.Add(11 * time.Second)
-		l.sent()
+	// After QuietWindows (20) quiet windows it probes above, one step a window.
+	sendAt(l, &now, learnt, 12*10*time.Second)
+	if got := l.Rate(); got <= learnt {
+		t.Errorf("after 22 quiet windows the rate is %.3f/s; want a probe above %.3f/s", got, learnt)
+	}
+}
+
+func TestAdaptiveRateDoesNotClimbWhenUnused(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewWithOptions(30, 1, Options{Adaptive: true, Window: 10 * time.Second, Clock: func() time.Time { return now }})
+	sendAt(l, &now, 10.1, 10*time.Second)
+	l.Cooldown(time.Second)
+	low := l.Rate()
+	// Far below the rate for many windows (a quiet chatbot lane).
+	sendAt(l, &now, 1, 50*10*time.Second)
+	if got := l.Rate(); got != low {
+		t.Errorf("an unused rate climbed from %.3f/s to %.3f/s", low, got)
+	}
+}
+
+func TestAdaptiveRateClimbsBackToTheCeilingWithoutA429(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewWithOptions(30, 1, Options{Adaptive: true, Window: 10 * time.Second, Clock: func() time.Time { return now }})
+	l.mu.Lock()
+	l.setRate(10, now) // as if lowered, with no quota learnt
+	l.mu.Unlock()
+	for range 100 {
+		sendAt(l, &now, l.Rate(), 10*time.Second)
 	}
 	if got := l.Rate(); got != 30 {
-		t.Errorf("rate after many quiet windows = %.3f/s, want the ceiling 30/s", got)
+		t.Errorf("rate after many quiet windows at full use = %.3f/s, want the ceiling 30/s", got)
 	}
 }
 
