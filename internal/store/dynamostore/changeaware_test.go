@@ -1,0 +1,57 @@
+package dynamostore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
+	"github.com/sixpotify/top-tracks/internal/store/storetest"
+	"github.com/sixpotify/top-tracks/internal/testenv"
+)
+
+// TestUnchangedResultCostsOneWrite counts the writes of a Save whose answer
+// equals what is stored, with change-aware writes on and off.
+func TestUnchangedResultCostsOneWrite(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		writeUnchanged bool
+		wantBatch      int64 // BatchWriteItem calls of the second Save
+		wantPut        int64 // track rows put by the second Save
+		wantUnchanged  int64
+	}{
+		{name: "change-aware", wantBatch: 0, wantPut: 0, wantUnchanged: 1},
+		{name: "WriteUnchanged", writeUnchanged: true, wantBatch: 1, wantPut: 10, wantUnchanged: 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t, dynamostore.Options{WriteUnchanged: tt.writeUnchanged}, nil)
+			ctx := testenv.Context(t)
+			a := storetest.ID("changeaware/" + tt.name)
+			t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			first := store.Result{ArtistID: a, Market: "US", Status: store.StatusOK, FetchedAt: t0, Tracks: storetest.Tracks(a, 0, 10)}
+			if err := s.Save(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			before := s.Stats()
+			again := first
+			again.FetchedAt = t0.Add(24 * time.Hour)
+			if err := s.Save(ctx, again); err != nil {
+				t.Fatal(err)
+			}
+			after := s.Stats()
+			if got := after.BatchWriteCalls - before.BatchWriteCalls; got != tt.wantBatch {
+				t.Errorf("BatchWriteItem calls of the unchanged Save = %d, want %d", got, tt.wantBatch)
+			}
+			if got := after.ItemsPut - before.ItemsPut; got != tt.wantPut {
+				t.Errorf("track rows put by the unchanged Save = %d, want %d", got, tt.wantPut)
+			}
+			if got := after.Unchanged - before.Unchanged; got != tt.wantUnchanged {
+				t.Errorf("Saves done by the fast path = %d, want %d", got, tt.wantUnchanged)
+			}
+			got, ok, err := s.Artist(ctx, a)
+			if err != nil || !ok || !got.FetchedAt.Equal(again.FetchedAt) {
+				t.Errorf("Artist = %+v, %v, %v; want fetched_at %v", got, ok, err, again.FetchedAt)
+			}
+		})
+	}
+}
