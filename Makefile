@@ -38,10 +38,15 @@ fuzz:
 bench: emulators build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./internal/bench/...
 
+# gofmt, go vet, and internal/deploy's checks of the Dockerfile (multi-stage,
+# CGO_ENABLED=0, non-root, pinned bases, HEALTHCHECK via worker healthcheck)
+# and of deploy/ against the code - no Docker engine or AWS needed.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) test -count=1 ./internal/deploy/
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 clean:
 	rm -rf bin sixpotify.db sixpotify.db-wal sixpotify.db-shm

@@ -242,8 +242,13 @@ func (l *lane) deleteBatch(batch []deleteReq) {
 	for i, r := range batch {
 		receipts[i] = r.receipt
 	}
-	// Deletes run on their own deadline: they must still happen during a stop.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Deletes run on their own deadline: they must still happen during a
+	// stop, but not past the stop's deadline.
+	deadline := time.Now().Add(5 * time.Second)
+	if by := l.w.stopBy.Load(); by != 0 && time.Unix(0, by).Before(deadline) {
+		deadline = time.Unix(0, by)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	l.w.metrics.DeleteCalls.WithLabelValues(l.name).Inc()
 	errs, err := l.q.DeleteBatch(ctx, receipts)

@@ -77,8 +77,8 @@ type Options struct {
 	// WaitTime is the long-poll wait of one receive (default 20s).
 	WaitTime time.Duration
 	// DrainTimeout bounds how long a stop waits for in-flight work before
-	// cancelling it and giving the messages back (default 15s: with the
-	// release and the last deletes, a stop ends within 25s).
+	// cancelling it and giving the messages back (default 15s). The rest of
+	// the stop ends within 7s more.
 	DrainTimeout time.Duration
 	// MaxReceives: on a queue with no dead-letter queue, a message that has
 	// failed this many deliveries is deleted and logged (default 5).
@@ -159,6 +159,12 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// StopMargin is the most a stop takes past DrainTimeout: giving back the
+// unfinished messages (3s, in parallel) and the last deletes, which end by
+// this deadline. With the largest DrainTimeout the worker command accepts
+// (15s) and its health server's shutdown, a stop ends within 25s.
+const StopMargin = 7 * time.Second
+
 // Worker drains its lanes. Create one with New or Open; Run it once.
 type Worker struct {
 	opts    Options
@@ -173,6 +179,8 @@ type Worker struct {
 
 	ran       atomic.Bool
 	receiving atomic.Bool // true while every lane can receive
+	// stopBy (Unix ns, 0 until a stop begins) bounds the last deletes.
+	stopBy atomic.Int64
 	// forbiddenUntil (Unix ns) pauses receiving after Spotify refused the endpoint.
 	forbiddenUntil atomic.Int64
 }
@@ -219,7 +227,7 @@ func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
 // Ready returns nil while the worker can take work, or why it cannot.
 func (w *Worker) Ready() error {
 	if w.forbiddenLeft() > 0 {
-		return errors.New("Spotify refuses top-tracks for this app (403); see the log")
+		return errors.New("top-tracks refused by Spotify with 403 for this app; see the log")
 	}
 	if left := w.limiter.CooldownLeft(); left > 0 {
 		return fmt.Errorf("throttled by Spotify for %s more", left.Round(time.Second))
@@ -272,6 +280,9 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	loops.Wait()
 	w.receiving.Store(false)
+	// Everything a stop does ends by this deadline: the drain, then the
+	// give-backs (3s each, in parallel), then the last deletes.
+	w.stopBy.Store(time.Now().Add(w.opts.DrainTimeout + StopMargin).UnixNano())
 	w.log.Info("worker stopping: receiving stopped, draining in-flight work", "drain_timeout", w.opts.DrainTimeout)
 
 	drained := make(chan struct{})

@@ -39,6 +39,9 @@ const (
 	DefaultFreshFor    = time.Hour
 )
 
+// ShutdownTimeout bounds the health server's shutdown at the end of a stop.
+const ShutdownTimeout = 2 * time.Second
+
 // Config is the worker's configuration, read from the environment and flags.
 type Config struct {
 	QueueURL, BulkQueueURL, StoreURL, ArtistsTable string
@@ -92,7 +95,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	concurrency := s.Var("WORKER_CONCURRENCY", fmt.Sprint(DefaultConcurrency), "artists in flight at once in this process")
 	httpAddr := s.Var("HTTP_ADDR", ":9090", "address of the /healthz, /readyz and /metrics server (empty: none)")
 	wait := s.Var("RECEIVE_WAIT_TIME", "20s", "long-poll wait of one receive (0s to 20s)")
-	drain := s.Var("DRAIN_TIMEOUT", "15s", "on SIGTERM, how long in-flight work may finish before it is given back (at most 20s)")
+	drain := s.Var("DRAIN_TIMEOUT", "15s", "on SIGTERM, how long in-flight work may finish before it is given back (at most 15s)")
 	visibility := s.Var("VISIBILITY_TIMEOUT", "30s", "visibility timeout of the embedded queue (SQS queues keep their own)")
 	maxReceives := s.Var("MAX_RECEIVES", "5", "deliveries after which a failing message is dropped, on a queue with no dead-letter queue")
 	untilEmpty := s.Var("UNTIL_EMPTY", "false", "exit once the queues are empty and nothing is in flight")
@@ -156,8 +159,8 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	} else if o.WaitTime == 0 {
 		o.WaitTime = time.Millisecond // a short poll
 	}
-	if o.DrainTimeout = s.Duration("DRAIN_TIMEOUT", *drain); o.DrainTimeout <= 0 || o.DrainTimeout > 20*time.Second {
-		s.Fail("DRAIN_TIMEOUT", "must be more than 0s and at most 20s, so that a stop ends within ECS's 30s")
+	if o.DrainTimeout = s.Duration("DRAIN_TIMEOUT", *drain); o.DrainTimeout <= 0 || o.DrainTimeout > 15*time.Second {
+		s.Fail("DRAIN_TIMEOUT", "must be more than 0s and at most 15s, so that a stop ends within 25s")
 	}
 	if c.VisibilityTimeout = s.Duration("VISIBILITY_TIMEOUT", *visibility); c.VisibilityTimeout < time.Second {
 		s.Fail("VISIBILITY_TIMEOUT", "must be at least 1s")
@@ -233,7 +236,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("HTTP_ADDR: %w", err)
 		}
 		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		}()
