@@ -103,7 +103,7 @@ func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool
 			return metrics.OutcomeFresh, nil
 		}
 	}
-	tracks, err := w.fetch(ctx, id, market, log)
+	tracks, asked, err := w.fetch(ctx, id, market, log)
 	status, outcome := store.StatusOK, metrics.OutcomeOK
 	if errors.Is(err, spotify.ErrNotFound) {
 		status, outcome, err = store.StatusNotFound, metrics.OutcomeNotFound, nil
@@ -111,7 +111,10 @@ func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool
 	if err != nil {
 		return "", err
 	}
-	res := Result{ArtistID: id, Market: market, Status: status, FetchedAt: w.opts.Clock().UTC(), Tracks: tracks}
+	if asked.IsZero() { // a fetcher that tells no send time with a 404
+		asked = w.opts.Clock()
+	}
+	res := Result{ArtistID: id, Market: market, Status: status, FetchedAt: asked.UTC(), Tracks: tracks}
 	start := w.opts.Clock()
 	err = w.store.Save(ctx, res)
 	w.metrics.StoreSaveSeconds.Observe(w.opts.Clock().Sub(start).Seconds())
@@ -128,7 +131,7 @@ func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool
 // exponential backoff. A 429 starts the process-wide cooldown; attempts that
 // were throttled do not count against MaxRetries, since the limiter, not this
 // loop, waits them out.
-func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger) ([]Track, error) {
+func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger) (tracks []Track, asked time.Time, err error) {
 	inner := retry.WithMaxRetries(uint64(w.opts.MaxRetries),
 		retry.WithCappedDuration(w.opts.RetryCap,
 			retry.WithJitterPercent(20, retry.NewExponential(w.opts.RetryBase))))
@@ -141,11 +144,20 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 		}
 		return inner.Next()
 	})
-	return retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
+	tracks, err = retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
 		if w.forbiddenLeft() > 0 {
 			return nil, fmt.Errorf("not calling Spotify, which refuses top-tracks for this app: %w", spotify.ErrForbidden)
 		}
-		tracks, err := w.fetcher.TopTracks(ctx, id, market)
+		var tracks []Track
+		var err error
+		if tf, ok := w.fetcher.(timedFetcher); ok {
+			tracks, asked, err = tf.TopTracksAt(ctx, id, market)
+		} else {
+			// Without the send time, the start of the call is the safe side:
+			// never later than when Spotify was asked.
+			asked = w.opts.Clock()
+			tracks, err = w.fetcher.TopTracks(ctx, id, market)
+		}
 		if err == nil {
 			return tracks, nil
 		}
@@ -169,6 +181,7 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 		}
 		return nil, err
 	})
+	return tracks, asked, err
 }
 
 // cooldown pauses every Spotify call of the process for the 429's

@@ -59,6 +59,14 @@ type Fetcher interface {
 	TopTracks(ctx context.Context, artistID, market string) ([]Track, error)
 }
 
+// timedFetcher is the optional capability of a Fetcher that tells when the
+// answered request was sent (*spotify.Client has it). The worker stamps a
+// result's fetched_at with it, so that a slow answer to an earlier request
+// never counts as newer than the answer to a later one.
+type timedFetcher interface {
+	TopTracksAt(ctx context.Context, artistID, market string) ([]Track, time.Time, error)
+}
+
 // Lane names, used in logs and metrics.
 const (
 	LaneChatbot = "chatbot"

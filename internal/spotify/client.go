@@ -150,54 +150,65 @@ func defaultHTTPClient() *http.Client {
 // a market that is not two upper-case letters, is refused before any request.
 // A 401 is answered by fetching a new token and trying once more.
 func (c *Client) TopTracks(ctx context.Context, artistID, market string) ([]Track, error) {
-	if !artistid.Valid(artistID) {
-		return nil, fmt.Errorf("spotify: top tracks of %q: %w", clip(artistID, 40), ErrInvalidArtist)
-	}
-	if !validMarket(market) {
-		return nil, fmt.Errorf("spotify: top tracks of %s: market %q is not two upper-case letters: %w",
-			artistID, clip(market, 10), ErrBadRequest)
-	}
-	tracks, err := c.topTracks(ctx, artistID, market)
-	if err != nil {
-		return nil, fmt.Errorf("spotify: top tracks of %s: %w", artistID, err)
-	}
-	return tracks, nil
+	tracks, _, err := c.TopTracksAt(ctx, artistID, market)
+	return tracks, err
 }
 
-func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Track, error) {
+// TopTracksAt is TopTracks, and also returns when the request that was
+// answered was sent (also with ErrNotFound; zero when nothing was answered):
+// the moment Spotify's answer describes. A slow answer to
+// an earlier request carries the earlier time, so that it never passes for
+// newer than the answer to a later request.
+func (c *Client) TopTracksAt(ctx context.Context, artistID, market string) ([]Track, time.Time, error) {
+	if !artistid.Valid(artistID) {
+		return nil, time.Time{}, fmt.Errorf("spotify: top tracks of %q: %w", clip(artistID, 40), ErrInvalidArtist)
+	}
+	if !validMarket(market) {
+		return nil, time.Time{}, fmt.Errorf("spotify: top tracks of %s: market %q is not two upper-case letters: %w",
+			artistID, clip(market, 10), ErrBadRequest)
+	}
+	tracks, sent, err := c.topTracks(ctx, artistID, market)
+	if err != nil {
+		return nil, sent, fmt.Errorf("spotify: top tracks of %s: %w", artistID, err)
+	}
+	return tracks, sent, nil
+}
+
+func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Track, time.Time, error) {
 	// Both parts are validated: nothing here needs escaping.
 	u := c.apiURL + "/artists/" + artistID + "/top-tracks?market=" + market
 	for refreshed := false; ; refreshed = true {
-		tok, status, header, body, err := c.attempt(ctx, u)
+		tok, sent, status, header, body, err := c.attempt(ctx, u)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		switch status {
 		case http.StatusOK:
-			return decodeTopTracks(body)
+			tracks, err := decodeTopTracks(body)
+			return tracks, sent, err
 		case http.StatusUnauthorized:
 			if refreshed {
-				return nil, fmt.Errorf("HTTP 401 with a new token: %w", ErrUnauthorized)
+				return nil, time.Time{}, fmt.Errorf("HTTP 401 with a new token: %w", ErrUnauthorized)
 			}
 			c.tokens.invalidate(tok)
 			continue
 		case http.StatusTooManyRequests:
 			retryAfter := parseRetryAfter(header.Get("Retry-After"), c.now())
 			_, reason := errorBody(body, tok)
-			return nil, &RateLimitError{RetryAfter: retryAfter, Reason: reason}
+			return nil, time.Time{}, &RateLimitError{RetryAfter: retryAfter, Reason: reason}
 		case http.StatusNotFound:
-			return nil, ErrNotFound
+			return nil, sent, ErrNotFound
 		case http.StatusForbidden:
-			return nil, ErrForbidden
+			return nil, time.Time{}, ErrForbidden
 		case http.StatusBadRequest:
 			msg, _ := errorBody(body, tok)
 			if msg == "" {
-				return nil, fmt.Errorf("%w (HTTP 400)", ErrBadRequest)
+				return nil, time.Time{}, fmt.Errorf("%w (HTTP 400)", ErrBadRequest)
 			}
-			return nil, fmt.Errorf("%w (HTTP 400): %s", ErrBadRequest, msg)
+			return nil, time.Time{}, fmt.Errorf("%w (HTTP 400): %s", ErrBadRequest, msg)
 		default:
 			msg, _ := errorBody(body, tok)
-			return nil, &StatusError{Code: status, Message: msg}
+			return nil, time.Time{}, &StatusError{Code: status, Message: msg}
 		}
 	}
 }
@@ -205,19 +216,20 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 // attempt waits for the limiter and sends one request. It tells the limiter
 // how the request went: a 429 starts the cooldown the moment it arrives, and
 // every answer (status 0 for none) is observed, which ends a probe.
-func (c *Client) attempt(ctx context.Context, u string) (tok string, status int, header http.Header, body []byte, err error) {
+func (c *Client) attempt(ctx context.Context, u string) (tok string, sent time.Time, status int, header http.Header, body []byte, err error) {
 	if c.limiter == nil {
 		if tok, err = c.tokens.token(ctx); err != nil {
-			return "", 0, nil, nil, err
+			return "", time.Time{}, 0, nil, nil, err
 		}
+		sent = c.now()
 		status, header, body, err = c.get(ctx, u, tok)
-		return tok, status, header, body, err
+		return tok, sent, status, header, body, err
 	}
 	if err := c.limiter.Wait(ctx); err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return "", 0, nil, nil, fmt.Errorf("waiting for the rate limiter: %w", err)
+		return "", time.Time{}, 0, nil, nil, fmt.Errorf("waiting for the rate limiter: %w", err)
 	}
 	defer func() {
 		if o, ok := c.limiter.(observer); ok {
@@ -225,15 +237,16 @@ func (c *Client) attempt(ctx context.Context, u string) (tok string, status int,
 		}
 	}()
 	if tok, err = c.tokens.token(ctx); err != nil {
-		return "", 0, nil, nil, err
+		return "", time.Time{}, 0, nil, nil, err
 	}
+	sent = c.now()
 	status, header, body, err = c.get(ctx, u, tok)
 	if err == nil && status == http.StatusTooManyRequests {
 		if cl, ok := c.limiter.(cooler); ok {
 			cl.Cooldown(max(parseRetryAfter(header.Get("Retry-After"), c.now()), MinCooldown))
 		}
 	}
-	return tok, status, header, body, err
+	return tok, sent, status, header, body, err
 }
 
 // get sends one GET and returns the answer's status, header and body (cut
