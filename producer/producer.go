@@ -101,6 +101,7 @@ type Rejection struct {
 // Failure is an artist that could not be sent.
 type Failure struct {
 	ArtistID string
+	Market   string // as in the message ("" for the worker's default)
 	Err      error
 }
 
@@ -325,7 +326,7 @@ func (p *Producer) sendBatch(ctx context.Context, msgs []Message) []Failure {
 	var out []Failure
 	for i, e := range errs {
 		if e != nil {
-			out = append(out, Failure{ArtistID: msgs[i].ArtistID, Err: e})
+			out = append(out, Failure{ArtistID: msgs[i].ArtistID, Market: msgs[i].Market, Err: e})
 		}
 	}
 	return out
@@ -338,7 +339,7 @@ func sentOf(msgs []Message, failed []Failure) []Message {
 	}
 	sent := make([]Message, 0, len(msgs)-len(failed))
 	for _, m := range msgs {
-		if len(failed) > 0 && failed[0].ArtistID == m.ArtistID {
+		if len(failed) > 0 && failed[0].ArtistID == m.ArtistID && failed[0].Market == m.Market {
 			failed = failed[1:]
 			continue
 		}

@@ -3,8 +3,10 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
@@ -48,10 +50,17 @@ const (
 	visibility = 30
 )
 
-// standIn is a Spotify stand-in on an httptest server.
+// standIn is a Spotify stand-in on an httptest server, in this process
+// (fake and srv) or in a child process (child, see tls_test.go).
 type standIn struct {
-	fake *fakespotify.Server
-	srv  *httptest.Server
+	fake  *fakespotify.Server
+	srv   *httptest.Server
+	child *childStandIn
+	// For a stand-in served over TLS (newTLSStandIn): the configuration
+	// the baseline's fresh clients get, and the worker's HTTP client. Nil
+	// for plain HTTP: both designs use their defaults.
+	tlsConfig *tls.Config
+	client    *http.Client
 }
 
 func newStandIn() *standIn {
@@ -59,8 +68,23 @@ func newStandIn() *standIn {
 	return &standIn{fake: fake, srv: httptest.NewServer(fake)}
 }
 
-func (s *standIn) apiURL() string   { return s.srv.URL + "/v1" }
-func (s *standIn) tokenURL() string { return s.srv.URL + "/api/token" }
+func (s *standIn) apiURL() string   { return s.baseURL() + "/v1" }
+func (s *standIn) tokenURL() string { return s.baseURL() + "/api/token" }
+
+func (s *standIn) baseURL() string {
+	if s.child != nil {
+		return s.child.url
+	}
+	return s.srv.URL
+}
+
+// stats returns the stand-in's counters.
+func (s *standIn) stats() fakespotify.Stats {
+	if s.child != nil {
+		return s.child.stats().Stats
+	}
+	return s.fake.Stats()
+}
 
 // shared is the stand-in every benchmark of the run uses, closed by TestMain.
 var (
@@ -176,8 +200,9 @@ func runBaseline(ctx context.Context, w *world, s *standIn, concurrency int) (*b
 		SQS: w.sqs, QueueURL: w.queueURL,
 		DynamoDB: w.db, TracksTable: w.tracks, ArtistsTable: w.artists,
 		APIURL: s.apiURL(), TokenURL: s.tokenURL(), ClientID: clientID, ClientSecret: clientSecret,
-		Concurrency:  concurrency,
-		StopWhenIdle: true,
+		TLSClientConfig: s.tlsConfig,
+		Concurrency:     concurrency,
+		StopWhenIdle:    true,
 	})
 	if err != nil {
 		return nil, err
@@ -189,10 +214,17 @@ func runBaseline(ctx context.Context, w *world, s *standIn, concurrency int) (*b
 // workercmd.Build wires it: sqsqueue, dynamostore, the Spotify client with
 // the shared throttle limiter and the metrics hooks.
 func runWorker(ctx context.Context, w *world, s *standIn, concurrency int) (*dynamostore.Store, error) {
+	return runWorkerWith(ctx, w, s, concurrency, dynamostore.Options{}, nil)
+}
+
+// runWorkerWith is runWorker with the store's options, and tune (if not
+// nil) applied to the worker's options.
+func runWorkerWith(ctx context.Context, w *world, s *standIn, concurrency int, storeOpts dynamostore.Options, tune func(*worker.Options)) (*dynamostore.Store, error) {
 	limiter := throttle.New(workerRate, 1)
 	var wk *worker.Worker
 	client, err := spotify.New(spotify.Config{
 		APIURL: s.apiURL(), TokenURL: s.tokenURL(), ClientID: clientID, ClientSecret: clientSecret,
+		HTTPClient: s.client,
 		Limiter:    limiter,
 		OnResponse: func(status int, elapsed time.Duration) { wk.Metrics().ObserveSpotify(status, elapsed) },
 		OnToken:    func(err error) { wk.Metrics().ObserveToken(err) },
@@ -200,16 +232,23 @@ func runWorker(ctx context.Context, w *world, s *standIn, concurrency int) (*dyn
 	if err != nil {
 		return nil, err
 	}
-	st := dynamostore.New(w.db, w.tracks, w.artists)
+	st, err := dynamostore.NewWithOptions(w.db, w.tracks, w.artists, storeOpts)
+	if err != nil {
+		return nil, err
+	}
 	q := sqsqueue.New(w.sqs, w.queueURL, sqsqueue.Options{})
-	wk, err = worker.New(q, nil, st, client, worker.Options{
+	opts := worker.Options{
 		Concurrency:  concurrency,
 		WaitTime:     time.Millisecond, // a short poll, as RECEIVE_WAIT_TIME=0s
 		StopWhenIdle: true,
 		Limiter:      limiter,
 		Registerer:   prometheus.NewRegistry(),
 		Logger:       slog.New(slog.DiscardHandler),
-	})
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	wk, err = worker.New(q, nil, st, client, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +393,7 @@ func emulatorCPU() (sqsCPU, dynamoCPU time.Duration) {
 	self := strconv.Itoa(os.Getpid())
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || isStandInPID(pid) {
 			continue
 		}
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
