@@ -85,3 +85,31 @@ func ListHash(r Result) string {
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// Validate reports every problem that keeps r from being saved: an empty
+// artist or track ID, a fetch time outside years 1 to 9999, an unknown
+// status, or tracks on a not_found result.
+func (r Result) Validate() error {
+	var errs []error
+	if r.ArtistID == "" {
+		errs = append(errs, errors.New("empty artist id"))
+	}
+	if y := r.FetchedAt.UTC().Year(); r.FetchedAt.IsZero() || y < 1 || y > 9999 {
+		errs = append(errs, fmt.Errorf("fetched_at %v is out of range", r.FetchedAt))
+	}
+	switch r.Status {
+	case StatusOK:
+	case StatusNotFound:
+		if len(r.Tracks) > 0 {
+			errs = append(errs, fmt.Errorf("a %s result has %d tracks", r.Status, len(r.Tracks)))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("unknown status %q", r.Status))
+	}
+	for i, t := range r.Tracks {
+		if t.ID == "" {
+			errs = append(errs, fmt.Errorf("track %d has an empty id", i+1))
+		}
+	}
+	return errors.Join(errs...)
+}

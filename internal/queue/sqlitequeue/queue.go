@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sixpotify/top-tracks/internal/queue"
+	"github.com/sixpotify/top-tracks/internal/sqlitedb"
 )
 
 // Limits, as SQS has them.
@@ -140,7 +141,7 @@ func Open(ctx context.Context, path, name string, opts Options) (*Queue, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("sqlitequeue: open %s: %w", path, err)
 	}
-	db, err := openDB(ctx, path, schema)
+	db, err := sqlitedb.Open(ctx, path, schema)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitequeue: open %s: %w", path, err)
 	}
@@ -502,7 +503,7 @@ func (q *Queue) write(ctx context.Context, fn func(*sql.Tx) error) error {
 		return ErrClosed
 	}
 	defer func() { <-q.wsem }()
-	return inTx(ctx, q.db, fn)
+	return sqlitedb.InTx(ctx, q.db, fn)
 }
 
 func (q *Queue) isClosed() bool {

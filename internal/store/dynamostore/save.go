@@ -25,7 +25,7 @@ const batchLimit = 25
 //
 // A track id that Spotify returned twice is kept at its first position only.
 func (s *Store) Save(ctx context.Context, r store.Result) error {
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return fmt.Errorf("dynamostore: save %q: %w", r.ArtistID, err)
 	}
 	fetched := formatTime(r.FetchedAt)
@@ -92,31 +92,6 @@ func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash
 		s.stats.unchanged.Add(1)
 	}
 	return done, err
-}
-
-func validate(r store.Result) error {
-	var errs []error
-	if r.ArtistID == "" {
-		errs = append(errs, errors.New("empty artist id"))
-	}
-	if y := r.FetchedAt.UTC().Year(); r.FetchedAt.IsZero() || y < 0 || y > 9999 {
-		errs = append(errs, fmt.Errorf("fetched_at %v is out of range", r.FetchedAt))
-	}
-	switch r.Status {
-	case store.StatusOK:
-	case store.StatusNotFound:
-		if len(r.Tracks) > 0 {
-			errs = append(errs, fmt.Errorf("a %s result has %d tracks", r.Status, len(r.Tracks)))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("unknown status %q", r.Status))
-	}
-	for i, t := range r.Tracks {
-		if t.ID == "" {
-			errs = append(errs, fmt.Errorf("track %d has an empty id", i+1))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // trackPuts marshals the put requests of the result's tracks, the first of

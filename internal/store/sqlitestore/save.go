@@ -21,7 +21,7 @@ import (
 // store.ListHash equals the stored one only moves the artists row's
 // fetched_at (change-aware writes): the track rows keep theirs.
 func (s *Store) Save(ctx context.Context, r store.Result) error {
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return fmt.Errorf("sqlitestore: save %q: %w", r.ArtistID, err)
 	}
 	fetched := formatTime(r.FetchedAt)
@@ -81,31 +81,6 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 		return fmt.Errorf("sqlitestore: save %s: %w", r.ArtistID, err)
 	}
 	return nil
-}
-
-func validate(r store.Result) error {
-	var errs []error
-	if r.ArtistID == "" {
-		errs = append(errs, errors.New("empty artist id"))
-	}
-	if y := r.FetchedAt.UTC().Year(); r.FetchedAt.IsZero() || y < 1 || y > 9999 {
-		errs = append(errs, fmt.Errorf("fetched_at %v is out of range", r.FetchedAt))
-	}
-	switch r.Status {
-	case store.StatusOK:
-	case store.StatusNotFound:
-		if len(r.Tracks) > 0 {
-			errs = append(errs, fmt.Errorf("a %s result has %d tracks", r.Status, len(r.Tracks)))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("unknown status %q", r.Status))
-	}
-	for i, t := range r.Tracks {
-		if t.ID == "" {
-			errs = append(errs, fmt.Errorf("track %d has an empty id", i+1))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // trackRow is a track ready to be written.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+
+	"github.com/sixpotify/top-tracks/internal/sqlitedb"
 )
 
 const schema = `
@@ -50,7 +52,7 @@ type Store struct {
 // Open opens the store in the SQLite file at path, creating the file and its
 // tables when missing.
 func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := openDB(ctx, path, schema)
+	db, err := sqlitedb.Open(ctx, path, schema)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
@@ -92,5 +94,5 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 		return ctx.Err()
 	}
 	defer func() { <-s.wsem }()
-	return inTx(ctx, s.db, fn)
+	return sqlitedb.InTx(ctx, s.db, fn)
 }

@@ -1,12 +1,18 @@
-package sqlitequeue
+// Package sqlitedb opens the embedded SQLite file that the queue
+// (sqlitequeue) and the store (sqlitestore) share: WAL, a busy timeout, full
+// fsync and BEGIN IMMEDIATE, and runs write transactions that start again
+// when SQLite's unfair busy handler lets a writer lose a whole timeout.
+package sqlitedb
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite" // the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -23,7 +29,7 @@ const busyTimeoutMS = 5000
 const busyAttempts = 6
 
 // poolSize bounds the connections of one handle. Writes of one handle are
-// serialized before they reach SQLite (see Queue.write); the other
+// serialized before they reach SQLite (by the queue and the store); the other
 // connections serve reads.
 const poolSize = 4
 
@@ -43,9 +49,9 @@ func dsn(path string) string {
 	return "file:" + p + "?" + v.Encode()
 }
 
-// openDB opens the file at path (creating it when missing), checks that it is
+// Open opens the file at path (creating it when missing), checks that it is
 // usable, and runs schema in one transaction.
-func openDB(ctx context.Context, path, schema string) (*sql.DB, error) {
+func Open(ctx context.Context, path, schema string) (*sql.DB, error) {
 	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("%q is not a file path", path)
 	}
@@ -55,34 +61,41 @@ func openDB(ctx context.Context, path, schema string) (*sql.DB, error) {
 	}
 	db.SetMaxOpenConns(poolSize)
 	db.SetMaxIdleConns(poolSize)
-	if err := migrate(ctx, db, schema); err != nil {
+	// Opening the first connection switches the file to WAL, which SQLite
+	// does without waiting on its busy handler: when several handles open a
+	// new file at once, all but one may see SQLITE_BUSY here. Like a write,
+	// the schema is tried again.
+	err = InTx(ctx, db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
-func migrate(ctx context.Context, db *sql.DB, schema string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("create tables: %w", err)
-	}
-	return tx.Commit()
-}
-
-// inTx runs fn in one transaction (BEGIN IMMEDIATE, see dsn) and commits it.
+// InTx runs fn in one transaction (BEGIN IMMEDIATE, see dsn) and commits it.
 // When the write lock stays taken through a busy timeout it starts again, up
 // to busyAttempts times while ctx lasts: fn must be safe to run again after a
 // rolled-back attempt.
-func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	var err error
-	for range busyAttempts {
+	for i := range busyAttempts {
 		if err = tryTx(ctx, db, fn); !isBusy(err) || ctx.Err() != nil {
 			return err
+		}
+		// Some busy answers come at once (the switch to WAL): back off a
+		// little, with jitter, before the next attempt.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(10*time.Millisecond) << i)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
 		}
 	}
 	return err
