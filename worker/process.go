@@ -94,6 +94,7 @@ func (w *Worker) process(ctx context.Context, msg message.Message, log *slog.Log
 }
 
 func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool, log *slog.Logger) (string, error) {
+	first := false // known to have no artists row yet
 	if !force && w.opts.FreshFor > 0 {
 		a, ok, err := w.store.Artist(ctx, id)
 		if err != nil {
@@ -102,6 +103,7 @@ func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool
 		if ok && a.Market == market && w.opts.Clock().Sub(a.FetchedAt) < w.opts.FreshFor {
 			return metrics.OutcomeFresh, nil
 		}
+		first = !ok
 	}
 	tracks, asked, err := w.fetch(ctx, id, market, log)
 	status, outcome := store.StatusOK, metrics.OutcomeOK
@@ -114,7 +116,7 @@ func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool
 	if asked.IsZero() { // a fetcher that tells no send time with a 404
 		asked = w.opts.Clock()
 	}
-	res := Result{ArtistID: id, Market: market, Status: status, FetchedAt: asked.UTC(), Tracks: tracks}
+	res := Result{ArtistID: id, Market: market, Status: status, FetchedAt: asked.UTC(), Tracks: tracks, FirstFetch: first}
 	start := w.opts.Clock()
 	err = w.store.Save(ctx, res)
 	w.metrics.StoreSaveSeconds.Observe(w.opts.Clock().Sub(start).Seconds())

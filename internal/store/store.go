@@ -47,6 +47,10 @@ type Result struct {
 	Status    Status
 	FetchedAt time.Time
 	Tracks    []spotify.Track
+	// FirstFetch says the store held no row for the artist when the fetch
+	// began: a hint that lets a store skip looking for an unchanged answer
+	// (in DynamoDB, a conditional write that would be refused but billed).
+	FirstFetch bool
 }
 
 // Row is one row of the tracks table.

@@ -55,3 +55,22 @@ func TestUnchangedResultCostsOneWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstFetchSkipsTheUnchangedCheck: a first save does not spend a
+// conditional write that can only be refused.
+func TestFirstFetchSkipsTheUnchangedCheck(t *testing.T) {
+	s := newStore(t, dynamostore.Options{}, nil)
+	ctx := testenv.Context(t)
+	a := storetest.ID("changeaware/first")
+	r := store.Result{ArtistID: a, Market: "US", Status: store.StatusOK, FetchedAt: time.Now(), Tracks: storetest.Tracks(a, 0, 10), FirstFetch: true}
+	if err := s.Save(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().UnchangedCalls; got != 0 {
+		t.Errorf("a first save tried the unchanged check %d times; want 0", got)
+	}
+	rows, err := s.Tracks(ctx, a)
+	if err != nil || len(rows) != 10 {
+		t.Errorf("Tracks = %d rows, %v; want 10", len(rows), err)
+	}
+}

@@ -30,7 +30,7 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 	}
 	fetched := formatTime(r.FetchedAt)
 	hash := store.ListHash(r)
-	if !s.opts.WriteUnchanged {
+	if !s.opts.WriteUnchanged && !r.FirstFetch {
 		done, err := s.saveUnchanged(ctx, r, fetched, hash)
 		if err != nil {
 			return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
