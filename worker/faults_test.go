@@ -79,24 +79,7 @@ func (f *faultWorld) start(opts worker.Options) (*worker.Worker, func()) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					f.t.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				f.t.Error("Run did not return within 30s of the stop")
-			}
-		})
-	}
-	f.t.Cleanup(stop)
+	stop := runInBackground(f.t, w, 30*time.Second)
 	f.t.Cleanup(func() {
 		if f.t.Failed() {
 			f.t.Logf("worker log:\n%s", f.logText())

@@ -79,6 +79,13 @@ func (l *local) start(opts worker.Options) (*worker.Worker, func()) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	return w, runInBackground(l.t, w, 25*time.Second)
+}
+
+// runInBackground runs w until the returned func (or the test's end) stops
+// it; that func waits for Run to return and fails the test if it takes more
+// than limit.
+func runInBackground(t *testing.T, w *worker.Worker, limit time.Duration) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -89,15 +96,15 @@ func (l *local) start(opts worker.Options) (*worker.Worker, func()) {
 			select {
 			case err := <-done:
 				if err != nil {
-					l.t.Errorf("Run: %v", err)
+					t.Errorf("Run: %v", err)
 				}
-			case <-time.After(25 * time.Second):
-				l.t.Error("Run did not return within 25s of the stop")
+			case <-time.After(limit):
+				t.Errorf("Run did not return within %v of the stop", limit)
 			}
 		})
 	}
-	l.t.Cleanup(stop)
-	return w, stop
+	t.Cleanup(stop)
+	return stop
 }
 
 func (l *local) stored(id string) bool {
