@@ -22,14 +22,15 @@ import (
 // local is a worker's world on the embedded backends: two lanes and a store
 // in one SQLite file, and the Spotify stand-in.
 type local struct {
-	t       *testing.T
-	chatbot *sqlitequeue.Queue
-	bulk    *sqlitequeue.Queue
-	store   *sqlitestore.Store
-	fake    *fakespotify.Server
-	client  *spotify.Client
-	limiter *throttle.Limiter
-	logs    *lockedWriter
+	t        *testing.T
+	chatbot  *sqlitequeue.Queue
+	bulk     *sqlitequeue.Queue
+	store    *sqlitestore.Store
+	fake     *fakespotify.Server
+	client   *spotify.Client
+	limiter  *throttle.Limiter
+	logs     *lockedWriter
+	tokenURL string
 }
 
 func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, limiter *throttle.Limiter) *local {
@@ -52,6 +53,7 @@ func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, 
 	l.fake = fakespotify.New(fake)
 	srv := httptest.NewServer(l.fake)
 	t.Cleanup(srv.Close)
+	l.tokenURL = srv.URL + "/api/token"
 	if l.client, err = spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
 		ClientID: "id", ClientSecret: "secret", Limiter: limiter}); err != nil {
 		t.Fatal(err)
@@ -153,7 +155,7 @@ func TestForbiddenEndpointStopsConsumption(t *testing.T) {
 	if visible+inflight != len(artists) {
 		t.Errorf("queue holds %d messages; want all %d kept", visible+inflight, len(artists))
 	}
-	if got := strings.Count(l.logs.b.String(), "Spotify refuses top-tracks"); got != 1 {
+	if got := strings.Count(l.logs.b.String(), "Spotify refuses this app's calls"); got != 1 {
 		t.Errorf("the 403 was logged %d times; want once", got)
 	}
 }
@@ -214,4 +216,35 @@ func TestChatbotLaneIsServedBeforeTheBulkBacklog(t *testing.T) {
 		t.Errorf("the chatbot's artists waited for %d of %d bulk artists; want them served first", done, len(backlog))
 	}
 	t.Logf("chatbot artists stored while %d of %d bulk artists were done", done, len(backlog))
+}
+
+func TestRejectedCredentialsPauseInsteadOfDrainingTheQueue(t *testing.T) {
+	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, throttle.New(0, 1))
+	// The stand-in accepts only its own credentials; the client has others.
+	bad, err := spotify.New(spotify.Config{APIURL: "http://127.0.0.1:1/v1", TokenURL: l.tokenURL,
+		ClientID: "id", ClientSecret: "rotated-away", Limiter: l.limiter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.client = bad
+	artists := ids(10, "badcreds")
+	l.enqueue(l.chatbot, artists...)
+	w, stop := l.start(worker.Options{Concurrency: 4})
+	eventually(t, "readyz reports the refusal", func() bool { return w.Ready() != nil && l.fake.Stats().TokenRequests > 0 })
+	time.Sleep(3 * time.Second) // room to cycle every message to the DLQ (visibility 1s × 2)
+	stop()
+	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	visible, inflight, _, err := l.chatbot.Len(testenv.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 0 || visible+inflight != len(artists) {
+		t.Errorf("after rejected credentials: %d dead letters, %d messages kept; want 0 and all %d", len(dead), visible+inflight, len(artists))
+	}
+	if n := l.fake.Stats().TokenRequests; n > 4 {
+		t.Errorf("%d token requests after the credentials were rejected; want at most one per slot (4)", n)
+	}
 }

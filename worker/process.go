@@ -47,7 +47,7 @@ func (l *lane) handle(ctx context.Context, m Message) {
 	}
 
 	stopHeartbeat := l.heartbeat(m, log)
-	outcome, err := w.process(ctx, msg, log)
+	outcome, err := w.process(ctx, l.name, msg, log)
 	stopHeartbeat()
 
 	var rl *spotify.RateLimitError
@@ -65,7 +65,9 @@ func (l *lane) handle(ctx context.Context, m Message) {
 		l.release(m, 0, log)
 	case errors.As(err, &rl):
 		l.postpone(m, max(w.limiter.CooldownLeft(), rl.RetryAfter), log)
-	case errors.Is(err, spotify.ErrForbidden):
+	case errors.Is(err, spotify.ErrForbidden), errors.Is(err, spotify.ErrUnauthorized):
+		// Every message would fail the same way: pause rather than burn
+		// their deliveries (a 403 for the endpoint, or rejected credentials).
 		w.refuse(err)
 		l.postpone(m, forbiddenPause, log)
 	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist):
@@ -75,15 +77,17 @@ func (l *lane) handle(ctx context.Context, m Message) {
 	}
 }
 
-// process fetches and stores one artist. Deliveries for the same artist,
-// market and force in flight at once share one fetch.
-func (w *Worker) process(ctx context.Context, msg message.Message, log *slog.Logger) (string, error) {
+// process fetches and stores one artist. Deliveries on one lane for the same
+// artist, market and force in flight at once share one fetch.
+func (w *Worker) process(ctx context.Context, lane string, msg message.Message, log *slog.Logger) (string, error) {
 	market := msg.Market
 	if market == "" {
 		market = w.opts.Market
 	}
-	// A forced message never shares a fetch that may skip the artist as fresh.
-	key := fmt.Sprintf("%s/%s/%t", msg.ArtistID, market, msg.Force)
+	// A forced message never shares a fetch that may skip the artist as
+	// fresh, and a chatbot message never waits on a bulk fetch, which yields
+	// to the chatbot's lane at the limiter.
+	key := fmt.Sprintf("%s/%s/%s/%t", lane, msg.ArtistID, market, msg.Force)
 	v, err, _ := w.flights.Do(key, func() (any, error) {
 		return w.fetchAndSave(ctx, msg.ArtistID, market, msg.Force, log)
 	})
@@ -142,13 +146,16 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 		if throttled {
 			throttled = false
 			throttles++
-			return 0, long || throttles > maxThrottled
+			// The shared limiter usually waits the cooldown out; waiting here
+			// too costs nothing then, and keeps a fetcher with a limiter of its
+			// own from retrying into the 429 at once.
+			return w.limiter.CooldownLeft(), long || throttles > maxThrottled
 		}
 		return inner.Next()
 	})
 	tracks, err = retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
 		if w.forbiddenLeft() > 0 {
-			return nil, fmt.Errorf("not calling Spotify, which refuses top-tracks for this app: %w", spotify.ErrForbidden)
+			return nil, fmt.Errorf("not calling Spotify, which refuses this app's calls: %w", spotify.ErrForbidden)
 		}
 		var tracks []Track
 		var err error
@@ -191,16 +198,19 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 // the cooldown already, the moment the 429 arrived; this covers fetchers
 // that do not. The limiter's OnCooldown hook logs and counts it once.
 func (w *Worker) cooldown(rl *spotify.RateLimitError, log *slog.Logger) {
-	w.limiter.Cooldown(max(rl.RetryAfter, spotify.MinCooldown))
+	if w.limiter.CooldownLeft() == 0 { // else the client started it: count the 429 once
+		w.limiter.Cooldown(max(rl.RetryAfter, spotify.MinCooldown))
+	}
 	log.Debug("throttled by Spotify", "retry_after", rl.RetryAfter, "reason", rl.Reason)
 }
 
 // refuse stops receiving for a while: Spotify refuses the endpoint for this
+// app (403), or its credentials (401, invalid_client).
 // app, and every message would fail the same way.
 func (w *Worker) refuse(err error) {
 	until := w.opts.Clock().Add(forbiddenPause)
 	if old := w.forbiddenUntil.Swap(until.UnixNano()); old < w.opts.Clock().UnixNano() {
-		w.log.Error("Spotify refuses top-tracks for this app: receiving is paused", "err", err, "paused_until", until.UTC().Format(time.RFC3339))
+		w.log.Error("Spotify refuses this app's calls: receiving is paused", "err", err, "paused_until", until.UTC().Format(time.RFC3339))
 	}
 }
 
@@ -233,7 +243,11 @@ func (l *lane) postpone(m Message, delay time.Duration, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	errs, err := s.SendBatch(ctx, []queue.Entry{{Body: m.Body, Delay: delay}})
-	if err == nil && len(errs) == 1 {
+	switch {
+	case err != nil:
+	case len(errs) != 1:
+		err = fmt.Errorf("the queue answered %d results for one message", len(errs))
+	default:
 		err = errs[0]
 	}
 	if err != nil {

@@ -235,7 +235,7 @@ func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
 // Ready returns nil while the worker can take work, or why it cannot.
 func (w *Worker) Ready() error {
 	if w.forbiddenLeft() > 0 {
-		return errors.New("top-tracks refused by Spotify with 403 for this app; see the log")
+		return errors.New("refused by Spotify (403 for top-tracks, or the app's credentials); see the log")
 	}
 	if left := w.limiter.CooldownLeft(); left > 0 {
 		return fmt.Errorf("throttled by Spotify for %s more", left.Round(time.Second))
@@ -266,9 +266,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	recvCtx, stopReceiving := context.WithCancel(ctx)
 	defer stopReceiving()
 
-	for _, l := range w.lanes {
-		l.attributes(recvCtx)
-	}
 	slots := make(chan struct{}, w.opts.Concurrency)
 	var work sync.WaitGroup
 	var idle idleTracker
@@ -280,6 +277,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		loops.Add(1)
 		go func() {
 			defer loops.Done()
+			// Each lane learns its queue's attributes on its own: a bulk
+			// queue that cannot be read never holds up the chatbot's lane.
+			l.attributes(recvCtx)
 			l.receiveLoop(recvCtx, workCtx, slots, &work, &idle, stopReceiving)
 		}()
 	}

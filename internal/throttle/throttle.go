@@ -337,10 +337,16 @@ func (l *Limiter) Cooldown(d time.Duration) (started bool, until time.Time) {
 		from := now.Add(-l.opts.Window)
 		l.rejects.trim(from)
 		l.rejects.push(now)
-		if started {
-			// What got through in the last window is about what the window
-			// allows this process; the sends that drew a 429 did not get through.
-			accepted := l.sends.trim(from) - l.rejects.len()
+		// What got through in the last window is about what the window
+		// allows this process, but only when the process sent enough for a
+		// count to mean anything: a 429 to a nearly idle process (other
+		// tasks spent the app's quota, or a restart during a penalty)
+		// teaches nothing, and only cools down.
+		sent := l.sends.trim(from)
+		minSample := max(10, 0.05*l.ceiling*l.opts.Window.Seconds())
+		if started && float64(sent) >= minSample {
+			// The sends that drew a 429 did not get through.
+			accepted := sent - l.rejects.len()
 			l.learnt = float64(max(accepted, 1)) / l.opts.Window.Seconds()
 			l.lastReject = now
 			if r := l.opts.Backoff * l.learnt; r < float64(l.lim.Limit()) {

@@ -226,3 +226,27 @@ func TestProbeBeforeAVolley(t *testing.T) {
 		<-passed
 	}
 }
+
+func TestA429ToAnIdleProcessOnlyCoolsDown(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewWithOptions(10, 1, Options{Adaptive: true, Window: 10 * time.Second, Clock: func() time.Time { return now }})
+	// A chatbot-only task: one call a minute for ten minutes, then a 429
+	// caused by the app's other tasks.
+	sendAt(l, &now, 1.0/60, 10*time.Minute)
+	l.sent()
+	started, _ := l.Cooldown(time.Second)
+	if !started {
+		t.Fatal("no cooldown started")
+	}
+	if got := l.Rate(); got != 10 {
+		t.Errorf("rate after a 429 to an idle process = %.3f/s, want the ceiling 10/s kept", got)
+	}
+	// A process whose very first call draws a 429 (a restart during a penalty).
+	now = now.Add(time.Hour)
+	fresh := NewWithOptions(10, 1, Options{Adaptive: true, Window: 10 * time.Second, Clock: func() time.Time { return now }})
+	fresh.sent()
+	fresh.Cooldown(time.Second)
+	if got := fresh.Rate(); got != 10 {
+		t.Errorf("rate after a 429 to the first call = %.3f/s, want 10/s kept", got)
+	}
+}

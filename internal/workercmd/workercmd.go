@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -134,7 +135,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	s.Required("SPOTIFY_CLIENT_SECRET", c.ClientSecret)
 	for env, u := range map[string]string{"SPOTIFY_API_URL": c.APIURL, "SPOTIFY_TOKEN_URL": c.TokenURL} {
 		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-			s.Fail(env, "%q is not an http(s) URL", u)
+			s.Fail(env, "%q is not an http(s) URL", redactURL(u))
 		}
 	}
 	if !message.ValidMarket(c.Market) {
@@ -191,18 +192,19 @@ func parseBool(s *envflag.Set, env, v string) bool {
 // Run is the worker command. It returns the process's exit code.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
-		fs := flag.NewFlagSet("worker healthcheck", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		fs.Usage = func() {
-			fmt.Fprint(stderr, "Usage: worker healthcheck\n\nExits 0 when /healthz on the local HTTP_ADDR answers 200, for container health checks.\n")
+		s := envflag.New("worker healthcheck", getenv, stderr)
+		addr := s.Var("HTTP_ADDR", ":9090", "address of the worker's health server")
+		s.FS.Usage = func() {
+			fmt.Fprint(stderr, "Usage: worker healthcheck [flags]\n\nExits 0 when /healthz on the local HTTP_ADDR answers 200, for container health checks.\n\nFlags:\n")
+			s.FS.PrintDefaults()
 		}
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := s.Parse(args[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
 			}
 			return 2
 		}
-		return healthcheck(ctx, getenv, stderr)
+		return healthcheck(ctx, *addr, stderr)
 	}
 	cfg, err := Load(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -383,11 +385,7 @@ func serve(addr string, w *worker.Worker, reg *prometheus.Registry, log *slog.Lo
 
 // healthcheck asks the local /healthz, for container health checks in
 // images with no shell.
-func healthcheck(ctx context.Context, getenv func(string) string, stderr io.Writer) int {
-	addr := getenv("HTTP_ADDR")
-	if addr == "" {
-		addr = ":9090"
-	}
+func healthcheck(ctx context.Context, addr string, stderr io.Writer) int {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "healthcheck: HTTP_ADDR %q: %v\n", addr, err)
@@ -410,4 +408,17 @@ func healthcheck(ctx context.Context, getenv func(string) string, stderr io.Writ
 		return 1
 	}
 	return 0
+}
+
+// redactURL hides a password in u, so that a configuration error never
+// prints one.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		if i := strings.LastIndex(u, "@"); i >= 0 {
+			return "…" + u[i:]
+		}
+		return u
+	}
+	return p.Redacted()
 }
