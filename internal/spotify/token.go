@@ -35,6 +35,7 @@ type tokenSource struct {
 	mu        sync.Mutex
 	tok       string    // "" when there is none
 	refreshAt time.Time // zero: tok does not expire
+	expiresAt time.Time // when tok stops working (zero: never)
 	call      *tokenCall
 }
 
@@ -79,6 +80,16 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 
 	select {
 	case <-call.done:
+		if call.err != nil {
+			// A refresh that failed early, while the token still works:
+			// keep using it until it expires (or Spotify refuses it).
+			s.mu.Lock()
+			tok, exp := s.tok, s.expiresAt
+			s.mu.Unlock()
+			if tok != "" && !exp.IsZero() && s.now().Before(exp) {
+				return tok, nil
+			}
+		}
 		return call.tok, call.err
 	case <-ctx.Done():
 		return "", ctx.Err()
@@ -90,7 +101,7 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 func (s *tokenSource) invalidate(tok string) {
 	s.mu.Lock()
 	if s.tok == tok {
-		s.tok, s.refreshAt = "", time.Time{}
+		s.tok, s.refreshAt, s.expiresAt = "", time.Time{}, time.Time{}
 	}
 	s.mu.Unlock()
 }
@@ -108,7 +119,7 @@ func (s *tokenSource) fetch(call *tokenCall) {
 
 	s.mu.Lock()
 	if err == nil {
-		s.tok, s.refreshAt = t.AccessToken, refreshTime(t, start)
+		s.tok, s.refreshAt, s.expiresAt = t.AccessToken, refreshTime(t, start), expiryTime(t, start)
 		call.tok = t.AccessToken
 	}
 	call.err = err
@@ -125,15 +136,30 @@ func (s *tokenSource) fetch(call *tokenCall) {
 
 // refreshTime is when a token fetched at start is replaced (zero: never).
 func refreshTime(t *oauth2.Token, start time.Time) time.Time {
-	var life time.Duration
-	if v, ok := t.Extra("expires_in").(float64); ok && v > 0 {
-		life = time.Duration(v * float64(time.Second))
-	} else if !t.Expiry.IsZero() {
-		life = time.Until(t.Expiry)
-	} else {
+	life, ok := lifetime(t)
+	if !ok {
 		return time.Time{}
 	}
 	return start.Add(life - min(refreshBefore, life/2))
+}
+
+// expiryTime is when a token fetched at start stops working (zero: never).
+func expiryTime(t *oauth2.Token, start time.Time) time.Time {
+	life, ok := lifetime(t)
+	if !ok {
+		return time.Time{}
+	}
+	return start.Add(life)
+}
+
+func lifetime(t *oauth2.Token) (time.Duration, bool) {
+	if v, ok := t.Extra("expires_in").(float64); ok && v > 0 {
+		return time.Duration(v * float64(time.Second)), true
+	}
+	if !t.Expiry.IsZero() {
+		return time.Until(t.Expiry), true
+	}
+	return 0, false
 }
 
 // tokenError turns an error of the oauth2 package into one of ours. It keeps

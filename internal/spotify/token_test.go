@@ -2,6 +2,8 @@ package spotify_test
 
 import (
 	"context"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,4 +67,34 @@ func TestTokenRefresh(t *testing.T) {
 type step struct {
 	advance    time.Duration
 	wantTokens int64
+}
+
+// TestFailedRefreshKeepsTheValidToken: a refresh that fails in the minute
+// before expiry does not fail calls while the token still works.
+func TestFailedRefreshKeepsTheValidToken(t *testing.T) {
+	clock := newFakeClock()
+	var failing atomic.Bool
+	var e *env
+	e = newEnv(t, fakespotify.Config{TokenTTL: time.Hour, Clock: clock.Now}, envOptions{
+		token: func(w http.ResponseWriter, r *http.Request) {
+			if failing.Load() {
+				writeJSON(w, http.StatusServiceUnavailable, `{"error":"temporarily_unavailable"}`)
+				return
+			}
+			e.serveToken(w, r)
+		},
+	})
+	spotify.SetClock(e.client, clock.Now)
+	if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	clock.Add(59*time.Minute + 30*time.Second) // refresh due, token valid 30s more
+	if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err != nil {
+		t.Errorf("call with a failing refresh and a valid token: %v", err)
+	}
+	clock.Add(time.Minute) // expired, refresh still failing
+	if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err == nil {
+		t.Error("call with an expired token and a failing refresh succeeded")
+	}
 }
