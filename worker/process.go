@@ -22,8 +22,17 @@ import (
 const maxThrottled = 10
 
 // forbiddenPause is how long the worker stops receiving after Spotify answers
-// 403 to top-tracks, before it tries one more artist.
-const forbiddenPause = 5 * time.Minute
+// 403 to top-tracks, before it tries one more artist; credentialsPause after
+// Spotify rejects the app's credentials, which a token-service blip can also
+// cause, so the worker looks again sooner.
+const (
+	forbiddenPause   = 5 * time.Minute
+	credentialsPause = 15 * time.Second
+)
+
+// errRefused: the worker did not call Spotify, which refused the app's calls
+// moments ago (a 403 or rejected credentials) and is paused.
+var errRefused = errors.New("not calling Spotify, which refuses this app's calls")
 
 // handle processes one delivery and decides its fate: deleted after its
 // writes are durable, given back to be tried again, or sent towards the
@@ -65,11 +74,18 @@ func (l *lane) handle(ctx context.Context, m Message) {
 		l.release(m, 0, log)
 	case errors.As(err, &rl):
 		l.postpone(m, max(w.limiter.CooldownLeft(), rl.RetryAfter), log)
+	case errors.Is(err, errRefused):
+		// Another delivery met the refusal: wait as long as it decided.
+		l.postpone(m, w.forbiddenLeft(), log)
 	case errors.Is(err, spotify.ErrForbidden), errors.Is(err, spotify.ErrUnauthorized):
 		// Every message would fail the same way: pause rather than burn
 		// their deliveries (a 403 for the endpoint, or rejected credentials).
-		w.refuse(err)
-		l.postpone(m, forbiddenPause, log)
+		pause := forbiddenPause
+		if errors.Is(err, spotify.ErrUnauthorized) {
+			pause = credentialsPause
+		}
+		w.refuse(err, pause)
+		l.postpone(m, pause, log)
 	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist):
 		l.poison(m, err, log)
 	default:
@@ -155,7 +171,7 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 	})
 	tracks, err = retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
 		if w.forbiddenLeft() > 0 {
-			return nil, fmt.Errorf("not calling Spotify, which refuses this app's calls: %w", spotify.ErrForbidden)
+			return nil, errRefused
 		}
 		var tracks []Track
 		var err error
@@ -204,11 +220,11 @@ func (w *Worker) cooldown(rl *spotify.RateLimitError, log *slog.Logger) {
 	log.Debug("throttled by Spotify", "retry_after", rl.RetryAfter, "reason", rl.Reason)
 }
 
-// refuse stops receiving for a while: Spotify refuses the endpoint for this
-// app (403), or its credentials (401, invalid_client).
-// app, and every message would fail the same way.
-func (w *Worker) refuse(err error) {
-	until := w.opts.Clock().Add(forbiddenPause)
+// refuse stops receiving for pause: Spotify refuses the endpoint for this
+// app (403), or its credentials (401, invalid_client), and every message
+// would fail the same way.
+func (w *Worker) refuse(err error, pause time.Duration) {
+	until := w.opts.Clock().Add(pause)
 	if old := w.forbiddenUntil.Swap(until.UnixNano()); old < w.opts.Clock().UnixNano() {
 		w.log.Error("Spotify refuses this app's calls: receiving is paused", "err", err, "paused_until", until.UTC().Format(time.RFC3339))
 	}
