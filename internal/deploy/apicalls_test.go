@@ -33,7 +33,7 @@ var (
 // of every production policy.
 const devOnlyEntry = "CreateTables"
 
-var devOnlyActions = set("dynamodb:CreateTable", "dynamodb:DescribeTable")
+var devOnlyActions = set("dynamodb:CreateTable")
 
 // iamActions maps an SDK client method to the IAM action that authorizes it.
 // A batch call is authorized by its single-message action. A method missing

@@ -1,8 +1,13 @@
 package dynamostore_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
@@ -73,4 +78,37 @@ func TestFirstFetchSkipsTheUnchangedCheck(t *testing.T) {
 	if err != nil || len(rows) != 10 {
 		t.Errorf("Tracks = %d rows, %v; want 10", len(rows), err)
 	}
+}
+
+func TestCountArtists(t *testing.T) {
+	var asked []string
+	s := newStore(t, dynamostore.Options{}, func(c *dynamodb.Client) dynamostore.API {
+		return countingDescribe{Client: c, asked: &asked}
+	})
+	ctx := testenv.Context(t)
+	// dynalite answers DescribeTable but, unlike DynamoDB (which refreshes
+	// the figure about every six hours), always counts 0 items; the wrapper
+	// stands for the refreshed figure.
+	n, err := s.CountArtists(ctx)
+	if err != nil || n != 42 {
+		t.Errorf("CountArtists = %d, %v; want 42", n, err)
+	}
+	if len(asked) != 1 || !strings.HasSuffix(asked[0], "artists") {
+		t.Errorf("DescribeTable asked about %v; want the artists table once", asked)
+	}
+}
+
+// countingDescribe passes DescribeTable to dynalite and reports 42 items.
+type countingDescribe struct {
+	*dynamodb.Client
+	asked *[]string
+}
+
+func (c countingDescribe) DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {
+	*c.asked = append(*c.asked, aws.ToString(in.TableName))
+	out, err := c.Client.DescribeTable(ctx, in, opts...)
+	if err == nil && out.Table != nil {
+		out.Table.ItemCount = aws.Int64(42)
+	}
+	return out, err
 }

@@ -2,6 +2,7 @@ package dynamostore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -178,4 +179,18 @@ func (s *Store) scanSegment(ctx context.Context, seg, total int32, pages chan<- 
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+}
+
+// CountArtists returns DynamoDB's count of the artists table's items, for
+// progress and ETAs. DynamoDB updates it about every six hours, so it is an
+// estimate (in-progress first saves included), not a scan.
+func (s *Store) CountArtists(ctx context.Context) (int, error) {
+	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.artists})
+	if err != nil {
+		return 0, fmt.Errorf("dynamostore: count artists: %w", err)
+	}
+	if out.Table == nil || out.Table.ItemCount == nil {
+		return 0, errors.New("dynamostore: count artists: DescribeTable told no item count")
+	}
+	return int(*out.Table.ItemCount), nil
 }
