@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
-	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 )
 
 // newFake starts the Spotify stand-in in this process, for tests that read
@@ -39,7 +38,7 @@ func TestThreeHundredArtists(t *testing.T) {
 
 	enqueue(t, queueURL, ids)
 
-	table := strings.ReplaceAll(uniqueName("tracks300"), "-", "_")
+	table, st := trackTables(t, "tracks300")
 	env := workerEnv(t, spotifyURL, queueURL, table)
 	env["UNTIL_EMPTY"] = "true"
 	w := start(t, 2*time.Minute, env, "worker")
@@ -49,7 +48,6 @@ func TestThreeHundredArtists(t *testing.T) {
 	wall := w.elapsed()
 	checkWorkerLog(t, w.stderr.String(), true)
 
-	st := dynamostore.New(dynamoClient(t), table, table+"_artists")
 	checkArtists(ctx, t, st, ids)
 	if got, err := scanCount(ctx, st); err != nil {
 		t.Fatalf("scan artists: %v", err)
@@ -100,8 +98,7 @@ func TestSIGTERMDuringHeavyWork(t *testing.T) {
 	ids := artistIDs(200, n)
 	enqueue(t, queueURL, ids)
 
-	table := strings.ReplaceAll(uniqueName("tracksterm"), "-", "_")
-	st := dynamostore.New(dynamoClient(t), table, table+"_artists")
+	table, st := trackTables(t, "tracksterm")
 	env := workerEnv(t, spotifyURL, queueURL, table)
 	w := start(t, 2*time.Minute, env, "worker")
 	base := "http://" + env["HTTP_ADDR"]
@@ -259,7 +256,7 @@ func TestFakeSpotifyBinary(t *testing.T) {
 		t.Fatalf("producer exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 
-	table := strings.ReplaceAll(uniqueName("tracksbin"), "-", "_")
+	table, st := trackTables(t, "tracksbin")
 	wenv := workerEnv(t, base, queueURL, table)
 	wenv["UNTIL_EMPTY"] = "true"
 	w := start(t, 90*time.Second, wenv, "worker")
@@ -267,7 +264,6 @@ func TestFakeSpotifyBinary(t *testing.T) {
 		t.Fatalf("worker exited %d, want 0", code)
 	}
 	checkWorkerLog(t, w.stderr.String(), true)
-	st := dynamostore.New(dynamoClient(t), table, table+"_artists")
 	checkArtists(ctx, t, st, ids)
 	checkQueueEmpty(ctx, t, sq, queueURL, "queue")
 	checkQueueEmpty(ctx, t, sq, dlqURL, "dead-letter queue")
@@ -294,8 +290,7 @@ func TestSIGTERMReleasesStuckWork(t *testing.T) {
 	ids := artistIDs(40, n)
 	enqueue(t, queueURL, ids)
 
-	table := strings.ReplaceAll(uniqueName("tracksstuck"), "-", "_")
-	st := dynamostore.New(dynamoClient(t), table, table+"_artists")
+	table, st := trackTables(t, "tracksstuck")
 	env := workerEnv(t, spotifyURL, queueURL, table)
 	w := start(t, 2*time.Minute, env, "worker")
 	base := "http://" + env["HTTP_ADDR"]

@@ -27,12 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
-	"github.com/sixpotify/top-tracks/internal/spotify"
-	"github.com/sixpotify/top-tracks/internal/store"
-	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
 )
 
@@ -88,8 +84,7 @@ func TestFaultSIGKILLMidRun(t *testing.T) {
 	ids := artistIDs(9001, n)
 	enqueue(t, queueURL, ids)
 
-	table := strings.ReplaceAll(uniqueName("trackskill"), "-", "_")
-	st := dynamostore.New(dynamoClient(t), table, table+"_artists")
+	table, st := trackTables(t, "trackskill")
 	env := workerEnv(t, spotifyURL, queueURL, table)
 	w := start(t, 2*time.Minute, env, "worker")
 	base := "http://" + env["HTTP_ADDR"]
@@ -187,8 +182,7 @@ func TestFaultDuplicatesAcrossTwoWorkers(t *testing.T) {
 	enqueue(t, queueURL, plain)
 	enqueue(t, queueURL, ids)
 
-	table := strings.ReplaceAll(uniqueName("tracksdup"), "-", "_")
-	st := dynamostore.New(dynamoClient(t), table, table+"_artists")
+	table, st := trackTables(t, "tracksdup")
 	w1 := start(t, 3*time.Minute, workerEnv(t, spotifyURL, queueURL, table), "worker")
 	w2 := start(t, 3*time.Minute, workerEnv(t, spotifyURL, queueURL, table), "worker")
 	var stored int
@@ -415,8 +409,7 @@ func TestFaultSecretsNeverPrinted(t *testing.T) {
 	queueURL, _ := createQueue(ctx, t, sq, uniqueName("secrets"), 30, 0)
 	ids := artistIDs(9003, n)
 	enqueue(t, queueURL, ids)
-	table := strings.ReplaceAll(uniqueName("trackssecret"), "-", "_")
-	st := dynamostore.New(dynamoClient(t), table, table+"_artists")
+	table, st := trackTables(t, "trackssecret")
 
 	env := workerEnv(t, spotifySrv.URL, queueURL, table)
 	env["SPOTIFY_CLIENT_SECRET"] = secret
@@ -497,38 +490,4 @@ func httpBody(u string) (string, bool) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err == nil
-}
-
-// checkConverged checks that the artist's rows are exactly the 10 tracks the
-// stand-in answers, in order, with its artists row (status ok, market US, 10
-// tracks). The rows' fetched_at is checked as the README documents it under
-// change-aware writes: one time for every row, when Spotify last answered
-// with this list, so never after the artists row's.
-func checkConverged(ctx context.Context, st *dynamostore.Store, id string) error {
-	a, ok, err := st.Artist(ctx, id)
-	switch {
-	case err != nil:
-		return err
-	case !ok:
-		return fmt.Errorf("artist %s: no artists row", id)
-	case a.Status != store.StatusOK || a.Market != "US" || a.Tracks != 10 || a.FetchedAt.IsZero():
-		return fmt.Errorf("artist %s: artists row %+v, want status ok, market US, 10 tracks, a fetched_at", id, a)
-	}
-	rows, err := st.Tracks(ctx, id)
-	if err != nil {
-		return err
-	}
-	want := fakespotify.Tracks(id, 0, 10)
-	got := make([]spotify.Track, len(rows))
-	for i, r := range rows {
-		if r.ArtistID != id || r.Rank != i+1 || r.Market != "US" || !r.FetchedAt.Equal(rows[0].FetchedAt) || r.FetchedAt.After(a.FetchedAt) {
-			return fmt.Errorf("artist %s: row %d: artist_id %q rank %d market %q fetched_at %v (first row's %v, artists row's %v)",
-				id, i, r.ArtistID, r.Rank, r.Market, r.FetchedAt, rows[0].FetchedAt, a.FetchedAt)
-		}
-		got[i] = r.Track
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		return fmt.Errorf("artist %s: %d track rows differ from the stand-in's 10 (-want +got):\n%s", id, len(rows), diff)
-	}
-	return nil
 }
