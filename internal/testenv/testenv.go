@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -33,9 +35,31 @@ var (
 )
 
 type emulator struct {
+	name     string
 	endpoint string
 	cmd      *exec.Cmd
+	logPath  string
 	err      error
+
+	exited  chan struct{} // closed when the process has ended
+	exitErr error         // what Wait said; read after exited is closed
+	stopped bool          // Stop ended it on purpose (guarded by mu)
+}
+
+// dead reports, once the emulator's process has ended on its own, how it
+// ended and the last lines of its log; "" while it runs.
+func (e *emulator) dead() string {
+	if e.exited == nil {
+		return ""
+	}
+	select {
+	case <-e.exited:
+	default:
+		return ""
+	}
+	out, _ := os.ReadFile(e.logPath)
+	return fmt.Sprintf("the %s emulator at %s died (%v); the last lines of its log %s:\n%s",
+		e.name, e.endpoint, e.exitErr, e.logPath, lastLines(out, 15))
 }
 
 const sqsScript = `const { createSqsServer } = require("local-aws-sqs");
@@ -53,14 +77,23 @@ func SQSEndpoint(tb testing.TB) string {
 	})
 }
 
+// dynaliteScript starts dynalite so that a client aborting its request cannot
+// take it down (see the script's comment).
+//
+//go:embed dynalite.js
+var dynaliteScript string
+
 // DynamoDBEndpoint returns the base URL of this test binary's dynalite,
 // starting it on first use. Its data lives in memory.
 func DynamoDBEndpoint(tb testing.TB) string {
 	tb.Helper()
-	return start(tb, "dynamodb", func(root string, port int) *exec.Cmd {
-		return exec.Command("node", filepath.Join(root, "node_modules", "dynalite", "cli.js"),
-			"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--createTableMs", "0", "--deleteTableMs", "0")
-	})
+	return start(tb, "dynamodb", dynaliteCommand)
+}
+
+func dynaliteCommand(root string, port int) *exec.Cmd {
+	cmd := exec.Command("node", "-e", dynaliteScript, strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(root, "node_modules"))
+	return cmd
 }
 
 // AWSConfig returns an SDK configuration for the emulators: region us-east-1
@@ -85,9 +118,10 @@ func Stop() {
 	mu.Lock()
 	defer mu.Unlock()
 	for name, e := range procs {
+		e.stopped = true
 		if e.cmd != nil && e.cmd.Process != nil {
 			_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
-			_ = e.cmd.Wait()
+			<-e.exited
 		}
 		delete(procs, name)
 	}
@@ -105,6 +139,20 @@ func start(tb testing.TB, name string, command func(root string, port int) *exec
 	if e.err != nil {
 		tb.Fatalf("testenv: cannot start the %s emulator: %v (run `make test`, or `npm ci` in the project root, first)", name, e.err)
 	}
+	// An emulator that died earlier in this binary fails the test at once,
+	// saying why, instead of a trail of "connection refused".
+	if why := e.dead(); why != "" {
+		tb.Fatalf("testenv: %s", why)
+	}
+	// One that dies during the test is named in the test's output.
+	tb.Cleanup(func() {
+		mu.Lock()
+		stopped := e.stopped
+		mu.Unlock()
+		if why := e.dead(); why != "" && !stopped {
+			tb.Errorf("testenv: %s", why)
+		}
+	})
 	return e.endpoint
 }
 
@@ -131,8 +179,11 @@ func launch(name string, command func(root string, port int) *exec.Cmd) *emulato
 	if err := cmd.Start(); err != nil {
 		return &emulator{err: err}
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	e := &emulator{name: name, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		e.exitErr = cmd.Wait()
+		close(e.exited)
+	}()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -140,12 +191,13 @@ func launch(name string, command func(root string, port int) *exec.Cmd) *emulato
 		if err == nil {
 			conn.Close()
 			// The Wait goroutine owns the process now; Stop kills the group.
-			return &emulator{endpoint: "http://" + addr, cmd: &exec.Cmd{Process: cmd.Process}}
+			e.endpoint, e.cmd = "http://"+addr, &exec.Cmd{Process: cmd.Process}
+			return e
 		}
 		select {
-		case err := <-exited:
+		case <-e.exited:
 			out, _ := os.ReadFile(logPath)
-			return &emulator{err: fmt.Errorf("%s exited: %v: %s", name, err, clipBytes(out))}
+			return &emulator{err: fmt.Errorf("%s exited: %v: %s", name, e.exitErr, clipBytes(out))}
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -189,6 +241,15 @@ func Context(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	tb.Cleanup(cancel)
 	return ctx
+}
+
+// lastLines returns the last n lines of b.
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func clipBytes(b []byte) string {
