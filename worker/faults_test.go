@@ -70,7 +70,7 @@ func (f *faultWorld) logText() string {
 func (f *faultWorld) start(opts worker.Options) (*worker.Worker, func()) {
 	f.t.Helper()
 	opts.WaitTime = time.Second
-	opts.Limiter = f.limiter
+	opts.Gate = f.limiter
 	if opts.RetryBase == 0 {
 		opts.RetryBase = 10 * time.Millisecond
 	}
@@ -775,7 +775,7 @@ func (f *faultWorld) useProxy(p *spotifyProxy, timeout time.Duration) *spotifyPr
 	c, err := spotify.New(spotify.Config{
 		HTTPClient: &http.Client{Timeout: timeout},
 		APIURL:     srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "test-client", ClientSecret: "test-secret-SHOULD-NOT-LEAK", Limiter: f.limiter,
+		ClientID: "test-client", ClientSecret: "test-secret-SHOULD-NOT-LEAK", Gate: f.limiter,
 	})
 	if err != nil {
 		f.t.Fatal(err)

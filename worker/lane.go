@@ -7,16 +7,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue"
 )
 
 // lane is one queue the worker drains, with its batching deleter.
 type lane struct {
-	w    *Worker
-	name string
-	q    Queue
-	log  *slog.Logger
+	w        *Worker
+	name     string
+	priority gate.Priority
+	q        Queue
+	log      *slog.Logger
 
 	visibility  time.Duration // the queue's visibility timeout
 	maxReceives int           // the redrive policy's, or 0 when the queue has no DLQ
@@ -30,9 +32,9 @@ type deleteReq struct {
 	msgID   string
 }
 
-func (w *Worker) newLane(name string, q Queue) *lane {
+func (w *Worker) newLane(name string, p gate.Priority, q Queue) *lane {
 	return &lane{
-		w: w, name: name, q: q,
+		w: w, name: name, priority: p, q: q,
 		log:        w.log.With("lane", name),
 		visibility: 30 * time.Second,
 		deletes:    make(chan deleteReq, 4*queue.MaxBatch),
@@ -71,31 +73,34 @@ func (l *lane) attributes(ctx context.Context) {
 // goroutine that holds one of the shared slots.
 func (l *lane) receiveLoop(recvCtx, workCtx context.Context, slots chan struct{}, work *sync.WaitGroup, idle *idleTracker, stop context.CancelFunc) {
 	w := l.w
-	// The bulk lane never takes the slots reserved for the chatbot's lane.
+	// The bulk lane takes at most the gate's bulk share of the slots, as of
+	// the rate: the rest are kept for the chatbot's lane.
 	limit := cap(slots)
-	if l.name == LaneBulk && len(w.lanes) > 1 {
-		limit = max(1, cap(slots)-int(float64(cap(slots))*w.opts.BulkReserve))
+	if l.priority == gate.Bulk && len(w.lanes) > 1 {
+		limit = max(1, int(float64(cap(slots))*w.gate.BulkShare()))
 	}
 	held := newCounter()
 	backoff := 250 * time.Millisecond
 	for recvCtx.Err() == nil {
-		if left := w.forbiddenLeft(); left > 0 {
-			// Spotify refuses the endpoint: receiving would only cycle messages
-			// towards the dead-letter queue. Wait, then try again.
-			if !sleep(recvCtx, left) {
+		// A pause (a cooldown, a refusal, an open outage breaker): what is
+		// received now would only wait, or cycle towards the dead-letter
+		// queue. Keep it in the queue, except the breaker's one probe.
+		wait, _, endProbe := w.gate.Hold()
+		if wait > 0 {
+			if !sleep(recvCtx, min(wait, time.Second)) {
 				break
 			}
 			continue
 		}
-		if left := w.limiter.CooldownLeft(); left > 0 {
-			// A cooldown: what is received now would only wait. Keep it in the queue.
-			if !sleep(recvCtx, left) {
-				break
-			}
-			continue
+		want := queue.MaxBatch
+		if endProbe != nil {
+			want = 1
 		}
-		n := acquire(recvCtx, slots, held, limit, queue.MaxBatch)
+		n := acquire(recvCtx, slots, held, limit, want)
 		if n == 0 {
+			if endProbe != nil {
+				endProbe()
+			}
 			break
 		}
 		w.metrics.ReceiveCalls.WithLabelValues(l.name).Inc()
@@ -103,6 +108,11 @@ func (l *lane) receiveLoop(recvCtx, workCtx context.Context, slots chan struct{}
 		for range n - len(msgs) {
 			<-slots
 			held.add(-1)
+		}
+		if err != nil || len(msgs) == 0 {
+			if endProbe != nil {
+				endProbe() // no message to probe with
+			}
 		}
 		if err != nil {
 			if recvCtx.Err() != nil {
@@ -129,7 +139,12 @@ func (l *lane) receiveLoop(recvCtx, workCtx context.Context, slots chan struct{}
 			go func() {
 				defer work.Done()
 				defer func() { <-slots; held.add(-1); idle.add(-1) }()
-				l.handle(workCtx, m)
+				ctx := workCtx
+				if endProbe != nil {
+					defer endProbe()
+					ctx = gate.WithProbe(ctx)
+				}
+				l.handle(ctx, m)
 			}()
 		}
 		if w.opts.StopWhenIdle && idle.observe(l.name, len(msgs)) {

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
-	"github.com/sixpotify/top-tracks/internal/throttle"
 	"github.com/sixpotify/top-tracks/producer"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -28,12 +28,12 @@ type local struct {
 	store    *sqlitestore.Store
 	fake     *fakespotify.Server
 	client   *spotify.Client
-	limiter  *throttle.Limiter
+	limiter  *gate.Gate
 	logs     *lockedWriter
 	tokenURL string
 }
 
-func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, limiter *throttle.Limiter) *local {
+func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, limiter *gate.Gate) *local {
 	t.Helper()
 	ctx := testenv.Context(t)
 	path := filepath.Join(t.TempDir(), "sixpotify.db")
@@ -55,7 +55,7 @@ func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, 
 	t.Cleanup(srv.Close)
 	l.tokenURL = srv.URL + "/api/token"
 	if l.client, err = spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "id", ClientSecret: "secret", Limiter: limiter}); err != nil {
+		ClientID: "id", ClientSecret: "secret", Gate: limiter}); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -74,7 +74,7 @@ func (l *local) enqueue(q producer.Sender, ids ...string) {
 func (l *local) start(opts worker.Options) (*worker.Worker, func()) {
 	l.t.Helper()
 	opts.WaitTime = 200 * time.Millisecond
-	opts.Limiter = l.limiter
+	opts.Gate = l.limiter
 	opts.RetryBase = 10 * time.Millisecond
 	opts.Logger = testLogger(l.logs)
 	w, err := worker.New(l.chatbot, l.bulk, l.store, l.client, opts)
@@ -125,7 +125,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestForbiddenEndpointStopsConsumption(t *testing.T) {
-	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, throttle.New(0, 1))
+	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, gate.New(gate.Options{}))
 	l.fake.SetEndpointRemoved(true)
 	artists := ids(20, "forbidden")
 	l.enqueue(l.chatbot, artists...)
@@ -163,11 +163,11 @@ func TestForbiddenEndpointStopsConsumption(t *testing.T) {
 func TestLongCooldownEndsWithEveryArtistDoneAndAnEmptyDLQ(t *testing.T) {
 	// A quota cooldown (3s) longer than visibility timeout × maxReceiveCount
 	// (1s × 2): holding or releasing the messages would dead-letter them.
-	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, throttle.New(0, 1))
+	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, gate.New(gate.Options{MaxWait: time.Second}))
 	l.fake.SetQuotaExceeded(3 * time.Second)
 	artists := ids(6, "quota")
 	l.enqueue(l.chatbot, artists...)
-	_, stop := l.start(worker.Options{Concurrency: 4, LongCooldown: time.Second})
+	_, stop := l.start(worker.Options{Concurrency: 4})
 	eventually(t, "the stand-in answered QUOTA_EXCEEDED", func() bool { return l.fake.Stats().TooMany > 0 })
 	time.Sleep(4 * time.Second) // longer than visibility × maxReceiveCount
 	l.fake.SetQuotaExceeded(0)
@@ -194,7 +194,7 @@ func TestLongCooldownEndsWithEveryArtistDoneAndAnEmptyDLQ(t *testing.T) {
 
 func TestChatbotLaneIsServedBeforeTheBulkBacklog(t *testing.T) {
 	// Spotify allows 20 calls a second; a bulk backlog of 200 takes 10s.
-	lim := throttle.NewWithOptions(20, 1, throttle.Options{Adaptive: true, Window: time.Second})
+	lim := gate.New(gate.Options{Rate: 20})
 	l := newLocal(t, sqlitequeue.Options{}, fakespotify.Config{Limit: 20, Window: time.Second, Latency: 10 * time.Millisecond}, lim)
 	backlog := ids(200, "backlog")
 	l.enqueue(l.bulk, backlog...)
@@ -219,10 +219,10 @@ func TestChatbotLaneIsServedBeforeTheBulkBacklog(t *testing.T) {
 }
 
 func TestRejectedCredentialsPauseInsteadOfDrainingTheQueue(t *testing.T) {
-	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, throttle.New(0, 1))
+	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, gate.New(gate.Options{}))
 	// The stand-in accepts only its own credentials; the client has others.
 	bad, err := spotify.New(spotify.Config{APIURL: "http://127.0.0.1:1/v1", TokenURL: l.tokenURL,
-		ClientID: "id", ClientSecret: "rotated-away", Limiter: l.limiter})
+		ClientID: "id", ClientSecret: "rotated-away", Gate: l.limiter})
 	if err != nil {
 		t.Fatal(err)
 	}

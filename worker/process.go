@@ -9,34 +9,23 @@ import (
 
 	"github.com/sethvargo/go-retry"
 
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
-	"github.com/sixpotify/top-tracks/internal/throttle"
 )
 
 // maxThrottled bounds how many 429s one delivery waits out before it gives
-// its message back; the waiting itself happens in the shared limiter.
+// its message back; the waiting itself happens in the gate.
 const maxThrottled = 10
 
-// forbiddenPause is how long the worker stops receiving after Spotify answers
-// 403 to top-tracks, before it tries one more artist; credentialsPause after
-// Spotify rejects the app's credentials, which a token-service blip can also
-// cause, so the worker looks again sooner.
-const (
-	forbiddenPause   = 5 * time.Minute
-	credentialsPause = 15 * time.Second
-)
-
-// errRefused: the worker did not call Spotify, which refused the app's calls
-// moments ago (a 403 or rejected credentials) and is paused.
-var errRefused = errors.New("not calling Spotify, which refuses this app's calls")
-
 // handle processes one delivery and decides its fate: deleted after its
-// writes are durable, given back to be tried again, or sent towards the
-// dead-letter queue.
+// writes are durable, postponed when a pause that is not the message's own
+// meets it (a cooldown, a refusal, an outage: sent again with a delay, so
+// that the wait spends none of its deliveries), given back to be tried
+// again, or sent towards the dead-letter queue.
 func (l *lane) handle(ctx context.Context, m Message) {
 	w := l.w
 	start := w.opts.Clock()
@@ -51,43 +40,44 @@ func (l *lane) handle(ctx context.Context, m Message) {
 		return
 	}
 	log = log.With("artist_id", msg.ArtistID)
-	if l.name == LaneBulk {
-		ctx = throttle.WithBulk(ctx) // yields to the chatbot's lane at the limiter
-	}
+	ctx = gate.WithPriority(ctx, l.priority) // the bulk lane yields to the chatbot's at the gate
 
 	stopHeartbeat := l.heartbeat(m, log)
 	outcome, err := w.process(ctx, l.name, msg, log)
 	stopHeartbeat()
 
+	var pe *gate.PausedError
 	var rl *spotify.RateLimitError
 	switch {
 	case err == nil:
 		l.delete(m)
 		w.metrics.Processed.WithLabelValues(l.name, outcome).Inc()
 		log.Debug("artist done", "outcome", outcome)
-	case ctx.Err() != nil && w.limiter.CooldownLeft() > 0:
-		// Stopping during a cooldown: a plain release would count one more
-		// delivery towards the dead-letter queue for a wait that is Spotify's.
-		l.postpone(m, w.limiter.CooldownLeft(), log)
 	case ctx.Err() != nil:
+		// Stopping. During a pause a plain release would count one more
+		// delivery towards the dead-letter queue for a wait that is not the
+		// message's.
+		if left, reason := w.gate.Paused(); left > 0 {
+			l.postpone(m, left, reason, log)
+			return
+		}
 		log.Info("stopping: the message goes back to the queue")
 		l.release(m, 0, log)
+	case errors.As(err, &pe):
+		l.postpone(m, pe.Until.Sub(w.opts.Clock()), pe.Reason, log)
 	case errors.As(err, &rl):
-		l.postpone(m, max(w.limiter.CooldownLeft(), rl.RetryAfter), log)
-	case errors.Is(err, errRefused):
-		// Another delivery met the refusal: wait as long as it decided.
-		l.postpone(m, w.forbiddenLeft(), log)
+		l.postpone(m, max(w.gate.CooldownLeft(), rl.RetryAfter), gate.ReasonCooldown, log)
 	case errors.Is(err, spotify.ErrForbidden), errors.Is(err, spotify.ErrUnauthorized):
-		// Every message would fail the same way: pause rather than burn
-		// their deliveries (a 403 for the endpoint, or rejected credentials).
-		pause := forbiddenPause
-		if errors.Is(err, spotify.ErrUnauthorized) {
-			pause = credentialsPause
-		}
-		w.refuse(err, pause)
-		l.postpone(m, pause, log)
+		// The gate paused every call: every message would fail the same way.
+		left, _ := w.gate.Paused()
+		l.postpone(m, left, gate.ReasonRefused, log)
 	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist):
 		l.poison(m, err, log)
+	case w.gate.BreakerOpen():
+		// An outage, not this artist's fault: the breaker opened on it, or
+		// on other artists' failures like it.
+		left, _ := w.gate.Paused()
+		l.postpone(m, left, gate.ReasonOutage, log)
 	default:
 		l.retryLater(m, err, log)
 	}
@@ -117,6 +107,9 @@ func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool
 	first := false // known to have no artists row yet
 	if !force && w.opts.FreshFor > 0 {
 		a, ok, err := w.store.Artist(ctx, id)
+		if ctx.Err() == nil {
+			w.gate.Report(gate.CauseStore, id, err)
+		}
 		if err != nil {
 			return "", fmt.Errorf("read artist %s: %w", id, err)
 		}
@@ -140,6 +133,13 @@ func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool
 	start := w.opts.Clock()
 	err = w.store.Save(ctx, res)
 	w.metrics.StoreSaveSeconds.Observe(w.opts.Clock().Sub(start).Seconds())
+	if ctx.Err() == nil {
+		if errors.Is(err, store.ErrStale) {
+			w.gate.Report(gate.CauseStore, id, nil)
+		} else {
+			w.gate.Report(gate.CauseStore, id, err)
+		}
+	}
 	if errors.Is(err, store.ErrStale) {
 		return metrics.OutcomeStale, nil
 	}
@@ -150,29 +150,25 @@ func (w *Worker) fetchAndSave(ctx context.Context, id, market string, force bool
 }
 
 // fetch asks Spotify, retrying transient failures with capped, jittered
-// exponential backoff. A 429 starts the process-wide cooldown; attempts that
-// were throttled do not count against MaxRetries, since the limiter, not this
-// loop, waits them out.
+// exponential backoff. The gate waits out a 429's cooldown before the next
+// attempt, so throttled attempts do not count against MaxRetries; a pause
+// the gate will not wait through (a long cooldown, a refusal, an open
+// breaker) ends the attempts at once with a *gate.PausedError.
 func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger) (tracks []Track, asked time.Time, err error) {
 	inner := retry.WithMaxRetries(uint64(w.opts.MaxRetries),
 		retry.WithCappedDuration(w.opts.RetryCap,
 			retry.WithJitterPercent(20, retry.NewExponential(w.opts.RetryBase))))
-	throttled, long, throttles := false, false, 0
+	throttled, throttles := false, 0
 	backoff := retry.BackoffFunc(func() (time.Duration, bool) {
 		if throttled {
 			throttled = false
 			throttles++
-			// The shared limiter usually waits the cooldown out; waiting here
-			// too costs nothing then, and keeps a fetcher with a limiter of its
-			// own from retrying into the 429 at once.
-			return w.limiter.CooldownLeft(), long || throttles > maxThrottled
+			// The gate sleeps the cooldown out in its Wait.
+			return 0, throttles > maxThrottled
 		}
 		return inner.Next()
 	})
 	tracks, err = retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
-		if w.forbiddenLeft() > 0 {
-			return nil, errRefused
-		}
 		var tracks []Track
 		var err error
 		if tf, ok := w.fetcher.(timedFetcher); ok {
@@ -188,13 +184,15 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 		}
 		var rl *spotify.RateLimitError
 		switch {
-		case errors.As(err, &rl):
-			throttled, long = true, rl.RetryAfter > w.opts.LongCooldown
-			w.cooldown(rl, log)
-			w.metrics.Retries.WithLabelValues("rate_limited").Inc()
-			return nil, retry.RetryableError(err)
 		case ctx.Err() != nil:
 			return nil, err
+		case errors.As(err, new(*gate.PausedError)):
+			return nil, err
+		case errors.As(err, &rl):
+			throttled = true
+			w.metrics.Retries.WithLabelValues("rate_limited").Inc()
+			log.Debug("throttled by Spotify", "retry_after", rl.RetryAfter, "reason", rl.Reason)
+			return nil, retry.RetryableError(err)
 		case spotify.Temporary(err):
 			cause := "transport"
 			if errors.Is(err, spotify.ErrServer) {
@@ -207,27 +205,6 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 		return nil, err
 	})
 	return tracks, asked, err
-}
-
-// cooldown pauses every Spotify call of the process for the 429's
-// Retry-After (at least a second). The Spotify client has usually started
-// the cooldown already, the moment the 429 arrived; this covers fetchers
-// that do not. The limiter's OnCooldown hook logs and counts it once.
-func (w *Worker) cooldown(rl *spotify.RateLimitError, log *slog.Logger) {
-	if w.limiter.CooldownLeft() == 0 { // else the client started it: count the 429 once
-		w.limiter.Cooldown(max(rl.RetryAfter, spotify.MinCooldown))
-	}
-	log.Debug("throttled by Spotify", "retry_after", rl.RetryAfter, "reason", rl.Reason)
-}
-
-// refuse stops receiving for pause: Spotify refuses the endpoint for this
-// app (403), or its credentials (401, invalid_client), and every message
-// would fail the same way.
-func (w *Worker) refuse(err error, pause time.Duration) {
-	until := w.opts.Clock().Add(pause)
-	if old := w.forbiddenUntil.Swap(until.UnixNano()); old < w.opts.Clock().UnixNano() {
-		w.log.Error("Spotify refuses this app's calls: receiving is paused", "err", err, "paused_until", until.UTC().Format(time.RFC3339))
-	}
 }
 
 // poison handles a message that can never succeed: with a dead-letter queue
@@ -249,7 +226,7 @@ func (l *lane) poison(m Message, err error, log *slog.Logger) {
 // most SQS's 15 minutes) and deletes this delivery, so that the wait does
 // not count towards the redrive policy's maxReceiveCount. A queue that
 // cannot send gets a plain release.
-func (l *lane) postpone(m Message, delay time.Duration, log *slog.Logger) {
+func (l *lane) postpone(m Message, delay time.Duration, reason string, log *slog.Logger) {
 	s, ok := l.q.(sender)
 	if !ok {
 		l.release(m, delay, log)
@@ -272,7 +249,8 @@ func (l *lane) postpone(m Message, delay time.Duration, log *slog.Logger) {
 		return
 	}
 	l.w.metrics.Processed.WithLabelValues(l.name, metrics.OutcomeReleased).Inc()
-	log.Info("message postponed", "delay", delay)
+	l.w.metrics.Postponed.WithLabelValues(l.name, reason).Inc()
+	log.Info("message postponed", "delay", delay, "reason", reason)
 	l.delete(m)
 }
 

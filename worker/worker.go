@@ -12,11 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
-	"github.com/sixpotify/top-tracks/internal/throttle"
 )
 
 // Aliases of the types the interfaces below speak, so that code outside this
@@ -97,14 +97,6 @@ type Options struct {
 	// RetryBase and RetryCap shape the exponential backoff between retries
 	// (defaults 250ms and 10s).
 	RetryBase, RetryCap time.Duration
-	// LongCooldown: a delivery throttled with a Retry-After longer than this
-	// does not wait holding its message; the message is postponed (sent
-	// again with a delay, the delivery deleted) so that the wait never counts
-	// towards the dead-letter queue (default 30s).
-	LongCooldown time.Duration
-	// BulkReserve is the share of Concurrency the bulk lane may never take,
-	// kept for the chatbot's lane (default 0.25).
-	BulkReserve float64
 	// StopWhenIdle makes Run return by itself once a receive on every lane
 	// came back empty with nothing in flight (for batch runs such as make run).
 	StopWhenIdle bool
@@ -112,9 +104,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the worker's metrics (default: a private registry).
 	Registerer prometheus.Registerer
-	// Limiter gates every Spotify call; when it is the one the Fetcher waits
-	// on, a 429 pauses every goroutine (default: unlimited).
-	Limiter *throttle.Limiter
+	// Gate decides whether this process may call Spotify now; the Fetcher
+	// must wait on the same one. The worker asks it before receiving, tells
+	// it how store calls went (for its outage breaker), and gives back
+	// without spending a delivery what a pause meets; the bulk lane takes at
+	// most its BulkShare of the slots (default: an unlimited gate).
+	Gate *gate.Gate
 	// Clock returns the time (default time.Now).
 	Clock func() time.Time
 }
@@ -147,20 +142,14 @@ func (o *Options) setDefaults() {
 	if o.RetryCap <= 0 {
 		o.RetryCap = 10 * time.Second
 	}
-	if o.LongCooldown <= 0 {
-		o.LongCooldown = 30 * time.Second
-	}
-	if o.BulkReserve <= 0 || o.BulkReserve >= 1 {
-		o.BulkReserve = 0.25
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
-	if o.Limiter == nil {
-		o.Limiter = throttle.New(0, 1)
+	if o.Gate == nil {
+		o.Gate = gate.New(gate.Options{})
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -180,7 +169,7 @@ type Worker struct {
 	metrics *metrics.Metrics
 	store   Store
 	fetcher Fetcher
-	limiter *throttle.Limiter
+	gate    *gate.Gate
 	lanes   []*lane
 
 	flights singleflight.Group
@@ -189,8 +178,6 @@ type Worker struct {
 	receiving atomic.Bool // true while every lane can receive
 	// stopBy (Unix ns, 0 until a stop begins) bounds the last deletes.
 	stopBy atomic.Int64
-	// forbiddenUntil (Unix ns) pauses receiving after Spotify refused the endpoint.
-	forbiddenUntil atomic.Int64
 }
 
 // New returns a Worker for the chatbot lane q, an optional bulk lane (nil for
@@ -215,16 +202,13 @@ func New(q, bulk Queue, s Store, f Fetcher, opts Options) (*Worker, error) {
 		log:     opts.Logger,
 		store:   s,
 		fetcher: f,
-		limiter: opts.Limiter,
+		gate:    opts.Gate,
 	}
-	w.metrics = metrics.New(opts.Registerer, w.limiter.CooldownLeft, w.limiter.Rate)
-	w.limiter.OnCooldown(func(d time.Duration, until time.Time) {
-		w.metrics.Cooldowns.Inc()
-		w.log.Warn("Spotify rate limit: pausing every Spotify call", "retry_after", d, "until", until.UTC().Format(time.RFC3339))
-	})
-	w.lanes = append(w.lanes, w.newLane(LaneChatbot, q))
+	w.metrics = metrics.New(opts.Registerer, w.gate.CooldownLeft, w.gate.Rate)
+	w.gate.OnEvent(w.gateEvent)
+	w.lanes = append(w.lanes, w.newLane(LaneChatbot, gate.Chatbot, q))
 	if bulk != nil {
-		w.lanes = append(w.lanes, w.newLane(LaneBulk, bulk))
+		w.lanes = append(w.lanes, w.newLane(LaneBulk, gate.Bulk, bulk))
 	}
 	return w, nil
 }
@@ -234,11 +218,8 @@ func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
 
 // Ready returns nil while the worker can take work, or why it cannot.
 func (w *Worker) Ready() error {
-	if w.forbiddenLeft() > 0 {
-		return errors.New("refused by Spotify (403 for top-tracks, or the app's credentials); see the log")
-	}
-	if left := w.limiter.CooldownLeft(); left > 0 {
-		return fmt.Errorf("throttled by Spotify for %s more", left.Round(time.Second))
+	if err := w.gate.Ready(); err != nil {
+		return err
 	}
 	if !w.receiving.Load() {
 		return errors.New("not receiving")
@@ -246,9 +227,24 @@ func (w *Worker) Ready() error {
 	return nil
 }
 
-// forbiddenLeft is how long receiving stays paused after a 403.
-func (w *Worker) forbiddenLeft() time.Duration {
-	return time.Duration(w.forbiddenUntil.Load() - w.opts.Clock().UnixNano())
+// gateEvent logs and counts, once each, the gate's pauses and the outage
+// breaker's openings and closings.
+func (w *Worker) gateEvent(e gate.Event) {
+	switch e.Kind {
+	case gate.EventCooldown:
+		w.metrics.Cooldowns.Inc()
+		w.log.Warn("Spotify rate limit: pausing every Spotify call", "retry_after", e.RetryAfter,
+			"reason", e.Reason, "until", e.Until.UTC().Format(time.RFC3339), "rate", fmt.Sprintf("%.2f/s", e.Rate))
+	case gate.EventRefused:
+		w.log.Error("Spotify refuses this app's calls: receiving is paused", "err", e.Err, "paused_until", e.Until.UTC().Format(time.RFC3339))
+	case gate.EventBreakerOpened:
+		w.metrics.BreakerOpened.WithLabelValues(string(e.Cause)).Inc()
+		w.log.Error("outage breaker opened: receiving stops, held messages are postponed, one probe at a time tests for recovery",
+			"cause", e.Cause, "err", e.Err)
+	case gate.EventBreakerClosed:
+		w.metrics.BreakerClosed.WithLabelValues(string(e.Cause)).Inc()
+		w.log.Info("outage breaker closed: a probe succeeded, receiving resumes", "cause", e.Cause, "open_for", e.Lasted.Round(time.Millisecond))
+	}
 }
 
 // Run drains the lanes until ctx ends (or, with StopWhenIdle, until they are

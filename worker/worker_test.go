@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
@@ -29,7 +30,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
-	"github.com/sixpotify/top-tracks/internal/throttle"
 	"github.com/sixpotify/top-tracks/producer"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -53,7 +53,7 @@ type rig struct {
 	store   *dynamostore.Store
 	fake    *fakespotify.Server
 	client  *spotify.Client
-	limiter *throttle.Limiter
+	limiter *gate.Gate
 	watch   *retryAfterWatch
 	logs    *strings.Builder
 }
@@ -140,12 +140,12 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.fake = fakespotify.New(o.fake)
 	srv := httptest.NewServer(r.fake)
 	t.Cleanup(srv.Close)
-	r.limiter = throttle.New(o.rate, 1)
+	r.limiter = gate.New(gate.Options{Rate: o.rate, Fixed: true})
 	r.watch = &retryAfterWatch{next: http.DefaultTransport}
 	r.client, err = spotify.New(spotify.Config{
 		HTTPClient: &http.Client{Transport: r.watch, Timeout: 10 * time.Second},
 		APIURL:     srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: o.fake.ClientID, ClientSecret: o.fake.ClientSecret, Limiter: r.limiter,
+		ClientID: o.fake.ClientID, ClientSecret: o.fake.ClientSecret, Gate: r.limiter,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func (r *rig) run(opts worker.Options) {
 	r.t.Helper()
 	opts.WaitTime = time.Second
 	opts.StopWhenIdle = true
-	opts.Limiter = r.limiter
+	opts.Gate = r.limiter
 	opts.RetryBase = 10 * time.Millisecond
 	opts.Logger = testLogger(&lockedWriter{b: r.logs})
 	w, err := worker.New(r.q, nil, r.store, r.client, opts)
@@ -408,7 +408,7 @@ func TestStopGivesWorkBack(t *testing.T) {
 	artists := ids(8, "stop")
 	r.enqueue(artists...)
 	w, err := worker.New(r.q, nil, r.store, r.client, worker.Options{
-		WaitTime: time.Second, DrainTimeout: 200 * time.Millisecond, Limiter: r.limiter,
+		WaitTime: time.Second, DrainTimeout: 200 * time.Millisecond, Gate: r.limiter,
 	})
 	if err != nil {
 		t.Fatal(err)

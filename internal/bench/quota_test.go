@@ -7,7 +7,7 @@ package bench_test
 // windows in under a minute.
 //
 //   - BenchmarkQuotaGoodput: the worker with its rate set 3× too high
-//     (60/s, adaptive, as SPOTIFY_RATE=60 SPOTIFY_RATE_WINDOW=5s would wire
+//     (60/s, adaptive, as SPOTIFY_RATE=60 would wire
 //     it), against a naive consumer in the same run: the same worker and
 //     client with a plain fixed-rate limiter at 60/s and a fetcher that, on
 //     a 429, sleeps its own Retry-After and retries the request, as typical
@@ -34,8 +34,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/spotify"
-	"github.com/sixpotify/top-tracks/internal/throttle"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -62,11 +62,13 @@ const (
 )
 
 // fixedRate is the naive consumer's limiter: a token bucket and nothing
-// else. It has no Cooldown and no Observe, so the Spotify client neither
+// else: it learns nothing from an outcome, so the Spotify client neither
 // pauses other goroutines on a 429 nor probes.
 type fixedRate struct{ lim *rate.Limiter }
 
-func (f fixedRate) Wait(ctx context.Context) error { return f.lim.Wait(ctx) }
+func (f fixedRate) Wait(ctx context.Context) (func(gate.Outcome), error) {
+	return func(gate.Outcome) {}, f.lim.Wait(ctx)
+}
 
 // retryingFetcher is the naive consumer's per-request retry: on a 429 the
 // goroutine sleeps the answer's Retry-After (a second when it has none) and
@@ -150,12 +152,12 @@ func runGoodput(b *testing.B, design string) goodputResult {
 	}
 	var (
 		fetcher worker.Fetcher
-		limiter *throttle.Limiter
+		limiter *gate.Gate
 		samples func() []rateSample
 	)
 	switch design {
 	case "worker":
-		limiter = throttle.NewWithOptions(overRate, 1, throttle.Options{Adaptive: true, Window: quotaWindow})
+		limiter = gate.New(gate.Options{Rate: overRate})
 		fetcher = rig.client(b, limiter)
 		samples = sampleRate(limiter)
 	case "naive":
@@ -420,7 +422,7 @@ func runLatency(b *testing.B) latencyResult {
 		b.Fatal(err)
 	}
 	asked := artistIDs(chatbotArtists)
-	limiter := throttle.NewWithOptions(overRate, 1, throttle.Options{Adaptive: true, Window: quotaWindow})
+	limiter := gate.New(gate.Options{Rate: overRate})
 	samples := sampleRate(limiter)
 
 	ctx, cancel := context.WithCancel(context.Background())

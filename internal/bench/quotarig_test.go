@@ -18,12 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
-	"github.com/sixpotify/top-tracks/internal/throttle"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -67,10 +67,10 @@ func newQuotaRig(b *testing.B, cfg fakespotify.Config) *quotaRig {
 }
 
 // client returns a Spotify client of the stand-in that waits on limiter.
-func (r *quotaRig) client(b *testing.B, limiter spotify.Limiter) *spotify.Client {
+func (r *quotaRig) client(b *testing.B, limiter spotify.Gate) *spotify.Client {
 	b.Helper()
 	c, err := spotify.New(spotify.Config{APIURL: r.srv.URL + "/v1", TokenURL: r.srv.URL + "/api/token",
-		ClientID: clientID, ClientSecret: clientSecret, Limiter: limiter})
+		ClientID: clientID, ClientSecret: clientSecret, Gate: limiter})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func send(ctx context.Context, q *sqlitequeue.Queue, ids []string) error {
 
 // startWorker runs a worker on the rig's lanes (bulk too when withBulk)
 // until the returned func is called, which waits for Run to return.
-func (r *quotaRig) startWorker(b *testing.B, f worker.Fetcher, limiter *throttle.Limiter, withBulk bool) (stop func()) {
+func (r *quotaRig) startWorker(b *testing.B, f worker.Fetcher, limiter *gate.Gate, withBulk bool) (stop func()) {
 	b.Helper()
 	var bulk worker.Queue
 	if withBulk {
@@ -106,7 +106,7 @@ func (r *quotaRig) startWorker(b *testing.B, f worker.Fetcher, limiter *throttle
 	}
 	w, err := worker.New(r.chatbot, bulk, r.store, f, worker.Options{
 		Concurrency: 16,
-		Limiter:     limiter, // nil: the worker's own unlimited limiter
+		Gate:        limiter, // nil: the worker's own unlimited gate
 		Registerer:  prometheus.NewRegistry(),
 		Logger:      slog.New(slog.DiscardHandler),
 	})
@@ -230,7 +230,7 @@ type rateSample struct {
 
 // sampleRate records the limiter's rate every 100ms until the returned func
 // is called, which returns the samples.
-func sampleRate(l *throttle.Limiter) (stop func() []rateSample) {
+func sampleRate(l *gate.Gate) (stop func() []rateSample) {
 	var samples []rateSample
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {

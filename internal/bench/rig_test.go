@@ -27,6 +27,7 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/bench"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
@@ -34,7 +35,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
-	"github.com/sixpotify/top-tracks/internal/throttle"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -220,12 +220,12 @@ func runWorker(ctx context.Context, w *world, s *standIn, concurrency int) (*dyn
 // runWorkerWith is runWorker with the store's options, and tune (if not
 // nil) applied to the worker's options.
 func runWorkerWith(ctx context.Context, w *world, s *standIn, concurrency int, storeOpts dynamostore.Options, tune func(*worker.Options)) (*dynamostore.Store, error) {
-	limiter := throttle.New(workerRate, 1)
+	limiter := gate.New(gate.Options{Rate: workerRate, Fixed: true})
 	var wk *worker.Worker
 	client, err := spotify.New(spotify.Config{
 		APIURL: s.apiURL(), TokenURL: s.tokenURL(), ClientID: clientID, ClientSecret: clientSecret,
 		HTTPClient: s.client,
-		Limiter:    limiter,
+		Gate:       limiter,
 		OnResponse: func(status int, elapsed time.Duration) { wk.Metrics().ObserveSpotify(status, elapsed) },
 		OnToken:    func(err error) { wk.Metrics().ObserveToken(err) },
 	})
@@ -241,7 +241,7 @@ func runWorkerWith(ctx context.Context, w *world, s *standIn, concurrency int, s
 		Concurrency:  concurrency,
 		WaitTime:     time.Millisecond, // a short poll, as RECEIVE_WAIT_TIME=0s
 		StopWhenIdle: true,
-		Limiter:      limiter,
+		Gate:         limiter,
 		Registerer:   prometheus.NewRegistry(),
 		Logger:       slog.New(slog.DiscardHandler),
 	}

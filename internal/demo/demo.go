@@ -69,7 +69,6 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		env["SPOTIFY_API_URL"], env["SPOTIFY_TOKEN_URL"] = base+"/v1", base+"/api/token"
 		env["SPOTIFY_CLIENT_ID"], env["SPOTIFY_CLIENT_SECRET"] = "sixpotify-demo", secret
 		env["SPOTIFY_RATE"] = "25"
-		env["SPOTIFY_RATE_WINDOW"] = "1s" // the stand-in's window
 		fmt.Fprintf(stdout, "No SPOTIFY_CLIENT_ID/SPOTIFY_CLIENT_SECRET set: using the project's Spotify stand-in at %s (set both to fetch from Spotify for real).\n", base)
 	} else {
 		fmt.Fprintf(stdout, "Fetching from Spotify at %s as app %s.\n", orDefault(getenv("SPOTIFY_API_URL"), "https://api.spotify.com/v1"), clipID(getenv("SPOTIFY_CLIENT_ID")))

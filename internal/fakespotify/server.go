@@ -47,6 +47,10 @@ type Config struct {
 	// before an announced Retry-After has passed is answered 429 with a
 	// Retry-After of Penalty.
 	Penalty time.Duration
+	// CloseFor, when set, closes the API for this long after any call over
+	// the limit: every call until then is answered 429 with the time left,
+	// as Spotify answers repeat offenders (Stats.Penalties counts them).
+	CloseFor time.Duration
 	// Seed seeds the choice of the calls that fail under ErrorRate.
 	Seed int64
 	// Clock tells the time for tokens and the rate limit (default time.Now).
@@ -66,6 +70,8 @@ type Stats struct {
 	BadRequests      int64 // 400, InvalidIDs included
 	InvalidIDs       int64 // artist IDs that are not 22 characters of [0-9A-Za-z]
 	InsideRetryAfter int64 // calls that came before an announced Retry-After had passed
+	Penalties        int64 // times CloseFor closed the API
+	DuringOutage     int64 // API calls that met SetDown
 	TokenRequests    int64
 	PerArtist        map[string]int // OK answers per artist ID
 }
@@ -89,6 +95,10 @@ type Server struct {
 	failN      int
 	failStatus int
 	penalty    time.Duration
+	closeFor   time.Duration
+	closedTill time.Time
+	down       int // SetDown's status (-1: drop the connection)
+	tokenDown  int // SetTokenDown's status
 	quota      time.Duration // while set, every call is answered 429 QUOTA_EXCEEDED
 	removed    bool          // while set, top-tracks answers 403
 	gens       map[string]int
@@ -110,6 +120,7 @@ func New(cfg Config) *Server {
 		window:       cfg.Window,
 		latency:      cfg.Latency,
 		penalty:      cfg.Penalty,
+		closeFor:     cfg.CloseFor,
 		gens:         make(map[string]int),
 		stats:        Stats{PerArtist: make(map[string]int)},
 	}
@@ -143,6 +154,22 @@ func (s *Server) SetEndpointRemoved(removed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.removed = removed
+}
+
+// SetDown makes every API call fail until SetDown(0): answered status
+// (such as 503), or, for -1, the connection dropped without an answer.
+func (s *Server) SetDown(status int) {
+	s.mu.Lock()
+	s.down = status
+	s.mu.Unlock()
+}
+
+// SetTokenDown makes the token endpoint answer status (such as 503) until
+// SetTokenDown(0).
+func (s *Server) SetTokenDown(status int) {
+	s.mu.Lock()
+	s.tokenDown = status
+	s.mu.Unlock()
 }
 
 // FailNext makes the next n API calls answer status, before any other check.
@@ -211,7 +238,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.TokenRequests++
+	down := s.tokenDown
 	s.mu.Unlock()
+	if down != 0 {
+		w.WriteHeader(down)
+		return
+	}
 
 	oauthError := func(status int, code, desc string) {
 		w.Header().Set("Content-Type", "application/json")
@@ -274,6 +306,25 @@ type answer struct {
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	if down := s.down; down != 0 {
+		s.stats.Requests++
+		s.stats.DuringOutage++
+		s.mu.Unlock()
+		if down < 0 {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			down = http.StatusServiceUnavailable
+		}
+		s.mu.Lock()
+		s.stats.ServerErrors++
+		s.mu.Unlock()
+		writeError(w, answer{status: down, message: http.StatusText(down)})
+		return
+	}
 	a := s.decide(r, s.clock())
 	latency := s.latency
 	s.mu.Unlock()
@@ -362,6 +413,9 @@ func (s *Server) check(r *http.Request, now time.Time) answer {
 	if s.quota > 0 {
 		return answer{status: http.StatusTooManyRequests, message: "Quota exceeded", reason: "QUOTA_EXCEEDED", retryAfter: seconds(s.quota)}
 	}
+	if now.Before(s.closedTill) {
+		return answer{status: http.StatusTooManyRequests, message: "API rate limit exceeded", retryAfter: seconds(s.closedTill.Sub(now))}
+	}
 	if s.penalty > 0 && now.Before(s.retryAfter) {
 		return answer{status: http.StatusTooManyRequests, message: "API rate limit exceeded", retryAfter: seconds(s.penalty)}
 	}
@@ -372,6 +426,11 @@ func (s *Server) check(r *http.Request, now time.Time) answer {
 		}
 		s.calls = s.calls[i:]
 		if len(s.calls) >= s.limit {
+			if s.closeFor > 0 {
+				s.stats.Penalties++
+				s.closedTill = now.Add(s.closeFor)
+				return answer{status: http.StatusTooManyRequests, message: "API rate limit exceeded", retryAfter: seconds(s.closeFor)}
+			}
 			wait := s.calls[0].Add(s.window).Sub(now)
 			secs := max(1, int((wait+time.Second-1)/time.Second))
 			return answer{status: http.StatusTooManyRequests, message: "API rate limit exceeded", retryAfter: secs}

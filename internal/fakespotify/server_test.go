@@ -579,3 +579,50 @@ func validID(s string) bool {
 	}
 	return true
 }
+
+func TestCloseForAndOutages(t *testing.T) {
+	c := newClock()
+	s := newServer(fakespotify.Config{Limit: 2, Window: time.Second, CloseFor: 35 * time.Second, Clock: c.Now})
+	tok := token(t, s)
+	path := "/v1/artists/" + artist + "/top-tracks?market=US"
+	get(s, tok, path)
+	get(s, tok, path)
+	if r := get(s, tok, path); r.Code != 429 || r.Header().Get("Retry-After") != "35" {
+		t.Fatalf("the call over the limit = %d Retry-After %q, want 429 35", r.Code, r.Header().Get("Retry-After"))
+	}
+	c.Set(10 * time.Second)
+	if r := get(s, tok, path); r.Code != 429 || r.Header().Get("Retry-After") != "25" {
+		t.Fatalf("a call while closed = %d Retry-After %q, want 429 25", r.Code, r.Header().Get("Retry-After"))
+	}
+	c.Set(36 * time.Second)
+	if r := get(s, tok, path); r.Code != 200 {
+		t.Fatalf("after the penalty = %d, want 200", r.Code)
+	}
+	if st := s.Stats(); st.Penalties != 1 {
+		t.Errorf("Penalties = %d, want 1", st.Penalties)
+	}
+	s.SetDown(503)
+	if r := get(s, tok, path); r.Code != 503 {
+		t.Errorf("during SetDown(503) = %d", r.Code)
+	}
+	s.SetDown(-1)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Errorf("during SetDown(-1) the call got an answer, %d", resp.StatusCode)
+	}
+	s.SetDown(0)
+	s.SetTokenDown(503)
+	req = httptest.NewRequest(http.MethodPost, "/api/token", strings.NewReader("grant_type=client_credentials"))
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != 503 {
+		t.Errorf("token endpoint during SetTokenDown(503) = %d", rec.Code)
+	}
+	if st := s.Stats(); st.DuringOutage != 2 {
+		t.Errorf("DuringOutage = %d, want 2", st.DuringOutage)
+	}
+}

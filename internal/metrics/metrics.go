@@ -40,6 +40,9 @@ type Metrics struct {
 	RateLimit        prometheus.GaugeFunc     // set by the worker
 	ProcessSeconds   *prometheus.HistogramVec // lane
 	StoreSaveSeconds prometheus.Histogram
+	BreakerOpened    *prometheus.CounterVec // cause
+	BreakerClosed    *prometheus.CounterVec // cause
+	Postponed        *prometheus.CounterVec // lane, reason
 }
 
 // New creates the metrics and registers them on reg. cooldownLeft and rate are
@@ -83,7 +86,18 @@ func New(reg prometheus.Registerer, cooldownLeft func() time.Duration, rate func
 			Help: "Time from receiving a message to its outcome.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}, []string{"lane"}),
 		StoreSaveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_save_duration_seconds",
 			Help: "Time to write one artist's rows.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		BreakerOpened: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "outage_breaker_opened_total",
+			Help: "Times the outage breaker opened, by cause (spotify, store)."}, []string{"cause"}),
+		BreakerClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "outage_breaker_closed_total",
+			Help: "Times the outage breaker closed after a successful probe, by cause."}, []string{"cause"}),
+		Postponed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_postponed_total",
+			Help: "Messages sent again with a delay during a pause that is not theirs (cooldown, refused, outage), without spending a delivery."}, []string{"lane", "reason"}),
 	}
+	for _, c := range []string{"spotify", "store"} {
+		m.BreakerOpened.WithLabelValues(c)
+		m.BreakerClosed.WithLabelValues(c)
+	}
+	reg.MustRegister(m.BreakerOpened, m.BreakerClosed, m.Postponed)
 	reg.MustRegister(m.Received, m.ReceiveCalls, m.DeleteCalls, m.EmptyReceives, m.Processed, m.Deleted, m.DeleteFailures, m.ReceiveErrors,
 		m.InFlight, m.SpotifyRequests, m.SpotifyLatency, m.TokenRequests, m.Retries, m.Cooldowns,
 		m.CooldownSeconds, m.RateLimit, m.ProcessSeconds, m.StoreSaveSeconds)

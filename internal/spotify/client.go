@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
+	"github.com/sixpotify/top-tracks/internal/gate"
 )
 
 const (
@@ -24,22 +25,11 @@ const (
 	maxErrorBody = 64 << 10
 )
 
-// Limiter paces the API requests of a process; *rate.Limiter is one.
-type Limiter interface {
-	Wait(ctx context.Context) error
-}
-
-// cooler is the optional capability of a Limiter that pauses every caller
-// (*throttle.Limiter has it). The client calls it the moment a 429 arrives,
-// so that no other goroutine of the process sends inside the Retry-After.
-type cooler interface {
-	Cooldown(d time.Duration) (started bool, until time.Time)
-}
-
-// observer is the optional capability of a Limiter that wants to know how
-// each request it let through went (status 0: no answer).
-type observer interface {
-	Observe(status int)
+// Gate admits each API request of a process and is told how it went;
+// *gate.Gate is one. Wait returns done, which the client calls exactly once
+// with the request's outcome.
+type Gate interface {
+	Wait(ctx context.Context) (done func(gate.Outcome), err error)
 }
 
 // MinCooldown is the shortest pause a 429 starts, for answers with no
@@ -57,9 +47,9 @@ type Config struct {
 	// HTTPClient sends every request; nil means a client with DefaultTimeout
 	// and enough idle connections per host for 64 requests at once.
 	HTTPClient *http.Client
-	// Limiter is waited on before each API request (token requests excepted),
-	// retries included. Nil means no pacing.
-	Limiter Limiter
+	// Gate is waited on before each API request, retries included, and told
+	// how each went (a failed token request included). Nil means no pacing.
+	Gate Gate
 	// OnResponse, if set, is called after each API request with its status
 	// (0 when no response came) and how long it took. It must not block.
 	OnResponse func(status int, elapsed time.Duration)
@@ -72,7 +62,7 @@ type Config struct {
 type Client struct {
 	apiURL     string
 	http       *http.Client
-	limiter    Limiter
+	gate       Gate
 	onResponse func(status int, elapsed time.Duration)
 	tokens     *tokenSource
 	now        func() time.Time
@@ -102,7 +92,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		apiURL:     apiURL,
 		http:       hc,
-		limiter:    cfg.Limiter,
+		gate:       cfg.Gate,
 		onResponse: cfg.OnResponse,
 		tokens:     newTokenSource(cfg, hc),
 		now:        time.Now,
@@ -178,14 +168,14 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 	// Both parts are validated: nothing here needs escaping.
 	u := c.apiURL + "/artists/" + artistID + "/top-tracks?market=" + market
 	for refreshed := false; ; refreshed = true {
-		tok, sent, status, header, body, err := c.attempt(ctx, u)
+		a, err := c.attempt(ctx, u, artistID, refreshed)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
+		tok, sent, status, header, body := a.tok, a.sent, a.status, a.header, a.body
 		switch status {
 		case http.StatusOK:
-			tracks, err := decodeTopTracks(body)
-			return tracks, sent, err
+			return a.tracks, sent, a.decodeErr
 		case http.StatusUnauthorized:
 			if refreshed {
 				return nil, time.Time{}, fmt.Errorf("HTTP 401 with a new token: %w", ErrUnauthorized)
@@ -213,40 +203,72 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 	}
 }
 
-// attempt waits for the limiter and sends one request. It tells the limiter
-// how the request went: a 429 starts the cooldown the moment it arrives, and
-// every answer (status 0 for none) is observed, which ends a probe.
-func (c *Client) attempt(ctx context.Context, u string) (tok string, sent time.Time, status int, header http.Header, body []byte, err error) {
-	if c.limiter == nil {
-		if tok, err = c.tokens.token(ctx); err != nil {
-			return "", time.Time{}, 0, nil, nil, err
+// answer is what one request got.
+type answer struct {
+	tok       string
+	sent      time.Time
+	status    int
+	header    http.Header
+	body      []byte
+	tracks    []Track // a 200's, decoded
+	decodeErr error
+}
+
+// attempt waits for the gate and sends one request, then tells the gate
+// how it went, once: refreshed says whether a 401 would be to a fresh token.
+func (c *Client) attempt(ctx context.Context, u, artistID string, refreshed bool) (a answer, err error) {
+	done := func(gate.Outcome) {}
+	if c.gate != nil {
+		d, err := c.gate.Wait(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return a, fmt.Errorf("waiting for the gate: %w", err)
 		}
-		sent = c.now()
-		status, header, body, err = c.get(ctx, u, tok)
-		return tok, sent, status, header, body, err
+		done = d
 	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		return "", time.Time{}, 0, nil, nil, fmt.Errorf("waiting for the rate limiter: %w", err)
+	defer func() { done(outcome(ctx, artistID, refreshed, a, err, c.now())) }()
+	if a.tok, err = c.tokens.token(ctx); err != nil {
+		return a, err
 	}
-	defer func() {
-		if o, ok := c.limiter.(observer); ok {
-			o.Observe(status)
-		}
-	}()
-	if tok, err = c.tokens.token(ctx); err != nil {
-		return "", time.Time{}, 0, nil, nil, err
+	a.sent = c.now()
+	a.status, a.header, a.body, err = c.get(ctx, u, a.tok)
+	if err == nil && a.status == http.StatusOK {
+		a.tracks, a.decodeErr = decodeTopTracks(a.body)
 	}
-	sent = c.now()
-	status, header, body, err = c.get(ctx, u, tok)
-	if err == nil && status == http.StatusTooManyRequests {
-		if cl, ok := c.limiter.(cooler); ok {
-			cl.Cooldown(max(parseRetryAfter(header.Get("Retry-After"), c.now()), MinCooldown))
-		}
+	return a, err
+}
+
+// outcome is what one request tells the gate.
+func outcome(ctx context.Context, artistID string, refreshed bool, a answer, err error, now time.Time) gate.Outcome {
+	status, header, body := a.status, a.header, a.body
+	o := gate.Outcome{Status: status, Key: artistID, Err: err}
+	var rl *RateLimitError
+	switch {
+	case ctx.Err() != nil:
+		o.Fault = gate.Abandoned
+	case errors.As(err, &rl): // the token endpoint's 429
+		o.Fault, o.RetryAfter = gate.RateLimited, rl.RetryAfter
+	case errors.Is(err, ErrUnauthorized):
+		o.Fault = gate.Unauthorized
+	case err != nil:
+		o.Fault = gate.Failed
+	case status == http.StatusTooManyRequests:
+		o.Fault = gate.RateLimited
+		o.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
+		_, o.Reason = errorBody(body, "")
+	case status == http.StatusForbidden:
+		o.Fault, o.Err = gate.Forbidden, ErrForbidden
+	case status == http.StatusUnauthorized && refreshed:
+		o.Fault, o.Err = gate.Unauthorized, ErrUnauthorized
+	case status >= 500 || (status != http.StatusOK && status != http.StatusNotFound &&
+		status != http.StatusBadRequest && status != http.StatusUnauthorized):
+		o.Fault, o.Err = gate.Failed, &StatusError{Code: status}
+	case status == http.StatusOK && a.decodeErr != nil:
+		o.Fault, o.Err = gate.Failed, a.decodeErr
 	}
-	return tok, sent, status, header, body, err
+	return o
 }
 
 // get sends one GET and returns the answer's status, header and body (cut

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -756,4 +757,57 @@ func TestDefaultHTTPClient(t *testing.T) {
 	if diff := cmp.Diff(got, fakespotify.Tracks(artistA, 0, 10)); diff != "" {
 		t.Errorf("tracks (-got +want):\n%s", diff)
 	}
+}
+
+// TestOutcomesReachTheGateOncePerRequest checks that every request the gate
+// let through is reported once, with the fault the gate decides on.
+func TestOutcomesReachTheGateOncePerRequest(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int // FailNext's status; 0: none
+		artist string
+		want   gate.Fault
+	}{
+		{"ok", 0, artistA, gate.Answered},
+		{"not found", 0, "0000000000000000000000", gate.Answered},
+		{"server error", http.StatusServiceUnavailable, artistA, gate.Failed},
+		{"gateway's HTML", http.StatusBadGateway, artistA, gate.Failed},
+		{"forbidden", http.StatusForbidden, artistA, gate.Forbidden},
+		{"rate limited", http.StatusTooManyRequests, artistA, gate.RateLimited},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, fakespotify.Config{}, envOptions{})
+			if c.status != 0 {
+				e.fake.FailNext(1, c.status)
+			}
+			_, _ = e.client.TopTracks(context.Background(), c.artist, "US")
+			got := e.gateOutcomes()
+			if len(got) != 1 {
+				t.Fatalf("%d outcomes reported for one request: %+v", len(got), got)
+			}
+			if got[0].Fault != c.want || got[0].Key != c.artist {
+				t.Errorf("outcome = %+v, want fault %v for %s", got[0], c.want, c.artist)
+			}
+		})
+	}
+	t.Run("token endpoint down", func(t *testing.T) {
+		e := newEnv(t, fakespotify.Config{}, envOptions{token: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}})
+		_, err := e.client.TopTracks(context.Background(), artistA, "US")
+		if err == nil {
+			t.Fatal("no error with the token endpoint down")
+		}
+		got := e.gateOutcomes()
+		if len(got) != 1 || got[0].Fault != gate.Failed {
+			t.Errorf("outcomes = %+v, want one Failed", got)
+		}
+		// A second call within the token backoff asks the endpoint no more.
+		calls := e.tokenCalls.Load()
+		_, _ = e.client.TopTracks(context.Background(), artistA, "US")
+		if n := e.tokenCalls.Load(); n != calls {
+			t.Errorf("token requests went from %d to %d inside the backoff", calls, n)
+		}
+	})
 }

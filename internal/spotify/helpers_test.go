@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 )
 
@@ -42,6 +43,7 @@ type env struct {
 	tokens    []string // access tokens the stand-in issued
 	tokenErrs []error  // errors passed to OnToken
 	statuses  []int    // statuses passed to OnResponse
+	outcomes  []gate.Outcome
 }
 
 type envOptions struct {
@@ -55,7 +57,7 @@ type envOptions struct {
 	secret string
 	// httpClient builds the Client's HTTP client from the test server's.
 	httpClient func(*httptest.Server) *http.Client
-	limiter    spotify.Limiter
+	limiter    limiterFunc
 	// connState, if set, is the server's http.Server.ConnState.
 	connState func(net.Conn, http.ConnState)
 }
@@ -103,9 +105,16 @@ func newEnv(t *testing.T, fc fakespotify.Config, o envOptions) *env {
 		ClientID:     testClientID,
 		ClientSecret: secret,
 		HTTPClient:   hc,
-		Limiter: limiterFunc(func(ctx context.Context) error {
+		Gate: gateFunc(func(ctx context.Context) (func(gate.Outcome), error) {
 			e.waits.Add(1)
-			return lim.Wait(ctx)
+			if err := lim(ctx); err != nil {
+				return nil, err
+			}
+			return func(o gate.Outcome) {
+				e.mu.Lock()
+				e.outcomes = append(e.outcomes, o)
+				e.mu.Unlock()
+			}, nil
 		}),
 		OnResponse: func(status int, _ time.Duration) {
 			e.mu.Lock()
@@ -167,9 +176,20 @@ func (e *env) responseStatuses() []int {
 	return append([]int(nil), e.statuses...)
 }
 
+// limiterFunc decides whether a Wait lets a call through.
 type limiterFunc func(ctx context.Context) error
 
-func (f limiterFunc) Wait(ctx context.Context) error { return f(ctx) }
+// gateFunc is a spotify.Gate.
+type gateFunc func(ctx context.Context) (func(gate.Outcome), error)
+
+func (f gateFunc) Wait(ctx context.Context) (func(gate.Outcome), error) { return f(ctx) }
+
+// gateOutcomes returns the outcomes the client reported to its gate.
+func (e *env) gateOutcomes() []gate.Outcome {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]gate.Outcome(nil), e.outcomes...)
+}
 
 // fakeClock is a clock that moves only when told.
 type fakeClock struct {

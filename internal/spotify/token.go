@@ -37,7 +37,19 @@ type tokenSource struct {
 	refreshAt time.Time // zero: tok does not expire
 	expiresAt time.Time // when tok stops working (zero: never)
 	call      *tokenCall
+
+	// After a failed request, callers get its error without a new request
+	// until retryAt, so that a token endpoint that is down is asked once a
+	// backoff (1s doubling to 30s), not once per caller.
+	lastErr error
+	retryAt time.Time
+	backoff time.Duration
 }
+
+const (
+	tokenBackoffMin = time.Second
+	tokenBackoffMax = 30 * time.Second
+)
 
 // tokenCall is one token request in flight.
 type tokenCall struct {
@@ -71,6 +83,14 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 		return tok, nil
 	}
 	call := s.call
+	if call == nil && s.lastErr != nil && s.now().Before(s.retryAt) {
+		tok, exp, err := s.tok, s.expiresAt, s.lastErr
+		s.mu.Unlock()
+		if tok != "" && !exp.IsZero() && s.now().Before(exp) {
+			return tok, nil // the failed refresh was early: the token still works
+		}
+		return "", err
+	}
 	if call == nil {
 		call = &tokenCall{done: make(chan struct{})}
 		s.call = call
@@ -121,6 +141,10 @@ func (s *tokenSource) fetch(call *tokenCall) {
 	if err == nil {
 		s.tok, s.refreshAt, s.expiresAt = t.AccessToken, refreshTime(t, start), expiryTime(t, start)
 		call.tok = t.AccessToken
+		s.lastErr, s.backoff = nil, 0
+	} else {
+		s.backoff = min(max(2*s.backoff, tokenBackoffMin), tokenBackoffMax)
+		s.lastErr, s.retryAt = err, s.now().Add(s.backoff)
 	}
 	call.err = err
 	s.call = nil

@@ -82,7 +82,7 @@ func TestMetricsMoveWithTheWork(t *testing.T) {
 		"QUEUE_URL": urls[0], "BULK_QUEUE_URL": urls[1],
 		"STORE_URL": "dynamodb:tracks-" + suffix, "ARTISTS_TABLE": "artists-" + suffix, "CREATE_TABLES": "true",
 		"SPOTIFY_API_URL": srv.URL + "/v1", "SPOTIFY_TOKEN_URL": srv.URL + "/api/token",
-		"SPOTIFY_RATE": "50", "SPOTIFY_RATE_WINDOW": "1s", "RECEIVE_WAIT_TIME": "1s",
+		"SPOTIFY_RATE": "50", "RECEIVE_WAIT_TIME": "1s",
 		"HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port), "LOG_FORMAT": "json",
 	})
 	runCtx, cancel := context.WithCancel(context.Background())

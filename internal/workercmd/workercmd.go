@@ -23,11 +23,11 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/envflag"
+	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/logging"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
-	"github.com/sixpotify/top-tracks/internal/throttle"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -50,7 +50,6 @@ type Config struct {
 
 	ClientID, ClientSecret, APIURL, TokenURL, Market string
 	Rate                                             float64
-	RateWindow                                       time.Duration
 	Adaptive                                         bool
 
 	HTTPAddr, LogFormat, LogLevel string
@@ -91,8 +90,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	tokenURL := s.Var("SPOTIFY_TOKEN_URL", "https://accounts.spotify.com/api/token", "Spotify's token endpoint")
 	market := s.Var("SPOTIFY_MARKET", "US", "market (ISO 3166-1 alpha-2) used when a message names none")
 	rate := s.Var("SPOTIFY_RATE", fmt.Sprint(DefaultRate), "most Spotify API requests per second from this process (token calls excluded)")
-	rateWindow := s.Var("SPOTIFY_RATE_WINDOW", "30s", "the rolling window over which Spotify counts calls; the adaptive rate learns the quota over it")
-	adaptive := s.Var("SPOTIFY_ADAPTIVE", "true", "on a 429, lower the rate to what the last window let through, then climb back while calls succeed")
+	adaptive := s.Var("SPOTIFY_ADAPTIVE", "true", "learn the rate Spotify admits from its 429s (false: always SPOTIFY_RATE)")
 	concurrency := s.Var("WORKER_CONCURRENCY", fmt.Sprint(DefaultConcurrency), "artists in flight at once in this process")
 	httpAddr := s.Var("HTTP_ADDR", ":9090", "address of the /healthz, /readyz and /metrics server (empty: none)")
 	wait := s.Var("RECEIVE_WAIT_TIME", "20s", "long-poll wait of one receive (0s to 20s)")
@@ -144,9 +142,6 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	c.Rate = s.Float("SPOTIFY_RATE", *rate)
 	if math.IsInf(c.Rate, 0) {
 		s.Fail("SPOTIFY_RATE", "must be finite")
-	}
-	if c.RateWindow = s.Duration("SPOTIFY_RATE_WINDOW", *rateWindow); c.RateWindow < time.Second {
-		s.Fail("SPOTIFY_RATE_WINDOW", "must be at least 1s")
 	}
 	c.Adaptive = parseBool(s, "SPOTIFY_ADAPTIVE", *adaptive)
 	o := &c.Options
@@ -300,15 +295,15 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		}
 	}
 
-	limiter := throttle.NewWithOptions(cfg.Rate, 1, throttle.Options{Adaptive: cfg.Adaptive, Window: cfg.RateWindow})
+	g := gate.New(gate.Options{Rate: cfg.Rate, Fixed: !cfg.Adaptive})
 	opts := cfg.Options
-	opts.Logger, opts.Registerer, opts.Limiter = log, reg, limiter
+	opts.Logger, opts.Registerer, opts.Gate = log, reg, g
 	// The Spotify client reports to the worker's metrics, which exist once
 	// the worker does: the hooks read them through this variable.
 	var w *worker.Worker
 	client, err := spotify.New(spotify.Config{
 		APIURL: cfg.APIURL, TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		Limiter:    limiter,
+		Gate:       g,
 		OnResponse: func(status int, elapsed time.Duration) { w.Metrics().ObserveSpotify(status, elapsed) },
 		OnToken:    func(err error) { w.Metrics().ObserveToken(err) },
 	})

@@ -1,0 +1,377 @@
+package bench_test
+
+// BenchmarkGate measures what the gate cannot know or control, as the issue
+// of the one gate to Spotify asks, and prints one table:
+//
+//   - the sweep: the stand-in's rolling window ∈ {2s, 5s, 30s}, its quota
+//     20 calls/s, every worker process told SPOTIFY_RATE=60 (3× too high)
+//     and nothing about the window, 1, 2 and 4 processes sharing the quota
+//     (each its own gate, Spotify client and token, one queue), against the
+//     naive consumer of BenchmarkQuotaGoodput (fixed 60/s, each goroutine
+//     sleeping its own Retry-After) in the same run;
+//   - the penalty: 30 calls per 3s, the API closed 35s after any call over
+//     it, SPOTIFY_RATE=100, 150 artists;
+//   - outages of 60s — Spotify answering 503, Spotify dropping every
+//     connection, the store failing every call, the token endpoint answering
+//     503 — with the queue at visibility 10s and maxReceiveCount 3, against
+//     the same worker with its breaker switched off.
+//
+// Processes are worker instances in this test binary, each with a gate,
+// client and connection pool of its own: what they share is the stand-in's
+// quota and the queue, as ECS tasks do. The queue and store are the
+// embedded SQLite ones (the emulators' long-poll quirks are not measured
+// here); the store outage is injected at the store's port.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/gate"
+	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
+	"github.com/sixpotify/top-tracks/worker"
+)
+
+const (
+	gateQuota    = 20.0 // calls/s the stand-in admits
+	gateOverRate = 60.0 // SPOTIFY_RATE of each process
+)
+
+// sweepRow is one run of the sweep.
+type sweepRow struct {
+	design    string
+	window    time.Duration
+	procs     int
+	goodput   float64   // OK/s over the steady span ÷ the quota
+	share429  float64   // of all calls
+	inside    int64     // calls inside an announced Retry-After
+	perProc   []float64 // OK answers per process
+	elapsed   time.Duration
+	artists   int
+	stored    int
+	penalties int64
+}
+
+func (r sweepRow) jain() float64 {
+	var s, s2 float64
+	for _, x := range r.perProc {
+		s += x
+		s2 += x * x
+	}
+	if s2 == 0 {
+		return 1
+	}
+	return s * s / (float64(len(r.perProc)) * s2)
+}
+
+// countingFetcher counts one process's successful fetches.
+type countingFetcher struct {
+	f  worker.Fetcher
+	ok atomic.Int64
+}
+
+func (c *countingFetcher) TopTracks(ctx context.Context, id, market string) ([]spotify.Track, error) {
+	t, err := c.f.TopTracks(ctx, id, market)
+	if err == nil || errors.Is(err, spotify.ErrNotFound) {
+		c.ok.Add(1)
+	}
+	return t, err
+}
+
+// runFleet drains artists through procs worker processes against cfg's
+// stand-in and measures the run.
+func runFleet(b *testing.B, design string, cfg fakespotify.Config, procs, artists int, ceiling float64, timeout time.Duration) sweepRow {
+	b.Helper()
+	rig := newQuotaRig(b, cfg)
+	ids := artistIDs(artists)
+	if err := send(testContext(b), rig.chatbot, ids); err != nil {
+		b.Fatal(err)
+	}
+	counters := make([]*countingFetcher, procs)
+	var stops []func()
+	start := time.Now()
+	for i := range procs {
+		var g *gate.Gate
+		var f worker.Fetcher
+		switch design {
+		case "worker":
+			g = gate.New(gate.Options{Rate: ceiling})
+			f = rig.client(b, g)
+		case "naive":
+			f = retryingFetcher{rig.client(b, fixedRate{rate.NewLimiter(rate.Limit(ceiling), 1)})}
+		}
+		counters[i] = &countingFetcher{f: f}
+		stops = append(stops, rig.startWorker(b, counters[i], g, false))
+	}
+	for deadline := start.Add(timeout); rig.store.saved(time.Time{}) < len(ids) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, stop := range stops {
+		stop()
+	}
+	row := sweepRow{design: design, window: cfg.Window, procs: procs, artists: artists, stored: rig.store.saved(time.Time{})}
+	var last time.Time
+	for _, id := range ids {
+		if t, ok := rig.store.savedAt(id); ok && t.After(last) {
+			last = t
+		}
+	}
+	row.elapsed = last.Sub(start)
+	for _, c := range counters {
+		row.perProc = append(row.perProc, float64(c.ok.Load()))
+	}
+	st := rig.fake.Stats()
+	row.share429 = float64(st.TooMany) / float64(max(st.Requests, 1))
+	row.inside, row.penalties = st.InsideRetryAfter, st.Penalties
+	// Goodput over the steady span: from one window after the first call
+	// (the cold start, when no gate can know the quota) to the last success,
+	// counted by arrival at the stand-in, as the quota counts.
+	calls := rig.calls.all()
+	if len(calls) == 0 {
+		b.Fatalf("%s: no call reached the stand-in", design)
+	}
+	from, lastOK := calls[0].at.Add(cfg.Window), time.Time{}
+	for _, c := range calls {
+		if c.status == 200 {
+			lastOK = c.at
+		}
+	}
+	okN := 0
+	for _, c := range calls {
+		if c.status == 200 && c.at.After(from) && !c.at.After(lastOK) {
+			okN++
+		}
+	}
+	if span := lastOK.Sub(from).Seconds(); span > 0 {
+		row.goodput = float64(okN) / span / (float64(cfg.Limit) / cfg.Window.Seconds())
+	}
+	return row
+}
+
+// outageRow is one outage run.
+type outageRow struct {
+	kind, design     string
+	dead             int
+	stored, artists  int
+	callsDuring      int64 // API calls during the outage
+	tokensDuring     int64 // token requests during the outage
+	recovery         time.Duration
+	opened, postpone float64
+}
+
+// failingStore fails every call while down, as a DynamoDB that resets every
+// connection does once the SDK's retries are spent.
+type failingStore struct {
+	worker.Store
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("dynamodb: connection reset by peer (injected outage)")
+
+func (s *failingStore) Save(ctx context.Context, r store.Result) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	return s.Store.Save(ctx, r)
+}
+
+func (s *failingStore) Artist(ctx context.Context, id string) (store.Artist, bool, error) {
+	if s.down.Load() {
+		return store.Artist{}, false, errStoreDown
+	}
+	return s.Store.Artist(ctx, id)
+}
+
+const (
+	outageArtists = 200
+	outageFor     = 60 * time.Second
+	outageAfter   = 3 * time.Second
+)
+
+func runOutage(b *testing.B, kind, design string) outageRow {
+	b.Helper()
+	ctx := testContext(b)
+	path := filepath.Join(b.TempDir(), "outage.db")
+	q, err := sqlitequeue.Open(ctx, path, "chatbot", sqlitequeue.Options{VisibilityTimeout: 10 * time.Second, MaxReceiveCount: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { q.Close(); st.Close() })
+	timed := &timedStore{Store: st, done: map[string]time.Time{}}
+	fs := &failingStore{Store: timed}
+	fake := fakespotify.New(fakespotify.Config{ClientID: clientID, ClientSecret: clientSecret, Limit: 100, Window: 5 * time.Second, Latency: spotifyLatency})
+	rec := &callRecorder{next: fake}
+	hs := httptest.NewServer(rec)
+	b.Cleanup(hs.Close)
+	srv := hs.URL
+	ids := artistIDs(outageArtists)
+	if err := send(ctx, q, ids); err != nil {
+		b.Fatal(err)
+	}
+	opts := gate.Options{Rate: gateOverRate}
+	if design == "no breaker" {
+		opts.BreakerFailures = 1 << 30
+	}
+	g := gate.New(opts)
+	client, err := spotify.New(spotify.Config{APIURL: srv + "/v1", TokenURL: srv + "/api/token",
+		ClientID: clientID, ClientSecret: clientSecret, Gate: g})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	w, err := worker.New(q, nil, fs, client, worker.Options{Concurrency: 16, Gate: g, Registerer: reg,
+		WaitTime: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+
+	time.Sleep(outageAfter)
+	before := fake.Stats()
+	switch kind {
+	case "Spotify 503":
+		fake.SetDown(503)
+	case "Spotify unreachable":
+		fake.SetDown(-1)
+	case "store":
+		fs.down.Store(true)
+	case "token endpoint 503":
+		fake.ExpireTokens() // the next calls need a token
+		fake.SetTokenDown(503)
+	}
+	time.Sleep(outageFor)
+	fake.SetDown(0)
+	fake.SetTokenDown(0)
+	fs.down.Store(false)
+	recovered := time.Now()
+	after := fake.Stats()
+	row := outageRow{kind: kind, design: design, artists: outageArtists,
+		callsDuring: after.Requests - before.Requests, tokensDuring: after.TokenRequests - before.TokenRequests}
+	// Drained: every artist stored, or nothing left but the dead letters.
+	for deadline := recovered.Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		dead, _ := q.DeadLetters(ctx)
+		if timed.saved(time.Time{})+len(dead) >= outageArtists {
+			break
+		}
+	}
+	var last time.Time
+	for _, id := range ids {
+		if t, ok := timed.savedAt(id); ok && t.After(last) {
+			last = t
+		}
+	}
+	row.recovery = max(last.Sub(recovered), 0)
+	dead, err := q.DeadLetters(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	row.dead, row.stored = len(dead), timed.saved(time.Time{})
+	row.opened = counterSum(reg, "sixpotify_outage_breaker_opened_total")
+	row.postpone = counterSum(reg, "sixpotify_messages_postponed_total")
+	return row
+}
+
+func BenchmarkGate(b *testing.B) {
+	var rows []sweepRow
+	var outages []outageRow
+	var penalty sweepRow
+	for b.Loop() {
+		rows, outages = nil, nil
+		for _, w := range []time.Duration{2 * time.Second, 5 * time.Second, 30 * time.Second} {
+			run := max(40*time.Second, 3*w)
+			artists := int(gateQuota * run.Seconds())
+			limit := int(gateQuota * w.Seconds())
+			cfg := fakespotify.Config{Limit: limit, Window: w, Latency: spotifyLatency}
+			rows = append(rows, runFleet(b, "naive", cfg, 1, artists, gateOverRate, run+run/2+w))
+			for _, n := range []int{1, 2, 4} {
+				rows = append(rows, runFleet(b, "worker", cfg, n, artists, gateOverRate, run+run/2+w))
+			}
+		}
+		penalty = runFleet(b, "worker", fakespotify.Config{Limit: 30, Window: 3 * time.Second, CloseFor: 35 * time.Second,
+			Latency: spotifyLatency}, 1, 150, 100, 5*time.Minute)
+		for _, kind := range []string{"Spotify 503", "Spotify unreachable", "store", "token endpoint 503"} {
+			for _, design := range []string{"worker", "no breaker"} {
+				outages = append(outages, runOutage(b, kind, design))
+			}
+		}
+	}
+	printGate(rows, penalty, outages)
+}
+
+func printGate(rows []sweepRow, penalty sweepRow, outages []outageRow) {
+	out := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(out, "\nThe gate: quota 20 calls/s on the stand-in's rolling window, SPOTIFY_RATE=60 in every process, no window configured.")
+	fmt.Fprintln(out, "window\tdesign\tprocesses\tgoodput ÷ quota\tgoal\t429 share\tinside Retry-After\tJain\tstored\tseconds")
+	naive := map[time.Duration]float64{}
+	for _, r := range rows {
+		goal := "≥ 0.95"
+		if r.procs > 1 {
+			goal = "≥ 0.90"
+		}
+		if r.design == "naive" {
+			naive[r.window] = r.goodput
+			goal = "(baseline)"
+		} else {
+			ok := r.goodput >= map[bool]float64{true: 0.95, false: 0.90}[r.procs == 1] && r.share429 <= 0.02 && r.inside == 0 && r.jain() >= 0.9
+			goal += " " + verdict(ok)
+		}
+		fmt.Fprintf(out, "%v\t%s\t%d\t%.3f\t%s\t%.2f%%\t%d\t%.3f\t%d/%d\t%.1f\n", r.window, r.design, r.procs, r.goodput, goal,
+			100*r.share429, r.inside, r.jain(), r.stored, r.artists, r.elapsed.Seconds())
+	}
+	fmt.Fprintln(out, "\nGoodput of one worker process ÷ the naive consumer's, same window, same run:")
+	for _, r := range rows {
+		if r.design == "worker" && r.procs == 1 && naive[r.window] > 0 {
+			fmt.Fprintf(out, "  window %v: %.2f×\n", r.window, r.goodput/naive[r.window])
+		}
+	}
+	fmt.Fprintf(out, "\nPenalty: 30 calls per 3s, closed 35s after any call over it, SPOTIFY_RATE=100, 150 artists: %d penalties (goal ≤ 2 %s), %d/%d stored in %.1fs (ideal %.0fs: %.1f× it), %.2f%% of calls 429, %d inside a Retry-After.\n",
+		penalty.penalties, verdict(penalty.penalties <= 2), penalty.stored, penalty.artists, penalty.elapsed.Seconds(), 150/10.0,
+		penalty.elapsed.Seconds()/15, 100*penalty.share429, penalty.inside)
+	fmt.Fprintf(out, "\nOutages of %v, %d artists queued, visibility 10s, maxReceiveCount 3, one process at SPOTIFY_RATE=60 (quota 20/s):\n", outageFor, outageArtists)
+	fmt.Fprintln(out, "outage\tdesign\tin the DLQ (goal 0)\tstored\tSpotify calls during\ttoken requests during\tseconds from recovery to drained\tbreaker openings\tpostponed")
+	for _, o := range outages {
+		fmt.Fprintf(out, "%s\t%s\t%d\t%d/%d\t%d\t%d\t%.1f\t%.0f\t%.0f\n", o.kind, o.design, o.dead, o.stored, o.artists,
+			o.callsDuring, o.tokensDuring, o.recovery.Seconds(), o.opened, o.postpone)
+	}
+	out.Flush()
+}
+
+// counterSum adds every series of the counter name in reg.
+func counterSum(reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return -1
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}

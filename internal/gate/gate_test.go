@@ -1,0 +1,307 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var ok = Outcome{Fault: Answered, Status: 200}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func mustWait(t *testing.T, g *Gate, ctx context.Context) func(Outcome) {
+	t.Helper()
+	done, err := g.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	return done
+}
+
+func TestCooldownPausesEveryCaller(t *testing.T) {
+	g := New(Options{})
+	mustWait(t, g, context.Background())(Outcome{Fault: RateLimited, Status: 429, RetryAfter: 300 * time.Millisecond})
+	until := time.Now().Add(250 * time.Millisecond)
+	var wg sync.WaitGroup
+	var early atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done, err := g.Wait(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if time.Now().Before(until) {
+				early.Add(1)
+			}
+			done(ok)
+		}()
+	}
+	wg.Wait()
+	if n := early.Load(); n != 0 {
+		t.Errorf("%d callers passed Wait inside the cooldown", n)
+	}
+}
+
+func TestACooldownIsStartedOnceAndTheLongerWins(t *testing.T) {
+	clock := newFakeClock()
+	var events []Event
+	g := New(Options{Clock: clock.Now, OnEvent: func(e Event) { events = append(events, e) }})
+	d1 := mustWait(t, g, context.Background())
+	d1(ok) // ends the first call's turn
+	a, b := mustWait(t, g, context.Background()), mustWait(t, g, context.Background())
+	a(Outcome{Fault: RateLimited, RetryAfter: time.Second})
+	b(Outcome{Fault: RateLimited, RetryAfter: 5 * time.Second})
+	b(Outcome{Fault: RateLimited, RetryAfter: time.Hour}) // a second report of one call is ignored
+	if got := g.CooldownLeft(); got != 5*time.Second {
+		t.Errorf("CooldownLeft = %v, want 5s", got)
+	}
+	if len(events) != 1 || events[0].Kind != EventCooldown {
+		t.Errorf("events = %+v, want one cooldown", events)
+	}
+}
+
+func TestALongPauseIsNotSleptThrough(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now, MaxWait: 10 * time.Second})
+	mustWait(t, g, context.Background())(Outcome{Fault: RateLimited, RetryAfter: time.Minute, Reason: "QUOTA_EXCEEDED"})
+	_, err := g.Wait(context.Background())
+	pe, ok := IsPaused(err)
+	if !ok || pe.Reason != ReasonCooldown || !pe.Until.Equal(clock.Now().Add(time.Minute)) {
+		t.Fatalf("Wait during a long cooldown = %v, want a PausedError until the cooldown's end", err)
+	}
+	if wait, reason, probe := g.Hold(); wait != time.Minute || reason != ReasonCooldown || probe != nil {
+		t.Errorf("Hold = %v, %q, %v", wait, reason, probe != nil)
+	}
+}
+
+func TestRefusalPausesEveryCall(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now})
+	mustWait(t, g, context.Background())(Outcome{Fault: Forbidden, Status: 403, Err: errors.New("forbidden")})
+	_, err := g.Wait(context.Background())
+	if pe, ok := IsPaused(err); !ok || pe.Reason != ReasonRefused || pe.Until.Sub(clock.Now()) != 5*time.Minute {
+		t.Fatalf("Wait after a 403 = %v, want a 5-minute refusal", err)
+	}
+	if g.Ready() == nil {
+		t.Error("Ready during a refusal = nil")
+	}
+	clock.Add(5 * time.Minute)
+	mustWait(t, g, context.Background())(Outcome{Fault: Unauthorized, Err: errors.New("invalid_client")})
+	if left, reason := g.Paused(); left != 15*time.Second || reason != ReasonRefused {
+		t.Errorf("after rejected credentials Paused = %v, %q; want 15s refused", left, reason)
+	}
+}
+
+func TestWaitReturnsOnCancel(t *testing.T) {
+	g := New(Options{Rate: 0.001})
+	mustWait(t, g, context.Background())(ok) // spends the burst
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) && err == nil {
+		t.Errorf("Wait = %v, want the context's error", err)
+	}
+}
+
+func TestBulkYieldsToChatbot(t *testing.T) {
+	g := New(Options{Rate: 2, Fixed: true})
+	ctx := context.Background()
+	mustWait(t, g, ctx)(ok) // spends the burst and ends the first turn
+	order := make(chan string, 2)
+	go func() {
+		if done, err := g.Wait(ctx); err == nil {
+			order <- "chatbot"
+			done(ok)
+		}
+	}()
+	for { // start the bulk caller once the chatbot caller waits
+		g.mu.Lock()
+		n := g.urgent
+		g.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		if done, err := g.Wait(WithPriority(ctx, Bulk)); err == nil {
+			order <- "bulk"
+			done(ok)
+		}
+	}()
+	if first, second := <-order, <-order; first != "chatbot" || second != "bulk" {
+		t.Errorf("order = %s, %s; want chatbot first", first, second)
+	}
+}
+
+func TestOneCallFirstAfterAPause(t *testing.T) {
+	g := New(Options{})
+	ctx := context.Background()
+	first := mustWait(t, g, ctx) // the first call of the process goes alone
+	passed := make(chan func(Outcome), 4)
+	for range 4 {
+		go func() {
+			if done, err := g.Wait(ctx); err == nil {
+				passed <- done
+			}
+		}()
+	}
+	select {
+	case <-passed:
+		t.Fatal("a caller passed while the first call was unanswered")
+	case <-time.After(50 * time.Millisecond):
+	}
+	first(Outcome{Fault: Failed, Err: errors.New("reset")}) // no answer: the next caller goes alone
+	second := <-passed
+	select {
+	case <-passed:
+		t.Fatal("a second caller passed while the next first call was unanswered")
+	case <-time.After(50 * time.Millisecond):
+	}
+	second(ok) // answered: everyone may go
+	for range 3 {
+		(<-passed)(ok)
+	}
+}
+
+func TestBreakerOpensOnAnOutageNotOnOneArtist(t *testing.T) {
+	clock := newFakeClock()
+	var events []Event
+	g := New(Options{Clock: clock.Now, OnEvent: func(e Event) { events = append(events, e) }})
+	ctx := context.Background()
+	mustWait(t, g, ctx)(ok)
+	fail := func(key string) {
+		mustWait(t, g, ctx)(Outcome{Fault: Failed, Key: key, Err: errors.New("HTTP 503")})
+	}
+	// One artist failing again and again, while others succeed, is its own.
+	for range 10 {
+		fail("artistA")
+	}
+	if g.BreakerOpen() {
+		t.Fatal("one artist's failures opened the breaker")
+	}
+	mustWait(t, g, ctx)(ok)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		fail(k)
+	}
+	if g.BreakerOpen() {
+		t.Fatal("the breaker opened after 4 failures")
+	}
+	fail("e")
+	if !g.BreakerOpen() {
+		t.Fatal("5 failures of 5 artists did not open the breaker")
+	}
+	if _, err := g.Wait(ctx); err == nil {
+		t.Fatal("Wait passed an ordinary caller with the breaker open")
+	} else if pe, _ := IsPaused(err); pe == nil || pe.Reason != ReasonOutage {
+		t.Fatalf("Wait = %v, want an outage pause", err)
+	}
+	if g.Ready() == nil {
+		t.Error("Ready with the breaker open = nil")
+	}
+	// Probes: after 1s, then 2s, 4s… each claimed by one receive only.
+	if wait, _, end := g.Hold(); wait != time.Second || end != nil {
+		t.Fatalf("Hold right after opening = %v (probe %v), want 1s", wait, end != nil)
+	}
+	for i, backoff := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		clock.Add(backoff)
+		_, _, end := g.Hold()
+		if end == nil {
+			t.Fatalf("probe %d not due after %v", i+1, backoff)
+		}
+		if _, _, again := g.Hold(); again != nil {
+			t.Fatal("a second probe was handed out while one is out")
+		}
+		mustWait(t, g, WithProbe(ctx))(Outcome{Fault: Failed, Key: "p", Err: errors.New("HTTP 503")})
+		end()
+	}
+	clock.Add(8 * time.Second)
+	_, _, end := g.Hold()
+	mustWait(t, g, WithProbe(ctx))(ok)
+	end()
+	if g.BreakerOpen() {
+		t.Fatal("a successful probe did not close the breaker")
+	}
+	var kinds []EventKind
+	for _, e := range events {
+		kinds = append(kinds, e.Kind)
+	}
+	if len(kinds) != 2 || kinds[0] != EventBreakerOpened || kinds[1] != EventBreakerClosed {
+		t.Errorf("events = %v, want opened then closed, once each", kinds)
+	}
+}
+
+func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now})
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		mustWait(t, g, ctx)(ok)                                 // Spotify answers…
+		g.Report(CauseStore, k, errors.New("connection reset")) // …DynamoDB does not
+	}
+	if !g.BreakerOpen() {
+		t.Fatal("5 store failures over 5 artists did not open the breaker")
+	}
+	clock.Add(time.Second)
+	_, _, end := g.Hold()
+	if end == nil {
+		t.Fatal("no probe due")
+	}
+	mustWait(t, g, WithProbe(ctx))(ok)
+	if !g.BreakerOpen() {
+		t.Fatal("a Spotify answer closed a store outage")
+	}
+	g.Report(CauseStore, "p", nil)
+	end()
+	if g.BreakerOpen() {
+		t.Fatal("a store success did not close the store outage")
+	}
+}
+
+func TestA429ToAnIdleProcessOnlyCoolsDown(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Rate: 10, Clock: clock.Now})
+	for range 10 { // a chatbot-only task: a call a minute
+		mustWait(t, g, context.Background())(ok)
+		clock.Add(time.Minute)
+	}
+	mustWait(t, g, context.Background())(Outcome{Fault: RateLimited, RetryAfter: time.Second})
+	if got := g.Rate(); got != 10 {
+		t.Errorf("rate after a 429 to an idle process = %.3f/s, want 10/s kept", got)
+	}
+}
+
+func TestFixedRateDoesNotAdapt(t *testing.T) {
+	g := New(Options{Rate: 1000, Fixed: true})
+	for range 20 {
+		mustWait(t, g, context.Background())(ok)
+	}
+	mustWait(t, g, context.Background())(Outcome{Fault: RateLimited, RetryAfter: time.Millisecond})
+	if got := g.Rate(); got != 1000 {
+		t.Errorf("fixed rate after a 429 = %v, want 1000", got)
+	}
+}
