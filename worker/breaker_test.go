@@ -1,0 +1,108 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/gate"
+	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/worker"
+)
+
+// downStore fails every call while down, as a DynamoDB that resets every
+// connection does once the SDK's retries are spent.
+type downStore struct {
+	worker.Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("connection reset by peer (injected)")
+
+func (s *downStore) Save(ctx context.Context, r store.Result) error {
+	if s.down.Load() {
+		return errDown
+	}
+	return s.Store.Save(ctx, r)
+}
+
+func (s *downStore) Artist(ctx context.Context, id string) (store.Artist, bool, error) {
+	if s.down.Load() {
+		return store.Artist{}, false, errDown
+	}
+	return s.Store.Artist(ctx, id)
+}
+
+// TestOutageBreakerHoldsTheQueue: an outage of Spotify, of its token
+// endpoint or of the store, longer than visibility timeout × maxReceiveCount,
+// sends nothing to the dead-letter queue; the breaker opens and closes once
+// each, the worker says why it is not ready, and few calls reach Spotify
+// while it is down.
+func TestOutageBreakerHoldsTheQueue(t *testing.T) {
+	for _, kind := range []string{"spotify 503", "spotify unreachable", "token endpoint", "store"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			g := gate.New(gate.Options{Rate: 200, ProbeCap: 2 * time.Second})
+			l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, g)
+			ds := &downStore{Store: l.store}
+			artists := ids(40, "outage"+strings.ReplaceAll(kind, " ", ""))
+			switch kind {
+			case "spotify 503":
+				l.fake.SetDown(503)
+			case "spotify unreachable":
+				l.fake.SetDown(-1)
+			case "token endpoint":
+				l.fake.SetTokenDown(503)
+			case "store":
+				ds.down.Store(true)
+			}
+			l.enqueue(l.chatbot, artists...)
+			w, err := worker.New(l.chatbot, nil, ds, l.client, worker.Options{Concurrency: 8, Gate: g,
+				WaitTime: 200 * time.Millisecond, RetryBase: 10 * time.Millisecond, Logger: testLogger(l.logs)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runInBackground(t, w, 25*time.Second)
+			eventually(t, "the breaker open", g.BreakerOpen)
+			if err := w.Ready(); err == nil || !strings.Contains(err.Error(), "outage") {
+				t.Errorf("Ready during the outage = %v, want the outage named", err)
+			}
+			time.Sleep(3 * time.Second) // longer than visibility × maxReceiveCount
+			during := l.fake.Stats()
+			l.fake.SetDown(0)
+			l.fake.SetTokenDown(0)
+			ds.down.Store(false)
+			eventually(t, "every artist stored", func() bool {
+				for _, id := range artists {
+					if !l.stored(id) {
+						return false
+					}
+				}
+				return true
+			})
+			stop()
+			dead, err := l.chatbot.DeadLetters(testenv.Context(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dead) != 0 {
+				t.Errorf("%d messages in the dead-letter queue; want none", len(dead))
+			}
+			// Without the breaker each of the 8 in flight retries 4 times per
+			// delivery, and every delivery is retried: far more than this.
+			if n := during.Requests + during.TokenRequests; n > 40 {
+				t.Errorf("%d Spotify requests during the outage; want at most 40", n)
+			}
+			logs := l.logs.String()
+			if o, c := strings.Count(logs, "outage breaker opened"), strings.Count(logs, "outage breaker closed"); o != 1 || c != 1 {
+				t.Errorf("breaker logged opened %d times and closed %d times; want once each", o, c)
+			}
+		})
+	}
+}
