@@ -1,43 +1,17 @@
 package worker_test
 
 import (
-	"context"
-	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
-	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
 	"github.com/sixpotify/top-tracks/worker"
 )
-
-// downStore fails every call while down, as a DynamoDB that resets every
-// connection does once the SDK's retries are spent.
-type downStore struct {
-	worker.Store
-	down atomic.Bool
-}
-
-var errDown = errors.New("connection reset by peer (injected)")
-
-func (s *downStore) Save(ctx context.Context, r store.Result) error {
-	if s.down.Load() {
-		return errDown
-	}
-	return s.Store.Save(ctx, r)
-}
-
-func (s *downStore) Artist(ctx context.Context, id string) (store.Artist, bool, error) {
-	if s.down.Load() {
-		return store.Artist{}, false, errDown
-	}
-	return s.Store.Artist(ctx, id)
-}
 
 // TestOutageBreakerHoldsTheQueue: an outage of Spotify, of its token
 // endpoint or of the store, longer than visibility timeout × maxReceiveCount,
@@ -50,7 +24,7 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 			t.Parallel()
 			g := gate.New(gate.Options{Rate: 200, ProbeCap: 2 * time.Second})
 			l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, g)
-			ds := &downStore{Store: l.store}
+			ds := &storetest.Outage{Store: l.store}
 			artists := ids(40, "outage"+strings.ReplaceAll(kind, " ", ""))
 			switch kind {
 			case "spotify 503":
@@ -60,7 +34,7 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 			case "token endpoint":
 				l.fake.SetTokenDown(503)
 			case "store":
-				ds.down.Store(true)
+				ds.Down.Store(true)
 			}
 			l.enqueue(l.chatbot, artists...)
 			w, err := worker.New(l.chatbot, nil, ds, l.client, worker.Options{Concurrency: 8, Gate: g,
@@ -77,7 +51,7 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 			during := l.fake.Stats()
 			l.fake.SetDown(0)
 			l.fake.SetTokenDown(0)
-			ds.down.Store(false)
+			ds.Down.Store(false)
 			eventually(t, "every artist stored", func() bool {
 				for _, id := range artists {
 					if !l.stored(id) {

@@ -42,8 +42,8 @@ import (
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
-	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
+	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -174,29 +174,6 @@ type outageRow struct {
 	opened, postpone float64
 }
 
-// failingStore fails every call while down, as a DynamoDB that resets every
-// connection does once the SDK's retries are spent.
-type failingStore struct {
-	worker.Store
-	down atomic.Bool
-}
-
-var errStoreDown = errors.New("dynamodb: connection reset by peer (injected outage)")
-
-func (s *failingStore) Save(ctx context.Context, r store.Result) error {
-	if s.down.Load() {
-		return errStoreDown
-	}
-	return s.Store.Save(ctx, r)
-}
-
-func (s *failingStore) Artist(ctx context.Context, id string) (store.Artist, bool, error) {
-	if s.down.Load() {
-		return store.Artist{}, false, errStoreDown
-	}
-	return s.Store.Artist(ctx, id)
-}
-
 const (
 	outageArtists = 200
 	outageFor     = 60 * time.Second
@@ -217,7 +194,7 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 	}
 	b.Cleanup(func() { q.Close(); st.Close() })
 	timed := &timedStore{Store: st, done: map[string]time.Time{}}
-	fs := &failingStore{Store: timed}
+	fs := &storetest.Outage{Store: timed}
 	fake := fakespotify.New(fakespotify.Config{ClientID: clientID, ClientSecret: clientSecret, Limit: 100, Window: 5 * time.Second, Latency: spotifyLatency})
 	rec := &callRecorder{next: fake}
 	hs := httptest.NewServer(rec)
@@ -256,7 +233,7 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 	case "Spotify unreachable":
 		fake.SetDown(-1)
 	case "store":
-		fs.down.Store(true)
+		fs.Down.Store(true)
 	case "token endpoint 503":
 		fake.ExpireTokens() // the next calls need a token
 		fake.SetTokenDown(503)
@@ -264,7 +241,7 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 	time.Sleep(outageFor)
 	fake.SetDown(0)
 	fake.SetTokenDown(0)
-	fs.down.Store(false)
+	fs.Down.Store(false)
 	recovered := time.Now()
 	after := fake.Stats()
 	row := outageRow{kind: kind, design: design, artists: outageArtists,

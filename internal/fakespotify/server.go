@@ -97,8 +97,8 @@ type Server struct {
 	penalty    time.Duration
 	closeFor   time.Duration
 	closedTill time.Time
-	down       int // SetDown's status (-1: drop the connection)
-	tokenDown  int // SetTokenDown's status
+	down       int           // SetDown's status (-1: drop the connection)
+	tokenDown  int           // SetTokenDown's status
 	quota      time.Duration // while set, every call is answered 429 QUOTA_EXCEEDED
 	removed    bool          // while set, top-tracks answers 403
 	gens       map[string]int
