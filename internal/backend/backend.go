@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -170,4 +172,24 @@ func regionFromQueueURL(u string) string {
 		return parts[1]
 	}
 	return ""
+}
+
+// StoreExists checks that the store u names can be read: an embedded store
+// must be a file that exists (reading a typo must not create an empty one).
+// DynamoDB tables are checked when first read.
+func StoreExists(u string) error {
+	if !IsSQLite(u) {
+		return nil
+	}
+	path, err := sqlitestore.ParseURL(u)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s does not exist (the worker creates it on its first run)", path)
+		}
+		return err
+	}
+	return nil
 }

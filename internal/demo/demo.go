@@ -9,7 +9,6 @@ import (
 	"context"
 	_ "embed"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -42,11 +41,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		"HTTP_ADDR":         "",
 		"LOG_LEVEL":         "error",
 	}
-	get := func(k string) string {
+	get := func(k string) (string, bool) {
 		if v := getenv(k); v != "" {
-			return v
+			return v, true
 		}
-		return env[k]
+		v, ok := env[k]
+		return v, ok
 	}
 	standIn := getenv("SPOTIFY_CLIENT_ID") == "" && getenv("SPOTIFY_CLIENT_SECRET") == ""
 	var fake *fakespotify.Server
@@ -76,7 +76,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 
 	cfg, err := workercmd.Load(nil, get, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, workercmd.ErrHelp) {
 		return nil
 	}
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -50,8 +49,9 @@ func TestMain(m *testing.M) {
 // secret is the client secret every test sets, to check it is never printed.
 const secret = "Sup3rS3cretV4lue-do-not-print-7f3a"
 
-func getenv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
+// getenv returns a lookup of env as the whole environment.
+func getenv(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
 // withCredentials returns env with the Spotify credentials added.
@@ -120,7 +120,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "flags override the environment",
 			env:  map[string]string{"QUEUE_URL": "sqlite:env.db", "SPOTIFY_RATE": "5", "WORKER_CONCURRENCY": "3"},
-			args: []string{"--queue-url", "sqlite:flag.db", "--spotify-rate=2.5", "-worker-concurrency", "7"},
+			args: []string{"--queue-url", "sqlite:flag.db", "--spotify-rate=2.5", "--worker-concurrency", "7"},
 			want: func(v *view) {
 				v.QueueURL, v.Rate, v.Concurrency = "sqlite:flag.db", 2.5, 7
 			},
@@ -221,11 +221,18 @@ func TestLoadBadValue(t *testing.T) {
 			if diff := cmp.Diff(variables(t, err), []string{tt.env}); diff != "" {
 				t.Errorf("variables named by the error (-got +want):\n%s\nerror:\n%v", diff, err)
 			}
-			// The flag is checked the same way.
-			flagArgs := []string{"--" + strings.ReplaceAll(strings.ToLower(tt.env), "_", "-") + "=" + tt.value}
+			// The flag is checked too: a value of the wrong type is a
+			// one-line usage error naming the flag; a bad value of the
+			// right type names the variable and its flag.
+			flagName := "--" + strings.ReplaceAll(strings.ToLower(tt.env), "_", "-")
+			flagArgs := []string{flagName + "=" + tt.value}
 			_, err = workercmd.Load(flagArgs, getenv(withCredentials(nil)), io.Discard)
-			if diff := cmp.Diff(variables(t, err), []string{tt.env}); diff != "" {
-				t.Errorf("with %s: variables named by the error (-got +want):\n%s\nerror:\n%v", flagArgs[0], diff, err)
+			if err == nil {
+				t.Fatalf("Load(%s): no error", flagArgs[0])
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !(strings.HasPrefix(msg, flagName+": ") || strings.HasPrefix(msg, tt.env+" ("+flagName+"): ")) {
+				t.Errorf("Load(%s): error %q is not one line naming %s", flagArgs[0], msg, flagName)
 			}
 		})
 	}
@@ -301,14 +308,17 @@ func TestRunBadConfig(t *testing.T) {
 }
 
 func TestRunHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"healthcheck", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"help", "healthcheck"}, {"healthcheck", "--help"}, {"--queue-url=sqlite:x.db", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			got := run(t, t.Context(), 10*time.Second, map[string]string{"HTTP_ADDR": "127.0.0.1:1"}, args...)
 			if got.code != 0 {
 				t.Errorf("exit code: got %d, want 0\nstderr: %s", got.code, got.stderr)
 			}
-			if out := got.stdout + got.stderr; !strings.Contains(out, "Usage: worker") {
-				t.Errorf("output: got %q, want the usage", out)
+			if !strings.HasPrefix(got.stdout, "Usage: worker") || got.stderr != "" {
+				t.Errorf("got stdout %q, stderr %q; want the usage on stdout only", got.stdout, got.stderr)
+			}
+			if want := slices.Contains(args, "healthcheck"); strings.HasPrefix(got.stdout, "Usage: worker healthcheck") != want {
+				t.Errorf("help of %v: got %q", args, strings.SplitN(got.stdout, "\n", 2)[0])
 			}
 		})
 	}
@@ -317,15 +327,15 @@ func TestRunHelp(t *testing.T) {
 func TestLoadHelp(t *testing.T) {
 	var out bytes.Buffer
 	_, err := workercmd.Load([]string{"--help"}, getenv(nil), &out)
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("Load(--help): got %v, want flag.ErrHelp", err)
+	if !errors.Is(err, workercmd.ErrHelp) {
+		t.Errorf("Load(--help): got %v, want ErrHelp", err)
 	}
 	// Every variable of the contract is listed as a flag.
 	for _, env := range []string{"QUEUE_URL", "BULK_QUEUE_URL", "STORE_URL", "ARTISTS_TABLE", "FRESH_FOR",
-		"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_API_URL", "SPOTIFY_TOKEN_URL", "SPOTIFY_MARKET",
+		"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET_FILE", "SPOTIFY_API_URL", "SPOTIFY_TOKEN_URL", "SPOTIFY_MARKET",
 		"SPOTIFY_RATE", "WORKER_CONCURRENCY", "HTTP_ADDR"} {
-		flagName := "-" + strings.ReplaceAll(strings.ToLower(env), "_", "-")
-		if !strings.Contains(out.String(), flagName) || !strings.Contains(out.String(), "env "+env) {
+		flagName := "--" + strings.ReplaceAll(strings.ToLower(env), "_", "-")
+		if !strings.Contains(out.String(), flagName) || !strings.Contains(out.String(), "($"+env+")") {
 			t.Errorf("usage does not list %s (env %s):\n%s", flagName, env, out.String())
 		}
 	}
