@@ -129,7 +129,7 @@ func summary(ctx context.Context, w io.Writer, reg prometheus.Gatherer, st backe
 	poison := m.sum("sixpotify_messages_processed_total", map[string]string{"outcome": "poison"})
 	calls := m.sum("sixpotify_spotify_requests_total", nil)
 	throttled := m.sum("sixpotify_spotify_requests_total", map[string]string{"code": "429"})
-	retries := m.sum("sixpotify_retries_total", nil)
+	retries := m.sum("sixpotify_spotify_retries_total", nil)
 	tokens := m.sum("sixpotify_spotify_token_requests_total", nil)
 
 	tracks := 0

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/logging"
 	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/throttle"
@@ -360,6 +362,12 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
+	lanes := []string{worker.LaneChatbot}
+	if bulk != nil {
+		lanes = append(lanes, worker.LaneBulk)
+	}
+	w.Metrics().InitLanes(lanes...)
+	metrics.RegisterBuildInfo(reg, cli.Version(), runtime.Version())
 	if d, ok := st.(*dynamostore.Store); ok {
 		reg.MustRegister(dynamoCollector{d})
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -584,5 +585,67 @@ func TestServe(t *testing.T) {
 	// The server is gone with the worker.
 	if status, _ := get("/healthz"); status != 0 {
 		t.Errorf("GET /healthz after the stop: got %d, want no answer", status)
+	}
+}
+
+// TestAlertingSeriesExistAtStart scrapes /metrics of an idle worker: every
+// series the README tells operators to alert on is there at 0, so that an
+// alert on its rate works before the first error.
+func TestAlertingSeriesExistAtStart(t *testing.T) {
+	w := newWorld(t)
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	w.env["BULK_QUEUE_URL"] = w.env["QUEUE_URL"] + "?queue=bulk"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no /metrics within 20s; stderr: %s", stderr.String())
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("Run returned %d; stderr: %s", code, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, series := range []string{
+		`sixpotify_receive_errors_total{lane="chatbot"} 0`,
+		`sixpotify_receive_errors_total{lane="bulk"} 0`,
+		`sixpotify_message_delete_failures_total{lane="chatbot"} 0`,
+		`sixpotify_messages_processed_total{lane="chatbot",outcome="poison"} 0`,
+		`sixpotify_messages_processed_total{lane="bulk",outcome="released"} 0`,
+		`sixpotify_spotify_retries_total{cause="rate_limited"} 0`,
+		`sixpotify_spotify_token_requests_total{result="error"} 0`,
+		`sixpotify_artists_in_flight{lane="chatbot"} 0`,
+		`sixpotify_spotify_cooldown_remaining_seconds 0`,
+	} {
+		if !strings.Contains(body, "\n"+series+"\n") {
+			t.Errorf("/metrics at start has no %s", series)
+		}
+	}
+	if !regexp.MustCompile(`\nsixpotify_build_info\{goversion="go[^"]+",version="[^"]+"\} 1\n`).MatchString(body) {
+		t.Errorf("/metrics has no sixpotify_build_info{goversion,version} 1")
 	}
 }
