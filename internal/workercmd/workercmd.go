@@ -267,7 +267,17 @@ func (e *ConfigError) Error() string {
 
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// ProgressEvery is how often the worker logs its counts at info, when
+// something happened.
+const ProgressEvery = time.Minute
+
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.QueueDefaulted {
+		log.Warn("QUEUE_URL is not set: serving the embedded queue", "queue_url", DefaultQueueURL)
+	}
+	if cfg.StoreDefaulted {
+		log.Warn("STORE_URL is not set: writing to the embedded store", "store_url", DefaultStoreURL)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	parts, err := Build(ctx, cfg, log, reg)
@@ -275,10 +285,16 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer parts.Close()
+	log.Info("worker configured", "version", cli.Version(),
+		"queue_url", redactURL(cfg.QueueURL), "bulk_queue_url", redactURL(cfg.BulkQueueURL),
+		"store_url", cfg.StoreURL, "artists_table", cfg.ArtistsTable,
+		"spotify_api_url", redactURL(cfg.APIURL), "spotify_rate", cfg.Rate, "spotify_adaptive", cfg.Adaptive,
+		"concurrency", cfg.Options.Concurrency, "market", cfg.Market, "fresh_for", cfg.Options.FreshFor,
+		"http_addr", cfg.HTTPAddr)
 	if cfg.HTTPAddr != "" {
 		srv, err := serve(cfg.HTTPAddr, parts.Worker, reg, log)
 		if err != nil {
-			return fmt.Errorf("HTTP_ADDR: %w", err)
+			return &ConfigError{"HTTP_ADDR", err}
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
@@ -286,7 +302,88 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			_ = srv.Shutdown(sctx)
 		}()
 	}
-	return parts.Worker.Run(ctx)
+	ticker := time.NewTicker(ProgressEvery)
+	stopProgress := logProgress(reg, log, ticker.C)
+	err = parts.Worker.Run(ctx)
+	stopProgress()
+	ticker.Stop()
+	c := readCounts(reg)
+	log.Info("worker counts at stop", c.attrs()...)
+	return err
+}
+
+// counts are the worker's totals, read from its metrics.
+type counts struct {
+	done, skipped, notFound, failed, throttled float64
+	rate                                       float64
+}
+
+func (c counts) attrs() []any {
+	return []any{"artists_done", c.done, "artists_skipped", c.skipped, "artists_not_found", c.notFound,
+		"messages_failed", c.failed, "spotify_429s", c.throttled, "spotify_rate", c.rate}
+}
+
+// readCounts sums the worker's metrics over lanes.
+func readCounts(g prometheus.Gatherer) counts {
+	var c counts
+	mfs, _ := g.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch mf.GetName() {
+			case "sixpotify_messages_processed_total":
+				v := m.GetCounter().GetValue()
+				switch labels["outcome"] {
+				case metrics.OutcomeOK:
+					c.done += v
+				case metrics.OutcomeFresh, metrics.OutcomeStale:
+					c.skipped += v
+				case metrics.OutcomeNotFound:
+					c.notFound += v
+				case metrics.OutcomePoison, metrics.OutcomeReleased:
+					c.failed += v
+				}
+			case "sixpotify_spotify_requests_total":
+				if labels["code"] == "429" {
+					c.throttled += m.GetCounter().GetValue()
+				}
+			case "sixpotify_spotify_rate_limit_requests_per_second":
+				c.rate = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return c
+}
+
+// logProgress logs the counts at each tick after which they changed,
+// until the returned func is called.
+func logProgress(g prometheus.Gatherer, log *slog.Logger, tick <-chan time.Time) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	last := readCounts(g)
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick:
+				c := readCounts(g)
+				if c.done != last.done || c.skipped != last.skipped || c.notFound != last.notFound ||
+					c.failed != last.failed || c.throttled != last.throttled {
+					log.Info("worker progress", c.attrs()...)
+				}
+				last = c
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // Parts is a wired worker and the backends it uses.

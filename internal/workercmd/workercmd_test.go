@@ -431,6 +431,18 @@ func TestRunUntilEmpty(t *testing.T) {
 	if strings.Contains(got.stdout+got.stderr, secret) {
 		t.Errorf("the client secret was logged:\n%s", got.stderr)
 	}
+	// One line of effective settings at start, one of counts at stop.
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`"msg":"worker configured","version":"[^"]+","queue_url":"sqlite:[^"]+","bulk_queue_url":"","store_url":"sqlite:[^"]+",.*"spotify_rate":\d+,.*"concurrency":16,.*"fresh_for":"1h0m0s"`),
+		regexp.MustCompile(`"msg":"worker counts at stop","artists_done":` + strconv.Itoa(len(artists)) + `,"artists_skipped":0,"artists_not_found":0,"messages_failed":0,"spotify_429s":0,`),
+	} {
+		if !want.MatchString(got.stderr) {
+			t.Errorf("stderr has no line matching %s:\n%s", want, got.stderr)
+		}
+	}
+	if strings.Contains(got.stderr, "is not set: ") {
+		t.Errorf("a warning of a default with QUEUE_URL and STORE_URL set:\n%s", got.stderr)
+	}
 
 	st, err := sqlitestore.Open(t.Context(), w.path)
 	if err != nil {
@@ -647,5 +659,117 @@ func TestAlertingSeriesExistAtStart(t *testing.T) {
 	}
 	if !regexp.MustCompile(`\nsixpotify_build_info\{goversion="go[^"]+",version="[^"]+"\} 1\n`).MatchString(body) {
 		t.Errorf("/metrics has no sixpotify_build_info{goversion,version} 1")
+	}
+}
+
+// TestCommandLines runs the worker's command lines a user types, each
+// with the exit code and the exact output.
+func TestCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	notADir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	queue := "sqlite:" + filepath.Join(dir, "q.db")
+	tests := []struct {
+		name   string
+		env    map[string]string // added to the credentials and QUEUE_URL/STORE_URL in dir
+		args   []string
+		code   int
+		stdout *regexp.Regexp // nil: nothing
+		stderr string         // exactly
+	}{
+		{name: "version", args: []string{"--version"}, stdout: regexp.MustCompile(`^worker \S+ go\S+\n$`)},
+		{name: "version after a flag", args: []string{"--until-empty", "--version"}, stdout: regexp.MustCompile(`^worker \S+ go\S+\n$`)},
+		{
+			name: "a secret as a flag", args: []string{"--spotify-client-secret=hunter2"}, code: 2,
+			stderr: "worker: --spotify-client-secret: secrets are never taken from a flag (ps shows flags to every user); set SPOTIFY_CLIENT_SECRET or SPOTIFY_CLIENT_SECRET_FILE\n",
+		},
+		{
+			name: "a secret as a flag with its value apart", args: []string{"--spotify-client-secret", "hunter2"}, code: 2,
+			stderr: "worker: --spotify-client-secret: secrets are never taken from a flag (ps shows flags to every user); set SPOTIFY_CLIENT_SECRET or SPOTIFY_CLIENT_SECRET_FILE\n",
+		},
+		{name: "unknown flag", args: []string{"--nope"}, code: 2, stderr: "worker: unknown flag --nope (see 'worker --help')\n"},
+		{name: "a bool flag given a word", args: []string{"--until-empty=maybe"}, code: 2,
+			stderr: "worker: --until-empty: bool value must be true, 1, yes, false, 0 or no but got \"maybe\" (see 'worker --help')\n"},
+		{name: "a flag with no value", args: []string{"--worker-concurrency"}, code: 2,
+			stderr: "worker: --worker-concurrency: needs a value (see 'worker --help')\n"},
+		{name: "an int flag given a word", args: []string{"--worker-concurrency", "many"}, code: 2,
+			stderr: "worker: --worker-concurrency: expected a valid 64 bit int but got \"many\" (see 'worker --help')\n"},
+		{name: "a bad variable", env: map[string]string{"RECEIVE_WAIT_TIME": "long"}, code: 2,
+			stderr: "worker: RECEIVE_WAIT_TIME (--receive-wait-time): \"long\" is not a duration (examples: 30s, 1h, 24h)\n"},
+		{name: "an empty QUEUE_URL is not the default", env: map[string]string{"QUEUE_URL": ""}, code: 2,
+			stderr: "worker: QUEUE_URL (--queue-url): is empty; unset it for the embedded default sqlite:sixpotify.db\n"},
+		{name: "secret and secret file", env: map[string]string{"SPOTIFY_CLIENT_SECRET_FILE": secretFile}, code: 2,
+			stderr: "worker: SPOTIFY_CLIENT_SECRET_FILE (--spotify-client-secret-file): SPOTIFY_CLIENT_SECRET is set too: set one of them\n"},
+		{name: "a secret file that is missing", env: map[string]string{"SPOTIFY_CLIENT_SECRET": "", "SPOTIFY_CLIENT_SECRET_FILE": filepath.Join(dir, "none")}, code: 2,
+			stderr: "worker: SPOTIFY_CLIENT_SECRET_FILE (--spotify-client-secret-file): open " + filepath.Join(dir, "none") + ": no such file or directory\n"},
+		{name: "help command", args: []string{"help", "healthcheck"}, stdout: regexp.MustCompile(`^Usage: worker healthcheck \[flags\]\n`)},
+		{name: "healthcheck bad flag", args: []string{"healthcheck", "--nope"}, code: 2, stderr: "worker: unknown flag --nope (see 'worker healthcheck --help')\n"},
+		{name: "an unexpected argument", args: []string{"frobnicate"}, code: 2, stderr: "worker: unexpected argument frobnicate (see 'worker run --help')\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := withCredentials(map[string]string{"QUEUE_URL": queue, "STORE_URL": queue, "HTTP_ADDR": ""})
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			got := run(t, t.Context(), 20*time.Second, env, tt.args...)
+			if got.code != tt.code {
+				t.Errorf("exit code: got %d, want %d\nstderr: %s", got.code, tt.code, got.stderr)
+			}
+			if got.stderr != tt.stderr {
+				t.Errorf("stderr:\ngot  %q\nwant %q", got.stderr, tt.stderr)
+			}
+			if tt.stdout == nil && got.stdout != "" || tt.stdout != nil && !tt.stdout.MatchString(got.stdout) {
+				t.Errorf("stdout: got %q, want a match of %v", got.stdout, tt.stdout)
+			}
+			if strings.Contains(got.stdout+got.stderr, "hunter2") || strings.Contains(got.stdout+got.stderr, secret) {
+				t.Errorf("a secret was printed")
+			}
+		})
+	}
+	// A store the worker cannot open is a configuration error, naming the variable.
+	env := withCredentials(map[string]string{"QUEUE_URL": queue, "STORE_URL": "sqlite:" + notADir + "/x.db", "HTTP_ADDR": "", "LOG_FORMAT": "text"})
+	got := run(t, t.Context(), 20*time.Second, env)
+	if got.code != 2 || !strings.Contains(got.stderr, `err="STORE_URL (--store-url): `) {
+		t.Errorf("a store under a file: exit %d, stderr %q; want 2 and a line naming STORE_URL", got.code, got.stderr)
+	}
+}
+
+func TestEmptyAndUnset(t *testing.T) {
+	cfg, err := workercmd.Load(nil, getenv(withCredentials(map[string]string{"HTTP_ADDR": ""})), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != "" {
+		t.Errorf("HTTP_ADDR= gives %q, want no server", cfg.HTTPAddr)
+	}
+	cfg, err = workercmd.Load(nil, getenv(withCredentials(nil)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != ":9090" || !cfg.QueueDefaulted || !cfg.StoreDefaulted {
+		t.Errorf("unset: HTTP_ADDR %q, QueueDefaulted %v, StoreDefaulted %v; want :9090 and both defaulted", cfg.HTTPAddr, cfg.QueueDefaulted, cfg.StoreDefaulted)
+	}
+	cfg, err = workercmd.Load([]string{"--queue-url=sqlite:q.db"}, getenv(withCredentials(map[string]string{"STORE_URL": "sqlite:s.db"})), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QueueDefaulted || cfg.StoreDefaulted {
+		t.Errorf("set by a flag and a variable: QueueDefaulted %v, StoreDefaulted %v; want neither", cfg.QueueDefaulted, cfg.StoreDefaulted)
+	}
+	// The secret from a file, its trailing newline dropped.
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = workercmd.Load(nil, getenv(map[string]string{"SPOTIFY_CLIENT_ID": "id", "SPOTIFY_CLIENT_SECRET_FILE": file}), io.Discard)
+	if err != nil || cfg.ClientSecret != "from-a-file" {
+		t.Errorf("SPOTIFY_CLIENT_SECRET_FILE: secret %q, err %v; want from-a-file", cfg.ClientSecret, err)
 	}
 }
