@@ -20,7 +20,7 @@ func main() {
 		debug.SetMemoryLimit(32 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := workercmd.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := workercmd.Run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -111,7 +113,28 @@ func OpenQueue(ctx context.Context, u string, opts QueueOptions) (Queue, func() 
 	if err != nil {
 		return nil, nil, err
 	}
-	return sqsqueue.New(sqs.NewFromConfig(cfg), u, sqsqueue.Options{}), func() error { return nil }, nil
+	var optFns []func(*sqs.Options)
+	if ep := queueEndpoint(u, cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_SQS") != ""); ep != "" {
+		optFns = append(optFns, func(o *sqs.Options) { o.BaseEndpoint = aws.String(ep) })
+	}
+	return sqsqueue.New(sqs.NewFromConfig(cfg, optFns...), u, sqsqueue.Options{}), func() error { return nil }, nil
+}
+
+// queueEndpoint returns the endpoint an SQS queue URL on a host other than
+// AWS's names (a local emulator, a proxy), as sqs-consumer's
+// useQueueUrlAsEndpoint does, or "" for AWS's own hosts and when an
+// endpoint is configured (AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL or the
+// shared config's endpoint_url), which then wins.
+func queueEndpoint(u string, configured bool) string {
+	p, err := url.Parse(u)
+	if err != nil || configured {
+		return ""
+	}
+	h := p.Hostname()
+	if strings.HasSuffix(h, ".amazonaws.com") || strings.HasSuffix(h, ".amazonaws.com.cn") || strings.HasSuffix(h, ".api.aws") {
+		return ""
+	}
+	return p.Scheme + "://" + p.Host
 }
 
 // OpenStore opens the store named by u, with artistsTable beside the tracks
@@ -170,4 +193,24 @@ func regionFromQueueURL(u string) string {
 		return parts[1]
 	}
 	return ""
+}
+
+// StoreExists checks that the store u names can be read: an embedded store
+// must be a file that exists (reading a typo must not create an empty one).
+// DynamoDB tables are checked when first read.
+func StoreExists(u string) error {
+	if !IsSQLite(u) {
+		return nil
+	}
+	path, err := sqlitestore.ParseURL(u)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s does not exist (the worker creates it on its first run)", path)
+		}
+		return err
+	}
+	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	_ "embed"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -42,11 +41,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		"HTTP_ADDR":         "",
 		"LOG_LEVEL":         "error",
 	}
-	get := func(k string) string {
+	get := func(k string) (string, bool) {
 		if v := getenv(k); v != "" {
-			return v
+			return v, true
 		}
-		return env[k]
+		v, ok := env[k]
+		return v, ok
 	}
 	standIn := getenv("SPOTIFY_CLIENT_ID") == "" && getenv("SPOTIFY_CLIENT_SECRET") == ""
 	var fake *fakespotify.Server
@@ -75,7 +75,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 
 	cfg, err := workercmd.Load(nil, get, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, workercmd.ErrHelp) {
 		return nil
 	}
 	if err != nil {
@@ -128,7 +128,7 @@ func summary(ctx context.Context, w io.Writer, reg prometheus.Gatherer, st backe
 	poison := m.sum("sixpotify_messages_processed_total", map[string]string{"outcome": "poison"})
 	calls := m.sum("sixpotify_spotify_requests_total", nil)
 	throttled := m.sum("sixpotify_spotify_requests_total", map[string]string{"code": "429"})
-	retries := m.sum("sixpotify_retries_total", nil)
+	retries := m.sum("sixpotify_spotify_retries_total", nil)
 	tokens := m.sum("sixpotify_spotify_token_requests_total", nil)
 
 	tracks := 0

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/token"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sixpotify/top-tracks/internal/producercmd"
 	"github.com/sixpotify/top-tracks/internal/workercmd"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -68,12 +67,13 @@ func (c *cfn) containerEnv(t *testing.T, ctr map[string]any) (env map[string]str
 	return env, secrets
 }
 
-func getenvFrom(m map[string]string, asked map[string]bool) func(string) string {
-	return func(k string) string {
+func getenvFrom(m map[string]string, asked map[string]bool) func(string) (string, bool) {
+	return func(k string) (string, bool) {
 		if asked != nil {
 			asked[k] = true
 		}
-		return m[k]
+		v, ok := m[k]
+		return v, ok
 	}
 }
 
@@ -197,46 +197,38 @@ func TestWorkerEnvironment(t *testing.T) {
 	}
 }
 
-// literalFirstArgs returns the string literals given as first argument to
-// calls of x.M(…) in the package in dir, for M in methods.
-func literalFirstArgs(t *testing.T, dir string, methods ...string) map[string]bool {
-	t.Helper()
-	want := set(methods...)
-	found := map[string]bool{}
-	for _, f := range parseDir(t, dir) {
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
-			}
-			if sel, ok := call.Fun.(*ast.SelectorExpr); !ok || !want[sel.Sel.Name] {
-				return true
-			}
-			if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				if s, err := strconv.Unquote(lit.Value); err == nil {
-					found[s] = true
-				}
-			}
-			return true
-		})
-	}
-	if len(found) == 0 {
-		t.Fatalf("%s: no call of %v with a literal first argument", dir, methods)
-	}
-	return found
-}
-
-// producerVariables returns the variables the producer command reads: the
-// NAME of every X.Var("NAME", …) in internal/producercmd.
+// producerVariables returns the variables the producer command reads:
+// every variable it looks up while parsing each command's line (the run
+// then stops at the store that does not exist).
 func producerVariables(t *testing.T) map[string]bool {
 	t.Helper()
-	return literalFirstArgs(t, "internal/producercmd", "Var")
+	asked := map[string]bool{}
+	env := map[string]string{"STORE_URL": "sqlite:" + t.TempDir() + "/missing.db"}
+	for _, args := range [][]string{{"enqueue", "--queue-url", "ftp://refused"}, {"reprocess", "--dry-run"}} {
+		producercmd.Run(t.Context(), args, getenvFrom(env, asked), strings.NewReader(""), io.Discard, io.Discard)
+	}
+	if len(asked) == 0 {
+		t.Fatal("the producer looked up no variable")
+	}
+	return asked
 }
 
-// producerFlags returns the producer's own flags (FS.String("stale-after", …) …).
+var helpFlag = regexp.MustCompile(`--([a-z][a-z-]*)`)
+
+// producerFlags returns the flags the producer's help lists.
 func producerFlags(t *testing.T) map[string]bool {
 	t.Helper()
-	return literalFirstArgs(t, "internal/producercmd", "String", "Bool", "Duration", "Int", "Float64")
+	found := map[string]bool{}
+	for _, cmd := range []string{"enqueue", "reprocess"} {
+		var out strings.Builder
+		if code := producercmd.Run(t.Context(), []string{"help", cmd}, getenvFrom(nil, nil), strings.NewReader(""), &out, io.Discard); code != 0 {
+			t.Fatalf("producer help %s exited %d", cmd, code)
+		}
+		for _, m := range helpFlag.FindAllStringSubmatch(out.String(), -1) {
+			found[m[1]] = true
+		}
+	}
+	return found
 }
 
 func TestProducerTaskDefinition(t *testing.T) {

@@ -21,7 +21,7 @@ func New(w io.Writer, format, level string) (*slog.Logger, error) {
 			return nil, fmt.Errorf("%q is not a log level (debug, info, warn, error)", level)
 		}
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationsAsStrings}
 	var h slog.Handler
 	switch strings.ToLower(format) {
 	case "json":
@@ -50,4 +50,14 @@ func IsTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// durationsAsStrings writes a duration as a Go duration string ("500ms",
+// "15s"), which both handlers then print alike, where JSON would print
+// nanoseconds.
+func durationsAsStrings(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }

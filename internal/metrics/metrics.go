@@ -74,14 +74,14 @@ func New(reg prometheus.Registerer, cooldownLeft func() time.Duration, rate func
 			Help: "Latency of Spotify Web API requests.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
 		TokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "spotify_token_requests_total",
 			Help: "Client-credentials token requests, by result."}, []string{"result"}),
-		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "retries_total",
-			Help: "Retried Spotify calls, by cause (rate_limited, server, transport)."}, []string{"cause"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "spotify_retries_total",
+			Help: "Retried Spotify calls, by cause (rate_limited, server, transport); queue and store retries are not counted here."}, []string{"cause"}),
 		Cooldowns: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "spotify_cooldowns_total",
 			Help: "Cooldowns started by a 429 from Spotify."}),
-		CooldownSeconds: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "spotify_cooldown_seconds",
-			Help: "Seconds left in the current Spotify cooldown."}, func() float64 { return cooldownLeft().Seconds() }),
-		RateLimit: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "spotify_rate_limit",
-			Help: "Current limit of Spotify requests per second (0: unlimited)."}, rate),
+		CooldownSeconds: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "spotify_cooldown_remaining_seconds",
+			Help: "Seconds left in the current Spotify cooldown (0: none)."}, func() float64 { return cooldownLeft().Seconds() }),
+		RateLimit: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "spotify_rate_limit_requests_per_second",
+			Help: "Current limit of Spotify requests a second (0: unlimited)."}, rate),
 		ProcessSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "message_process_duration_seconds",
 			Help: "Time from receiving a message to its outcome.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}, []string{"lane"}),
 		StoreSaveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_save_duration_seconds",
@@ -117,4 +117,45 @@ func (m *Metrics) ObserveToken(err error) {
 		result = "error"
 	}
 	m.TokenRequests.WithLabelValues(result).Inc()
+}
+
+// Label values known from the start, so that every series an alert reads
+// exists at 0 before the first event.
+var (
+	outcomes     = []string{OutcomeOK, OutcomeFresh, OutcomeNotFound, OutcomeStale, OutcomePoison, OutcomeReleased}
+	retryCauses  = []string{"rate_limited", "server", "transport"}
+	tokenResults = []string{"ok", "error"}
+)
+
+// InitLanes creates every per-lane series at 0 for lanes, and the
+// series of the known retry causes and token results.
+func (m *Metrics) InitLanes(lanes ...string) {
+	for _, l := range lanes {
+		for _, c := range []*prometheus.CounterVec{m.Received, m.ReceiveCalls, m.DeleteCalls, m.EmptyReceives,
+			m.Deleted, m.DeleteFailures, m.ReceiveErrors} {
+			c.WithLabelValues(l)
+		}
+		m.InFlight.WithLabelValues(l)
+		m.ProcessSeconds.WithLabelValues(l)
+		for _, o := range outcomes {
+			m.Processed.WithLabelValues(l, o)
+		}
+		for _, r := range []string{"cooldown", "refused", "outage"} {
+			m.Postponed.WithLabelValues(l, r)
+		}
+	}
+	for _, c := range retryCauses {
+		m.Retries.WithLabelValues(c)
+	}
+	for _, r := range tokenResults {
+		m.TokenRequests.WithLabelValues(r)
+	}
+}
+
+// RegisterBuildInfo registers sixpotify_build_info{version,goversion} 1.
+func RegisterBuildInfo(reg prometheus.Registerer, version, goVersion string) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sixpotify", Name: "build_info",
+		Help: "Always 1: the version of the binary and of Go that built it."}, []string{"version", "goversion"})
+	g.WithLabelValues(version, goVersion).Set(1)
+	reg.MustRegister(g)
 }

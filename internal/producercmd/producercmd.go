@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"iter"
@@ -16,65 +15,84 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"golang.org/x/time/rate"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/backend"
-	"github.com/sixpotify/top-tracks/internal/envflag"
+	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/progress"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/producer"
 )
 
-const usageText = `Usage: producer COMMAND [flags] [ARGS]
+const description = `Enqueues Spotify artists for the worker. Every flag with a variable beside it
+can be given as that environment variable; a flag overrides its variable.`
 
-Commands:
-  enqueue [ARTIST ...]   enqueue artists named on the command line, or with -f FILE
-                         (one per line; -f - reads standard input). An artist is a bare
-                         ID, spotify:artist:ID, or https://open.spotify.com/artist/ID
-  reprocess              enqueue, on the bulk lane, every artist the store holds, or
-                         with --stale-after DURATION only those fetched longer ago
+// grammar is the producer's command line.
+type grammar struct {
+	Version      kong.VersionFlag `help:"Print the version and exit."`
+	QueueURL     string           `name:"queue-url" envvar:"QUEUE_URL" default:"sqlite:sixpotify.db" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME]."`
+	BulkQueueURL string           `name:"bulk-queue-url" envvar:"BULK_QUEUE_URL" help:"The bulk lane, same forms as QUEUE_URL (empty: one lane)."`
 
-Run 'producer COMMAND --help' for a command's flags.
-`
+	Enqueue   enqueueCmd   `cmd:"" help:"Enqueue artists named on the command line or in files (-f)."`
+	Reprocess reprocessCmd `cmd:"" help:"Enqueue, on the bulk lane, every artist the store holds, or those fetched longer ago than --stale-after."`
+	Help      cli.Help     `cmd:"" help:"Show help for a command."`
+}
 
-// Run is the producer command. It returns the process's exit code.
-func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usageText)
-		return 2
+type enqueueCmd struct {
+	Artists []string `arg:"" optional:"" name:"artist" help:"A bare ID, spotify:artist:ID or https://open.spotify.com/artist/ID[?…]."`
+	File    []string `short:"f" name:"file" placeholder:"FILE" help:"Read artists from FILE, one per line (- for standard input); may be repeated."`
+	Force   bool     `help:"Set \"force\": true: fetch even if the artist is fresh."`
+	Bulk    bool     `help:"Send to the bulk lane (BULK_QUEUE_URL, which must be set)."`
+	Market  string   `placeholder:"CC" help:"Market (ISO 3166-1 alpha-2) for these artists (default: the worker's SPOTIFY_MARKET)."`
+}
+
+type reprocessCmd struct {
+	StoreURL     string        `name:"store-url" envvar:"STORE_URL" default:"sqlite:sixpotify.db" help:"dynamodb:TABLE or sqlite:PATH (which must exist)."`
+	ArtistsTable string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"artists" help:"The DynamoDB artists table."`
+	StaleAfter   time.Duration `name:"stale-after" placeholder:"DURATION" help:"Only artists fetched longer ago than this Go duration (e.g. 24h)."`
+	Force        bool          `help:"Set \"force\": true: fetch even if the artist is fresh for the worker."`
+	DryRun       bool          `name:"dry-run" help:"Count the artists that would be enqueued, enqueue nothing."`
+	Rate         float64       `placeholder:"N" help:"Enqueue at most N artists a second (0: as fast as the queue takes them)."`
+	Resume       string        `placeholder:"FILE" help:"Checkpoint FILE: artists listed there are skipped, and every artist enqueued is appended, so an interrupted run continues where it stopped."`
+}
+
+// Run is the producer command. lookup reads the environment (os.LookupEnv).
+// It returns the process's exit code: 0, 1 when an artist was not enqueued
+// or the run failed, 2 for a usage or configuration error.
+func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader, stdout, stderr io.Writer) int {
+	var g grammar
+	p, err := cli.Parse("producer", description, &g, args, lookup, nil, stdout, stderr)
+	if errors.Is(err, cli.ErrHelp) {
+		return 0
 	}
-	var err error
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usageText)
-		return 0
-	case "enqueue":
-		err = enqueue(ctx, args[1:], getenv, stdin, stdout, stderr)
-	case "reprocess":
-		err = reprocess(ctx, args[1:], getenv, stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "producer: unknown command %q\n\n%s", args[0], usageText)
-		return 2
-	}
-	var ue usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintln(stderr, "producer: "+line)
+	if err == nil {
+		if err = p.Err(); err != nil {
+			err = usageError{err}
 		}
-		return 2
-	default:
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintln(stderr, "producer: "+line)
-		}
-		return 1
 	}
+	if err == nil {
+		switch p.Ctx.Selected().Name {
+		case "enqueue":
+			err = g.Enqueue.run(ctx, &g, stdin, stdout, stderr)
+		case "reprocess":
+			err = g.Reprocess.run(ctx, &g, stdout, stderr)
+		}
+	} else if !errors.As(err, new(usageError)) {
+		err = usageError{err}
+	}
+	if err == nil {
+		return 0
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintln(stderr, "producer: "+line)
+	}
+	if errors.As(err, new(usageError)) {
+		return cli.ExitUsage
+	}
+	return 1
 }
 
 // usageError is a bad flag, argument or variable: exit code 2.
@@ -82,82 +100,93 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-type queueFlags struct {
-	queueURL, bulkURL *string
+func failf(env, format string, args ...any) usageError {
+	return usageError{fmt.Errorf("%s (--%s): %s", env, cli.FlagName(env), fmt.Sprintf(format, args...))}
 }
 
-func addQueueFlags(s *envflag.Set) queueFlags {
-	return queueFlags{
-		queueURL: s.Var("QUEUE_URL", "sqlite:sixpotify.db", "the chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME]"),
-		bulkURL:  s.Var("BULK_QUEUE_URL", "", "the bulk lane, same forms as QUEUE_URL (none: one lane)"),
+// lane returns the queue URL to send to, and the variable naming it.
+func (g *grammar) lane(bulk, fallback bool) (string, error) {
+	u, env := g.QueueURL, "QUEUE_URL"
+	if bulk && g.BulkQueueURL != "" {
+		u, env = g.BulkQueueURL, "BULK_QUEUE_URL"
+	} else if bulk && !fallback {
+		return "", failf("BULK_QUEUE_URL", "is required by --bulk: set it to the bulk lane's queue URL")
 	}
-}
-
-// lane returns the queue URL to send to.
-func (f queueFlags) lane(s *envflag.Set, bulk bool) string {
-	u, env := *f.queueURL, "QUEUE_URL"
-	if bulk && *f.bulkURL != "" {
-		u, env = *f.bulkURL, "BULK_QUEUE_URL"
+	if u == "" {
+		return "", failf(env, "is empty")
 	}
 	if err := backend.ValidateQueueURL(u); err != nil {
-		s.Fail(env, "%v", err)
+		return "", failf(env, "%v", err)
 	}
-	return u
+	return u, nil
 }
 
-func enqueue(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	s := envflag.New("producer enqueue", getenv, stderr)
-	s.FS.Usage = func() {
-		fmt.Fprint(stderr, "Usage: producer enqueue [flags] [ARTIST ...]\n\nAn artist is a bare ID, spotify:artist:ID or https://open.spotify.com/artist/ID[?…].\n\nFlags:\n")
-		s.FS.PrintDefaults()
-	}
-	qf := addQueueFlags(s)
-	file := s.FS.String("f", "", "read artists from `FILE`, one per line (- for standard input)")
-	force := s.FS.Bool("force", false, `set "force": true: fetch even if the artist is fresh`)
-	bulk := s.FS.Bool("bulk", false, "send to the bulk lane (BULK_QUEUE_URL)")
-	market := s.FS.String("market", "", "market (ISO 3166-1 alpha-2) for these artists (default: the worker's SPOTIFY_MARKET)")
-	if err := s.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+// source names where an input came from, for a reject: the positions
+// from start on are its lines (or arguments).
+type source struct {
+	start int // 1-based position of its first input
+	name  string
+}
+
+// where names the input at position pos.
+func where(sources []source, pos int) string {
+	for i := len(sources) - 1; i >= 0; i-- {
+		if s := sources[i]; pos >= s.start {
+			if s.name == "" {
+				return fmt.Sprintf("argument %d", pos-s.start+1)
+			}
+			return fmt.Sprintf("%s line %d", s.name, pos-s.start+1)
 		}
-		return usageError{err}
 	}
-	u := qf.lane(s, *bulk)
-	*market = strings.ToUpper(*market)
-	if *market != "" && !message.ValidMarket(*market) {
-		s.Fail("MARKET", "%q is not an ISO 3166-1 alpha-2 code such as US", *market)
+	return fmt.Sprintf("input %d", pos)
+}
+
+func (c *enqueueCmd) run(ctx context.Context, g *grammar, stdin io.Reader, stdout, stderr io.Writer) error {
+	u, err := g.lane(c.Bulk, false)
+	if err != nil {
+		return err
 	}
-	refs := s.FS.Args()
-	if *file == "" && len(refs) == 0 {
-		return usageError{errors.New("no artists: name them as arguments or give -f FILE (see --help)")}
+	market := strings.ToUpper(c.Market)
+	if market != "" && !message.ValidMarket(market) {
+		return usageError{fmt.Errorf("--market: %q is not an ISO 3166-1 alpha-2 code such as US", c.Market)}
 	}
-	if err := s.Err(); err != nil {
-		return usageError{err}
+	if len(c.File) == 0 && len(c.Artists) == 0 {
+		return usageError{errors.New("no artists: name them as arguments or give -f FILE (see 'producer enqueue --help')")}
 	}
-	var in io.Reader
-	switch *file {
-	case "":
-	case "-":
-		in = stdin
-	default:
-		f, err := os.Open(*file)
+	var files []namedReader
+	for _, name := range c.File {
+		if name == "-" {
+			files = append(files, namedReader{"stdin", stdin})
+			continue
+		}
+		f, err := os.Open(name)
 		if err != nil {
 			return usageError{fmt.Errorf("-f: %w", err)}
 		}
 		defer f.Close()
-		in = f
+		files = append(files, namedReader{name, f})
 	}
 
-	p, err := producer.Open(ctx, u, producer.Options{Market: *market, Force: *force})
+	var sent atomic.Int64
+	p, err := producer.Open(ctx, u, producer.Options{Market: market, Force: c.Force,
+		OnSent: func(msgs []producer.Message) { sent.Add(int64(len(msgs))) }})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	start := time.Now()
-	// One sequence, so that an artist named both as an argument and in the
+	var prog *progress.Display
+	if len(files) > 0 { // a file may be long: show how far it has come
+		prog = progress.Start(stderr, "artists enqueued", 0, func() int { return int(sent.Load()) })
+	}
+	// One sequence, so that an artist named both as an argument and in a
 	// file is a duplicate like any other.
 	var readErr error
-	sum, err := p.EnqueueSeq(ctx, artists(refs, in, &readErr))
+	sources := []source{{start: 1}}
+	sum, err := p.EnqueueSeq(ctx, artists(c.Artists, files, &sources, &readErr))
+	if prog != nil {
+		prog.Stop()
+	}
 	if err == nil && readErr != nil {
 		err = fmt.Errorf("-f: read artists: %w", readErr)
 	}
@@ -165,34 +194,62 @@ func enqueue(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	return sum.Err()
+	return summaryErr(sum, sources)
 }
 
-// artists yields refs, then the lines of in (when not nil) as
-// producer.EnqueueFrom reads them: a blank line or a # comment keeps its
-// position but names no artist. A read error is left in *readErr.
-func artists(refs []string, in io.Reader, readErr *error) iter.Seq[string] {
+type namedReader struct {
+	name string
+	r    io.Reader
+}
+
+// summaryErr names each artist rejected (by file and line) or failed.
+func summaryErr(sum producer.Summary, sources []source) error {
+	var errs []error
+	for _, r := range sum.Rejected {
+		in := r.Input
+		if len(in) > 60 {
+			in = in[:60] + "…"
+		}
+		errs = append(errs, fmt.Errorf("rejected %q (%s): %w", in, where(sources, r.Line), r.Err))
+	}
+	for _, f := range sum.Failed {
+		errs = append(errs, fmt.Errorf("failed %s: %w", f.ArtistID, f.Err))
+	}
+	return errors.Join(errs...)
+}
+
+// artists yields refs, then the lines of each file as producer.EnqueueFrom
+// reads them: a blank line or a # comment keeps its position but names no
+// artist. Where each file starts is appended to *sources; a read error is
+// left in *readErr.
+func artists(refs []string, files []namedReader, sources *[]source, readErr *error) iter.Seq[string] {
 	return func(yield func(string) bool) {
+		pos := 0
 		for _, r := range refs {
+			pos++
 			if !yield(r) {
 				return
 			}
 		}
-		if in == nil {
-			return
-		}
-		sc := bufio.NewScanner(in)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if strings.HasPrefix(line, "#") {
-				line = ""
+		for _, f := range files {
+			*sources = append(*sources, source{start: pos + 1, name: f.name})
+			sc := bufio.NewScanner(f.r)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				line := strings.TrimSpace(sc.Text())
+				if strings.HasPrefix(line, "#") {
+					line = ""
+				}
+				pos++
+				if !yield(line) {
+					return
+				}
 			}
-			if !yield(line) {
+			if err := sc.Err(); err != nil {
+				*readErr = fmt.Errorf("%s: %w", f.name, err)
 				return
 			}
 		}
-		*readErr = sc.Err()
 	}
 }
 
@@ -205,47 +262,28 @@ func report(w io.Writer, sum producer.Summary, queueURL string, elapsed time.Dur
 		sum.Enqueued, queueURL, elapsed.Round(time.Millisecond), rate, sum.Duplicates, len(sum.Rejected), len(sum.Failed))
 }
 
-func reprocess(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	s := envflag.New("producer reprocess", getenv, stderr)
-	s.FS.Usage = func() {
-		fmt.Fprint(stderr, "Usage: producer reprocess [flags]\n\nEnqueues, on the bulk lane (QUEUE_URL when there is none), every artist the store holds,\nor only those fetched longer ago than --stale-after. The worker still skips artists fetched\nwithin its FRESH_FOR unless --force is given.\n\nFlags:\n")
-		s.FS.PrintDefaults()
+func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Writer) error {
+	u, err := g.lane(true, true)
+	if err != nil {
+		return err
 	}
-	qf := addQueueFlags(s)
-	storeURL := s.Var("STORE_URL", "sqlite:sixpotify.db", "dynamodb:TABLE or sqlite:PATH")
-	artists := s.Var("ARTISTS_TABLE", "artists", "the DynamoDB artists table")
-	staleAfter := s.FS.String("stale-after", "", "only artists fetched longer ago than this Go `DURATION` (e.g. 24h)")
-	force := s.FS.Bool("force", false, `set "force": true: fetch even if the artist is fresh for the worker`)
-	dryRun := s.FS.Bool("dry-run", false, "count the artists that would be enqueued, enqueue nothing")
-	perSecond := s.FS.Float64("rate", 0, "enqueue at most `N` artists a second (0: as fast as the queue takes them)")
-	resume := s.FS.String("resume", "", "checkpoint `FILE`: artists listed there are skipped, and every artist enqueued is appended, so an interrupted run continues where it stopped")
-	if err := s.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if c.StoreURL == "" {
+		return failf("STORE_URL", "is empty")
 	}
-	if s.FS.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q (see --help)", s.FS.Arg(0))}
+	if err := backend.ValidateStoreURL(c.StoreURL); err != nil {
+		return failf("STORE_URL", "%v", err)
 	}
-	u := qf.lane(s, true)
-	if err := backend.ValidateStoreURL(*storeURL); err != nil {
-		s.Fail("STORE_URL", "%v", err)
+	if err := backend.StoreExists(c.StoreURL); err != nil {
+		return failf("STORE_URL", "%v", err)
 	}
-	var stale time.Duration
-	if *staleAfter != "" {
-		d, err := time.ParseDuration(*staleAfter)
-		if err != nil || d < 0 {
-			return usageError{fmt.Errorf("--stale-after: %q is not a duration such as 24h", *staleAfter)}
-		}
-		stale = d
+	stale := c.StaleAfter
+	if stale < 0 {
+		return usageError{fmt.Errorf("--stale-after: %v is negative", stale)}
 	}
-	if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
-		return usageError{fmt.Errorf("--rate: %v is not a rate of zero or more artists a second", *perSecond)}
+	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		return usageError{fmt.Errorf("--rate: %v is not a rate of zero or more artists a second", c.Rate)}
 	}
-	if err := s.Err(); err != nil {
-		return usageError{err}
-	}
+	storeURL, artists, force, dryRun, perSecond, resume := &c.StoreURL, &c.ArtistsTable, &c.Force, &c.DryRun, &c.Rate, &c.Resume
 
 	var ck *checkpoint
 	if *resume != "" && !*dryRun {
@@ -257,7 +295,7 @@ func reprocess(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	st, closeS, err := backend.OpenStore(ctx, *storeURL, *artists)
 	if err != nil {
-		return fmt.Errorf("STORE_URL: %w", err)
+		return failf("STORE_URL", "%v", err)
 	}
 	defer closeS()
 	total := 0

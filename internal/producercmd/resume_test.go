@@ -48,7 +48,7 @@ func TestReprocessResumesAfterAnInterruption(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	code := producercmd.Run(ctx, []string{"reprocess", "--rate", "20", "--resume", ckpt},
-		func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+		func(k string) (string, bool) { v, ok := env[k]; return v, ok }, strings.NewReader(""), &stdout, &stderr)
 	if code == 0 {
 		t.Fatalf("the interrupted run exited 0:\n%s%s", stdout.String(), stderr.String())
 	}

@@ -49,8 +49,8 @@ func (d *Display) loop() {
 	for {
 		select {
 		case <-d.done:
-			if d.tty {
-				fmt.Fprintln(d.w, d.Line())
+			if d.tty { // over the last redraw, and end its line
+				fmt.Fprint(d.w, "\r"+d.Line()+" \n")
 			}
 			return
 		case <-t.C:

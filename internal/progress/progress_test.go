@@ -53,3 +53,19 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// The last draw on a terminal overwrites the redrawn line and ends it, so
+// that what follows starts on a line of its own.
+func TestLastDrawEndsItsLine(t *testing.T) {
+	var buf syncBuffer
+	now := time.Unix(0, 0)
+	d := &Display{w: &buf, what: "artists", total: 4, count: func() int { return 4 }, tty: true,
+		every: time.Hour, now: func() time.Time { return now }, done: make(chan struct{})}
+	d.began = now
+	d.wg.Add(1)
+	go d.loop()
+	d.Stop()
+	if got, want := buf.String(), "\r[##############################] 4/4 artists  4000.0/s \n"; got != want {
+		t.Errorf("last draw: got %q, want %q", got, want)
+	}
+}

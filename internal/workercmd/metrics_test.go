@@ -141,7 +141,7 @@ func TestMetricsMoveWithTheWork(t *testing.T) {
 		`sixpotify_spotify_requests_total{code="200"}`, `sixpotify_spotify_requests_total{code="429"}`,
 		`sixpotify_spotify_request_duration_seconds_count`,
 		`sixpotify_spotify_token_requests_total{result="ok"}`,
-		`sixpotify_retries_total{cause="rate_limited"}`, `sixpotify_spotify_cooldowns_total`,
+		`sixpotify_spotify_retries_total{cause="rate_limited"}`, `sixpotify_spotify_cooldowns_total`,
 		`sixpotify_store_save_duration_seconds_count`,
 		`sixpotify_dynamodb_batch_write_calls_total`, `sixpotify_dynamodb_items_put_total`,
 	}
@@ -150,10 +150,10 @@ func TestMetricsMoveWithTheWork(t *testing.T) {
 			t.Errorf("%s did not move: %v before, %v after", series, before[series], after[series])
 		}
 	}
-	if got := after[`sixpotify_spotify_rate_limit`]; got <= 0 || got >= 50 {
-		t.Errorf("sixpotify_spotify_rate_limit = %v after 429s; want it below the ceiling of 50", got)
+	if got := after[`sixpotify_spotify_rate_limit_requests_per_second`]; got <= 0 || got >= 50 {
+		t.Errorf("sixpotify_spotify_rate_limit_requests_per_second = %v after 429s; want it below the ceiling of 50", got)
 	}
-	for _, series := range []string{`sixpotify_artists_in_flight{lane="chatbot"}`, `sixpotify_spotify_cooldown_seconds`} {
+	for _, series := range []string{`sixpotify_artists_in_flight{lane="chatbot"}`, `sixpotify_spotify_cooldown_remaining_seconds`} {
 		if _, ok := after[series]; !ok {
 			t.Errorf("%s is missing", series)
 		}

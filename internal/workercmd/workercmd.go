@@ -6,7 +6,6 @@ package workercmd
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,18 +13,21 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sixpotify/top-tracks/internal/backend"
-	"github.com/sixpotify/top-tracks/internal/envflag"
+	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/logging"
 	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/worker"
@@ -55,114 +57,152 @@ type Config struct {
 	HTTPAddr, LogFormat, LogLevel string
 	Options                       worker.Options
 	VisibilityTimeout             time.Duration // the embedded queue's
+
+	// QueueDefaulted and StoreDefaulted tell that QUEUE_URL or STORE_URL
+	// was not set and the embedded default is served.
+	QueueDefaulted, StoreDefaulted bool
 }
 
-const usageText = `Usage: worker [flags]
-       worker healthcheck
+const description = `Drains the artist queue: fetches each artist's top tracks from Spotify and
+writes them to the store, until SIGTERM or SIGINT. Every flag can be given as
+the environment variable named beside it; a flag overrides its variable.
+SPOTIFY_CLIENT_SECRET is read only from the environment (or the file
+SPOTIFY_CLIENT_SECRET_FILE names), never from a flag.`
 
-Drains the artist queue: fetches each artist's top tracks from Spotify and
-writes them to the store, until SIGTERM or SIGINT. Every flag can be given
-as the environment variable named beside it; a flag overrides its variable.
+// grammar is the worker's command line.
+type grammar struct {
+	Version     kong.VersionFlag `help:"Print the version and exit."`
+	Flags       runFlags         `embed:""`
+	Run         struct{}         `cmd:"" default:"withargs" help:"Drain the queues until SIGTERM or SIGINT (the default command)."`
+	Healthcheck struct{}         `cmd:"" help:"Exit 0 when /healthz on the local HTTP_ADDR answers 200, for container health checks."`
+	Help        cli.Help         `cmd:"" help:"Show help for a command."`
+}
 
-'worker healthcheck' exits 0 when the local /healthz answers 200.
+// runFlags are the worker's settings; the README's configuration table
+// lists the same.
+type runFlags struct {
+	QueueURL          string        `name:"queue-url" envvar:"QUEUE_URL" default:"sqlite:sixpotify.db" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME] for the embedded queue."`
+	BulkQueueURL      string        `name:"bulk-queue-url" envvar:"BULK_QUEUE_URL" help:"The bulk lane, same forms as QUEUE_URL; served with what the chatbot's lane leaves (empty: one lane)."`
+	StoreURL          string        `name:"store-url" envvar:"STORE_URL" default:"sqlite:sixpotify.db" help:"dynamodb:TABLE (the tracks table) or sqlite:PATH."`
+	ArtistsTable      string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"artists" help:"The DynamoDB artists table beside the tracks table."`
+	CreateTables      bool          `name:"create-tables" envvar:"CREATE_TABLES" help:"Create the DynamoDB tables if they are missing (for development)."`
+	FreshFor          time.Duration `name:"fresh-for" envvar:"FRESH_FOR" default:"1h" help:"Skip an artist fetched less than this long ago unless the message says force (0: never skip)."`
+	ClientID          string        `name:"spotify-client-id" envvar:"SPOTIFY_CLIENT_ID" help:"Client ID of the Spotify app (required)."`
+	ClientSecretFile  string        `name:"spotify-client-secret-file" envvar:"SPOTIFY_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, instead of SPOTIFY_CLIENT_SECRET."`
+	APIURL            string        `name:"spotify-api-url" envvar:"SPOTIFY_API_URL" default:"https://api.spotify.com/v1" help:"Base of the Spotify Web API."`
+	TokenURL          string        `name:"spotify-token-url" envvar:"SPOTIFY_TOKEN_URL" default:"https://accounts.spotify.com/api/token" help:"Spotify's token endpoint."`
+	Market            string        `name:"spotify-market" envvar:"SPOTIFY_MARKET" default:"US" help:"Market (ISO 3166-1 alpha-2) used when a message names none."`
+	Rate              float64       `name:"spotify-rate" envvar:"SPOTIFY_RATE" default:"10" help:"Most Spotify API requests per second from this process (token calls excluded)."`
+	Adaptive          bool          `name:"spotify-adaptive" envvar:"SPOTIFY_ADAPTIVE" default:"true" negatable:"" help:"Learn the rate Spotify admits from its 429s, under SPOTIFY_RATE (false: always SPOTIFY_RATE)."`
+	Concurrency       int           `name:"worker-concurrency" envvar:"WORKER_CONCURRENCY" default:"16" help:"Artists in flight at once in this process."`
+	HTTPAddr          string        `name:"http-addr" envvar:"HTTP_ADDR" default:":9090" help:"Address of the /healthz, /readyz and /metrics server (empty: none)."`
+	WaitTime          time.Duration `name:"receive-wait-time" envvar:"RECEIVE_WAIT_TIME" default:"20s" help:"Long-poll wait of one receive (0s to 20s)."`
+	DrainTimeout      time.Duration `name:"drain-timeout" envvar:"DRAIN_TIMEOUT" default:"15s" help:"On SIGTERM, how long in-flight work may finish before it is given back (at most 15s)."`
+	VisibilityTimeout time.Duration `name:"visibility-timeout" envvar:"VISIBILITY_TIMEOUT" default:"30s" help:"Visibility timeout of the embedded queue (SQS queues keep their own)."`
+	MaxReceives       int           `name:"max-receives" envvar:"MAX_RECEIVES" default:"5" help:"Deliveries after which a failing message is dropped, on a queue with no dead-letter queue."`
+	UntilEmpty        bool          `name:"until-empty" envvar:"UNTIL_EMPTY" help:"Exit once the queues are empty and nothing is in flight."`
+	LogFormat         string        `name:"log-format" envvar:"LOG_FORMAT" enum:",json,text" default:"" help:"json or text (empty: text on a terminal, JSON otherwise)."`
+	LogLevel          string        `name:"log-level" envvar:"LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
+}
 
-Flags:
-`
+// secrets are the variables never taken from a flag.
+var secrets = []string{"SPOTIFY_CLIENT_SECRET"}
 
-// Load reads the configuration. It returns flag.ErrHelp for --help (the
-// usage is then written to out), and otherwise every problem at once, each
-// on a line naming the variable.
-func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
-	s := envflag.New("worker", getenv, out)
-	s.FS.Usage = func() {
-		fmt.Fprint(out, usageText)
-		s.FS.PrintDefaults()
-	}
-	queueURL := s.Var("QUEUE_URL", DefaultQueueURL, "the chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME] for the embedded queue")
-	bulkURL := s.Var("BULK_QUEUE_URL", "", "the bulk lane, same forms as QUEUE_URL; served with what the chatbot's lane leaves")
-	storeURL := s.Var("STORE_URL", DefaultStoreURL, "dynamodb:TABLE (the tracks table) or sqlite:PATH")
-	artists := s.Var("ARTISTS_TABLE", "artists", "the DynamoDB artists table beside the tracks table")
-	createTables := s.Var("CREATE_TABLES", "false", "create the DynamoDB tables if they are missing (for development)")
-	freshFor := s.Var("FRESH_FOR", DefaultFreshFor.String(), "skip an artist fetched less than this long ago unless the message says force (0: never skip)")
-	clientID := s.Var("SPOTIFY_CLIENT_ID", "", "client ID of the Spotify app (required)")
-	clientSecret := s.Var("SPOTIFY_CLIENT_SECRET", "", "client secret of the Spotify app (required; never logged)")
-	apiURL := s.Var("SPOTIFY_API_URL", "https://api.spotify.com/v1", "base of the Spotify Web API")
-	tokenURL := s.Var("SPOTIFY_TOKEN_URL", "https://accounts.spotify.com/api/token", "Spotify's token endpoint")
-	market := s.Var("SPOTIFY_MARKET", "US", "market (ISO 3166-1 alpha-2) used when a message names none")
-	rate := s.Var("SPOTIFY_RATE", fmt.Sprint(DefaultRate), "most Spotify API requests per second from this process (token calls excluded)")
-	adaptive := s.Var("SPOTIFY_ADAPTIVE", "true", "learn the rate Spotify admits from its 429s (false: always SPOTIFY_RATE)")
-	concurrency := s.Var("WORKER_CONCURRENCY", fmt.Sprint(DefaultConcurrency), "artists in flight at once in this process")
-	httpAddr := s.Var("HTTP_ADDR", ":9090", "address of the /healthz, /readyz and /metrics server (empty: none)")
-	wait := s.Var("RECEIVE_WAIT_TIME", "20s", "long-poll wait of one receive (0s to 20s)")
-	drain := s.Var("DRAIN_TIMEOUT", "15s", "on SIGTERM, how long in-flight work may finish before it is given back (at most 15s)")
-	visibility := s.Var("VISIBILITY_TIMEOUT", "30s", "visibility timeout of the embedded queue (SQS queues keep their own)")
-	maxReceives := s.Var("MAX_RECEIVES", "5", "deliveries after which a failing message is dropped, on a queue with no dead-letter queue")
-	untilEmpty := s.Var("UNTIL_EMPTY", "false", "exit once the queues are empty and nothing is in flight")
-	logFormat := s.Var("LOG_FORMAT", "", "json or text (default: text on a terminal, JSON otherwise)")
-	logLevel := s.Var("LOG_LEVEL", "info", "debug, info, warn or error")
-	if err := s.Parse(args); err != nil {
+// ErrHelp is returned by Load when help or the version was printed.
+var ErrHelp = cli.ErrHelp
+
+// Load reads the configuration from args and the environment (lookup, as
+// os.LookupEnv). It returns ErrHelp after printing help to out, and
+// otherwise every problem at once, each on a line naming the variable.
+func Load(args []string, lookup cli.Lookup, out io.Writer) (Config, error) {
+	var g grammar
+	p, err := cli.Parse("worker", description, &g, args, lookup, secrets, out, out)
+	if err != nil {
 		return Config{}, err
 	}
-	if s.FS.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q (see --help)", s.FS.Arg(0))
+	if p.Ctx.Command() == "healthcheck" {
+		return Config{}, errors.New("worker healthcheck has no configuration to load")
 	}
+	return g.Flags.config(p, lookup)
+}
 
+func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 	c := Config{
-		QueueURL: *queueURL, BulkQueueURL: *bulkURL, StoreURL: *storeURL, ArtistsTable: *artists,
-		ClientID: *clientID, ClientSecret: *clientSecret, APIURL: *apiURL, TokenURL: *tokenURL,
-		Market: strings.ToUpper(*market), HTTPAddr: *httpAddr, LogFormat: *logFormat, LogLevel: *logLevel,
+		QueueURL: f.QueueURL, BulkQueueURL: f.BulkQueueURL, StoreURL: f.StoreURL, ArtistsTable: f.ArtistsTable,
+		CreateTables: f.CreateTables,
+		ClientID:     f.ClientID, APIURL: f.APIURL, TokenURL: f.TokenURL,
+		Market: strings.ToUpper(f.Market), Rate: f.Rate, Adaptive: f.Adaptive,
+		HTTPAddr: f.HTTPAddr, LogFormat: f.LogFormat, LogLevel: f.LogLevel,
+		VisibilityTimeout: f.VisibilityTimeout,
+		QueueDefaulted:    !s.Given("QUEUE_URL"), StoreDefaulted: !s.Given("STORE_URL"),
 	}
-	if err := backend.ValidateQueueURL(c.QueueURL); err != nil {
-		s.Fail("QUEUE_URL", "%v", err)
-	}
-	if c.BulkQueueURL != "" {
-		if err := backend.ValidateQueueURL(c.BulkQueueURL); err != nil {
-			s.Fail("BULK_QUEUE_URL", "%v", err)
-		} else if c.BulkQueueURL == c.QueueURL {
-			s.Fail("BULK_QUEUE_URL", "is the same queue as QUEUE_URL")
+	c.ClientSecret = cli.Secret(s, lookup, "SPOTIFY_CLIENT_SECRET", f.ClientSecretFile)
+	for env, u := range map[string]string{"QUEUE_URL": c.QueueURL, "BULK_QUEUE_URL": c.BulkQueueURL} {
+		if u == "" {
+			if env == "QUEUE_URL" {
+				s.Fail(env, "is empty; unset it for the embedded default %s", DefaultQueueURL)
+			}
+			continue
+		}
+		if err := backend.ValidateQueueURL(u); err != nil {
+			s.Fail(env, "%v", err)
 		}
 	}
-	if err := backend.ValidateStoreURL(c.StoreURL); err != nil {
+	if c.BulkQueueURL != "" && c.BulkQueueURL == c.QueueURL {
+		s.Fail("BULK_QUEUE_URL", "is the same queue as QUEUE_URL")
+	}
+	if c.StoreURL == "" {
+		s.Fail("STORE_URL", "is empty; unset it for the embedded default %s", DefaultStoreURL)
+	} else if err := backend.ValidateStoreURL(c.StoreURL); err != nil {
 		s.Fail("STORE_URL", "%v", err)
 	}
 	if strings.TrimSpace(c.ArtistsTable) == "" {
 		s.Fail("ARTISTS_TABLE", "must not be empty")
 	}
-	c.CreateTables = parseBool(s, "CREATE_TABLES", *createTables)
-	s.Required("SPOTIFY_CLIENT_ID", c.ClientID)
-	s.Required("SPOTIFY_CLIENT_SECRET", c.ClientSecret)
+	if strings.TrimSpace(c.ClientID) == "" {
+		s.Fail("SPOTIFY_CLIENT_ID", "is required")
+	}
+	if c.ClientSecret == "" && f.ClientSecretFile == "" {
+		if v, _ := lookup("SPOTIFY_CLIENT_SECRET"); strings.TrimSpace(v) == "" {
+			s.Failf("SPOTIFY_CLIENT_SECRET (--spotify-client-secret-file): is required: set it, or SPOTIFY_CLIENT_SECRET_FILE to a file that holds it")
+		}
+	}
 	for env, u := range map[string]string{"SPOTIFY_API_URL": c.APIURL, "SPOTIFY_TOKEN_URL": c.TokenURL} {
 		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
 			s.Fail(env, "%q is not an http(s) URL", redactURL(u))
 		}
 	}
 	if !message.ValidMarket(c.Market) {
-		s.Fail("SPOTIFY_MARKET", "%q is not an ISO 3166-1 alpha-2 code such as US", *market)
+		s.Fail("SPOTIFY_MARKET", "%q is not an ISO 3166-1 alpha-2 code such as US", f.Market)
 	}
-	c.Rate = s.Float("SPOTIFY_RATE", *rate)
-	if math.IsInf(c.Rate, 0) {
-		s.Fail("SPOTIFY_RATE", "must be finite")
+	if c.Rate <= 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate) {
+		s.Fail("SPOTIFY_RATE", "%v is not a positive, finite number of requests a second", c.Rate)
 	}
-	c.Adaptive = parseBool(s, "SPOTIFY_ADAPTIVE", *adaptive)
 	o := &c.Options
-	o.Concurrency = s.Int("WORKER_CONCURRENCY", *concurrency, 1)
-	o.Market = c.Market
-	if o.FreshFor = s.Duration("FRESH_FOR", *freshFor); o.FreshFor == 0 {
-		o.FreshFor = -1 // 0 means never skip
+	if o.Concurrency = f.Concurrency; o.Concurrency < 1 {
+		s.Fail("WORKER_CONCURRENCY", "%d: must be at least 1", f.Concurrency)
 	}
-	if o.WaitTime = s.Duration("RECEIVE_WAIT_TIME", *wait); o.WaitTime < 0 || o.WaitTime > 20*time.Second {
+	o.Market = c.Market
+	if o.FreshFor = f.FreshFor; o.FreshFor == 0 {
+		o.FreshFor = -1 // 0 means never skip
+	} else if o.FreshFor < 0 {
+		s.Fail("FRESH_FOR", "must not be negative")
+	}
+	if o.WaitTime = f.WaitTime; o.WaitTime < 0 || o.WaitTime > 20*time.Second {
 		s.Fail("RECEIVE_WAIT_TIME", "must be between 0s and 20s")
 	} else if o.WaitTime == 0 {
 		o.WaitTime = time.Millisecond // a short poll
 	}
-	if o.DrainTimeout = s.Duration("DRAIN_TIMEOUT", *drain); o.DrainTimeout <= 0 || o.DrainTimeout > 15*time.Second {
+	if o.DrainTimeout = f.DrainTimeout; o.DrainTimeout <= 0 || o.DrainTimeout > 15*time.Second {
 		s.Fail("DRAIN_TIMEOUT", "must be more than 0s and at most 15s, so that a stop ends within 25s")
 	}
-	if c.VisibilityTimeout = s.Duration("VISIBILITY_TIMEOUT", *visibility); c.VisibilityTimeout < time.Second {
+	if c.VisibilityTimeout < time.Second {
 		s.Fail("VISIBILITY_TIMEOUT", "must be at least 1s")
 	}
-	o.MaxReceives = s.Int("MAX_RECEIVES", *maxReceives, 1)
-	o.StopWhenIdle = parseBool(s, "UNTIL_EMPTY", *untilEmpty)
+	if o.MaxReceives = f.MaxReceives; o.MaxReceives < 1 {
+		s.Fail("MAX_RECEIVES", "%d: must be at least 1", f.MaxReceives)
+	}
+	o.StopWhenIdle = f.UntilEmpty
 	if _, err := logging.New(io.Discard, c.LogFormat, c.LogLevel); err != nil {
 		env := "LOG_LEVEL"
 		if strings.Contains(err.Error(), "format") {
@@ -173,53 +213,66 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	return c, s.Err()
 }
 
-func parseBool(s *envflag.Set, env, v string) bool {
-	switch strings.ToLower(v) {
-	case "1", "true", "yes", "on":
-		return true
-	case "", "0", "false", "no", "off":
-		return false
-	}
-	s.Fail(env, "%q is not true or false", v)
-	return false
-}
-
-// Run is the worker command. It returns the process's exit code.
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "healthcheck" {
-		s := envflag.New("worker healthcheck", getenv, stderr)
-		addr := s.Var("HTTP_ADDR", ":9090", "address of the worker's health server")
-		s.FS.Usage = func() {
-			fmt.Fprint(stderr, "Usage: worker healthcheck [flags]\n\nExits 0 when /healthz on the local HTTP_ADDR answers 200, for container health checks.\n\nFlags:\n")
-			s.FS.PrintDefaults()
-		}
-		if err := s.Parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		return healthcheck(ctx, *addr, stderr)
-	}
-	cfg, err := Load(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+// Run is the worker command. lookup reads the environment (os.LookupEnv).
+// It returns the process's exit code: 0, 1 for a failure at run time, 2
+// for a usage or configuration error.
+func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr io.Writer) int {
+	var g grammar
+	p, err := cli.Parse("worker", description, &g, args, lookup, secrets, stdout, stderr)
+	if errors.Is(err, cli.ErrHelp) {
 		return 0
+	}
+	if err == nil && p.Ctx.Command() == "healthcheck" {
+		// The check needs HTTP_ADDR only: the container's other settings
+		// are the worker's to judge.
+		return healthcheck(ctx, g.Flags.HTTPAddr, stderr)
+	}
+	var cfg Config
+	if err == nil {
+		cfg, err = g.Flags.config(p, lookup)
 	}
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintln(stderr, "worker: "+line)
 		}
-		return 2
+		return cli.ExitUsage
 	}
 	log, _ := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err := run(ctx, cfg, log); err != nil {
 		log.Error("worker failed", "err", err)
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return cli.ExitUsage
+		}
 		return 1
 	}
 	return 0
 }
 
+// ConfigError is a setting that names a queue or store that cannot be
+// opened (a path, a permission, a missing region): exit code 2.
+type ConfigError struct {
+	Var string
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%s (--%s): %v", e.Var, cli.FlagName(e.Var), e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ProgressEvery is how often the worker logs its counts at info, when
+// something happened.
+const ProgressEvery = time.Minute
+
 func run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.QueueDefaulted {
+		log.Warn("QUEUE_URL is not set: serving the embedded queue", "queue_url", DefaultQueueURL)
+	}
+	if cfg.StoreDefaulted {
+		log.Warn("STORE_URL is not set: writing to the embedded store", "store_url", DefaultStoreURL)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	parts, err := Build(ctx, cfg, log, reg)
@@ -227,10 +280,16 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer parts.Close()
+	log.Info("worker configured", "version", cli.Version(),
+		"queue_url", redactURL(cfg.QueueURL), "bulk_queue_url", redactURL(cfg.BulkQueueURL),
+		"store_url", cfg.StoreURL, "artists_table", cfg.ArtistsTable,
+		"spotify_api_url", redactURL(cfg.APIURL), "spotify_rate", cfg.Rate, "spotify_adaptive", cfg.Adaptive,
+		"concurrency", cfg.Options.Concurrency, "market", cfg.Market, "fresh_for", cfg.Options.FreshFor,
+		"http_addr", cfg.HTTPAddr)
 	if cfg.HTTPAddr != "" {
 		srv, err := serve(cfg.HTTPAddr, parts.Worker, reg, log)
 		if err != nil {
-			return fmt.Errorf("HTTP_ADDR: %w", err)
+			return &ConfigError{"HTTP_ADDR", err}
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
@@ -238,7 +297,88 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			_ = srv.Shutdown(sctx)
 		}()
 	}
-	return parts.Worker.Run(ctx)
+	ticker := time.NewTicker(ProgressEvery)
+	stopProgress := logProgress(reg, log, ticker.C)
+	err = parts.Worker.Run(ctx)
+	stopProgress()
+	ticker.Stop()
+	c := readCounts(reg)
+	log.Info("worker counts at stop", c.attrs()...)
+	return err
+}
+
+// counts are the worker's totals, read from its metrics.
+type counts struct {
+	done, skipped, notFound, failed, throttled float64
+	rate                                       float64
+}
+
+func (c counts) attrs() []any {
+	return []any{"artists_done", c.done, "artists_skipped", c.skipped, "artists_not_found", c.notFound,
+		"messages_failed", c.failed, "spotify_429s", c.throttled, "spotify_rate", c.rate}
+}
+
+// readCounts sums the worker's metrics over lanes.
+func readCounts(g prometheus.Gatherer) counts {
+	var c counts
+	mfs, _ := g.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch mf.GetName() {
+			case "sixpotify_messages_processed_total":
+				v := m.GetCounter().GetValue()
+				switch labels["outcome"] {
+				case metrics.OutcomeOK:
+					c.done += v
+				case metrics.OutcomeFresh, metrics.OutcomeStale:
+					c.skipped += v
+				case metrics.OutcomeNotFound:
+					c.notFound += v
+				case metrics.OutcomePoison, metrics.OutcomeReleased:
+					c.failed += v
+				}
+			case "sixpotify_spotify_requests_total":
+				if labels["code"] == "429" {
+					c.throttled += m.GetCounter().GetValue()
+				}
+			case "sixpotify_spotify_rate_limit_requests_per_second":
+				c.rate = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return c
+}
+
+// logProgress logs the counts at each tick after which they changed,
+// until the returned func is called.
+func logProgress(g prometheus.Gatherer, log *slog.Logger, tick <-chan time.Time) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	last := readCounts(g)
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick:
+				c := readCounts(g)
+				if c.done != last.done || c.skipped != last.skipped || c.notFound != last.notFound ||
+					c.failed != last.failed || c.throttled != last.throttled {
+					log.Info("worker progress", c.attrs()...)
+				}
+				last = c
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // Parts is a wired worker and the backends it uses.
@@ -269,21 +409,21 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 	qopts := backend.QueueOptions{VisibilityTimeout: cfg.VisibilityTimeout}
 	q, closeQ, err := backend.OpenQueue(ctx, cfg.QueueURL, qopts)
 	if err != nil {
-		return nil, fmt.Errorf("QUEUE_URL: %w", err)
+		return nil, &ConfigError{"QUEUE_URL", err}
 	}
 	p.closers = append(p.closers, closeQ)
 	var bulk worker.Queue
 	if cfg.BulkQueueURL != "" {
 		b, closeB, err := backend.OpenQueue(ctx, cfg.BulkQueueURL, qopts)
 		if err != nil {
-			return nil, fmt.Errorf("BULK_QUEUE_URL: %w", err)
+			return nil, &ConfigError{"BULK_QUEUE_URL", err}
 		}
 		p.closers = append(p.closers, closeB)
 		bulk = b
 	}
 	st, closeS, err := backend.OpenStore(ctx, cfg.StoreURL, cfg.ArtistsTable)
 	if err != nil {
-		return nil, fmt.Errorf("STORE_URL: %w", err)
+		return nil, &ConfigError{"STORE_URL", err}
 	}
 	p.closers = append(p.closers, closeS)
 	p.Store = st
@@ -314,6 +454,12 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 	if err != nil {
 		return nil, err
 	}
+	lanes := []string{worker.LaneChatbot}
+	if bulk != nil {
+		lanes = append(lanes, worker.LaneBulk)
+	}
+	w.Metrics().InitLanes(lanes...)
+	metrics.RegisterBuildInfo(reg, cli.Version(), runtime.Version())
 	if d, ok := st.(*dynamostore.Store); ok {
 		reg.MustRegister(dynamoCollector{d})
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,8 +50,9 @@ func TestMain(m *testing.M) {
 // secret is the client secret every test sets, to check it is never printed.
 const secret = "Sup3rS3cretV4lue-do-not-print-7f3a"
 
-func getenv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
+// getenv returns a lookup of env as the whole environment.
+func getenv(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
 // withCredentials returns env with the Spotify credentials added.
@@ -120,7 +121,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "flags override the environment",
 			env:  map[string]string{"QUEUE_URL": "sqlite:env.db", "SPOTIFY_RATE": "5", "WORKER_CONCURRENCY": "3"},
-			args: []string{"--queue-url", "sqlite:flag.db", "--spotify-rate=2.5", "-worker-concurrency", "7"},
+			args: []string{"--queue-url", "sqlite:flag.db", "--spotify-rate=2.5", "--worker-concurrency", "7"},
 			want: func(v *view) {
 				v.QueueURL, v.Rate, v.Concurrency = "sqlite:flag.db", 2.5, 7
 			},
@@ -221,11 +222,18 @@ func TestLoadBadValue(t *testing.T) {
 			if diff := cmp.Diff(variables(t, err), []string{tt.env}); diff != "" {
 				t.Errorf("variables named by the error (-got +want):\n%s\nerror:\n%v", diff, err)
 			}
-			// The flag is checked the same way.
-			flagArgs := []string{"--" + strings.ReplaceAll(strings.ToLower(tt.env), "_", "-") + "=" + tt.value}
+			// The flag is checked too: a value of the wrong type is a
+			// one-line usage error naming the flag; a bad value of the
+			// right type names the variable and its flag.
+			flagName := "--" + strings.ReplaceAll(strings.ToLower(tt.env), "_", "-")
+			flagArgs := []string{flagName + "=" + tt.value}
 			_, err = workercmd.Load(flagArgs, getenv(withCredentials(nil)), io.Discard)
-			if diff := cmp.Diff(variables(t, err), []string{tt.env}); diff != "" {
-				t.Errorf("with %s: variables named by the error (-got +want):\n%s\nerror:\n%v", flagArgs[0], diff, err)
+			if err == nil {
+				t.Fatalf("Load(%s): no error", flagArgs[0])
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !(strings.HasPrefix(msg, flagName+": ") || strings.HasPrefix(msg, tt.env+" ("+flagName+"): ")) {
+				t.Errorf("Load(%s): error %q is not one line naming %s", flagArgs[0], msg, flagName)
 			}
 		})
 	}
@@ -301,14 +309,17 @@ func TestRunBadConfig(t *testing.T) {
 }
 
 func TestRunHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"healthcheck", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"help", "healthcheck"}, {"healthcheck", "--help"}, {"--queue-url=sqlite:x.db", "--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			got := run(t, t.Context(), 10*time.Second, map[string]string{"HTTP_ADDR": "127.0.0.1:1"}, args...)
 			if got.code != 0 {
 				t.Errorf("exit code: got %d, want 0\nstderr: %s", got.code, got.stderr)
 			}
-			if out := got.stdout + got.stderr; !strings.Contains(out, "Usage: worker") {
-				t.Errorf("output: got %q, want the usage", out)
+			if !strings.HasPrefix(got.stdout, "Usage: worker") || got.stderr != "" {
+				t.Errorf("got stdout %q, stderr %q; want the usage on stdout only", got.stdout, got.stderr)
+			}
+			if want := slices.Contains(args, "healthcheck"); strings.HasPrefix(got.stdout, "Usage: worker healthcheck") != want {
+				t.Errorf("help of %v: got %q", args, strings.SplitN(got.stdout, "\n", 2)[0])
 			}
 		})
 	}
@@ -317,15 +328,15 @@ func TestRunHelp(t *testing.T) {
 func TestLoadHelp(t *testing.T) {
 	var out bytes.Buffer
 	_, err := workercmd.Load([]string{"--help"}, getenv(nil), &out)
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("Load(--help): got %v, want flag.ErrHelp", err)
+	if !errors.Is(err, workercmd.ErrHelp) {
+		t.Errorf("Load(--help): got %v, want ErrHelp", err)
 	}
 	// Every variable of the contract is listed as a flag.
 	for _, env := range []string{"QUEUE_URL", "BULK_QUEUE_URL", "STORE_URL", "ARTISTS_TABLE", "FRESH_FOR",
-		"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_API_URL", "SPOTIFY_TOKEN_URL", "SPOTIFY_MARKET",
+		"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET_FILE", "SPOTIFY_API_URL", "SPOTIFY_TOKEN_URL", "SPOTIFY_MARKET",
 		"SPOTIFY_RATE", "WORKER_CONCURRENCY", "HTTP_ADDR"} {
-		flagName := "-" + strings.ReplaceAll(strings.ToLower(env), "_", "-")
-		if !strings.Contains(out.String(), flagName) || !strings.Contains(out.String(), "env "+env) {
+		flagName := "--" + strings.ReplaceAll(strings.ToLower(env), "_", "-")
+		if !strings.Contains(out.String(), flagName) || !strings.Contains(out.String(), "($"+env+")") {
 			t.Errorf("usage does not list %s (env %s):\n%s", flagName, env, out.String())
 		}
 	}
@@ -419,6 +430,18 @@ func TestRunUntilEmpty(t *testing.T) {
 	}
 	if strings.Contains(got.stdout+got.stderr, secret) {
 		t.Errorf("the client secret was logged:\n%s", got.stderr)
+	}
+	// One line of effective settings at start, one of counts at stop.
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`"msg":"worker configured","version":"[^"]+","queue_url":"sqlite:[^"]+","bulk_queue_url":"","store_url":"sqlite:[^"]+",.*"spotify_rate":\d+,.*"concurrency":16,.*"fresh_for":"1h0m0s"`),
+		regexp.MustCompile(`"msg":"worker counts at stop","artists_done":` + strconv.Itoa(len(artists)) + `,"artists_skipped":0,"artists_not_found":0,"messages_failed":0,"spotify_429s":0,`),
+	} {
+		if !want.MatchString(got.stderr) {
+			t.Errorf("stderr has no line matching %s:\n%s", want, got.stderr)
+		}
+	}
+	if strings.Contains(got.stderr, "is not set: ") {
+		t.Errorf("a warning of a default with QUEUE_URL and STORE_URL set:\n%s", got.stderr)
 	}
 
 	st, err := sqlitestore.Open(t.Context(), w.path)
@@ -574,5 +597,179 @@ func TestServe(t *testing.T) {
 	// The server is gone with the worker.
 	if status, _ := get("/healthz"); status != 0 {
 		t.Errorf("GET /healthz after the stop: got %d, want no answer", status)
+	}
+}
+
+// TestAlertingSeriesExistAtStart scrapes /metrics of an idle worker: every
+// series the README tells operators to alert on is there at 0, so that an
+// alert on its rate works before the first error.
+func TestAlertingSeriesExistAtStart(t *testing.T) {
+	w := newWorld(t)
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	w.env["BULK_QUEUE_URL"] = w.env["QUEUE_URL"] + "?queue=bulk"
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no /metrics within 20s; stderr: %s", stderr.String())
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("Run returned %d; stderr: %s", code, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, series := range []string{
+		`sixpotify_receive_errors_total{lane="chatbot"} 0`,
+		`sixpotify_receive_errors_total{lane="bulk"} 0`,
+		`sixpotify_message_delete_failures_total{lane="chatbot"} 0`,
+		`sixpotify_messages_processed_total{lane="chatbot",outcome="poison"} 0`,
+		`sixpotify_messages_processed_total{lane="bulk",outcome="released"} 0`,
+		`sixpotify_spotify_retries_total{cause="rate_limited"} 0`,
+		`sixpotify_spotify_token_requests_total{result="error"} 0`,
+		`sixpotify_artists_in_flight{lane="chatbot"} 0`,
+		`sixpotify_spotify_cooldown_remaining_seconds 0`,
+	} {
+		if !strings.Contains(body, "\n"+series+"\n") {
+			t.Errorf("/metrics at start has no %s", series)
+		}
+	}
+	if !regexp.MustCompile(`\nsixpotify_build_info\{goversion="go[^"]+",version="[^"]+"\} 1\n`).MatchString(body) {
+		t.Errorf("/metrics has no sixpotify_build_info{goversion,version} 1")
+	}
+}
+
+// TestCommandLines runs the worker's command lines a user types, each
+// with the exit code and the exact output.
+func TestCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	notADir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	queue := "sqlite:" + filepath.Join(dir, "q.db")
+	tests := []struct {
+		name   string
+		env    map[string]string // added to the credentials and QUEUE_URL/STORE_URL in dir
+		args   []string
+		code   int
+		stdout *regexp.Regexp // nil: nothing
+		stderr string         // exactly
+	}{
+		{name: "version", args: []string{"--version"}, stdout: regexp.MustCompile(`^worker \S+ go\S+\n$`)},
+		{name: "version after a flag", args: []string{"--until-empty", "--version"}, stdout: regexp.MustCompile(`^worker \S+ go\S+\n$`)},
+		{
+			name: "a secret as a flag", args: []string{"--spotify-client-secret=hunter2"}, code: 2,
+			stderr: "worker: --spotify-client-secret: secrets are never taken from a flag (ps shows flags to every user); set SPOTIFY_CLIENT_SECRET or SPOTIFY_CLIENT_SECRET_FILE\n",
+		},
+		{
+			name: "a secret as a flag with its value apart", args: []string{"--spotify-client-secret", "hunter2"}, code: 2,
+			stderr: "worker: --spotify-client-secret: secrets are never taken from a flag (ps shows flags to every user); set SPOTIFY_CLIENT_SECRET or SPOTIFY_CLIENT_SECRET_FILE\n",
+		},
+		{name: "unknown flag", args: []string{"--nope"}, code: 2, stderr: "worker: unknown flag --nope (see 'worker --help')\n"},
+		{name: "a bool flag given a word", args: []string{"--until-empty=maybe"}, code: 2,
+			stderr: "worker: --until-empty: bool value must be true, 1, yes, false, 0 or no but got \"maybe\" (see 'worker --help')\n"},
+		{name: "a flag with no value", args: []string{"--worker-concurrency"}, code: 2,
+			stderr: "worker: --worker-concurrency: needs a value (see 'worker --help')\n"},
+		{name: "an int flag given a word", args: []string{"--worker-concurrency", "many"}, code: 2,
+			stderr: "worker: --worker-concurrency: expected a valid 64 bit int but got \"many\" (see 'worker --help')\n"},
+		{name: "a bad variable", env: map[string]string{"RECEIVE_WAIT_TIME": "long"}, code: 2,
+			stderr: "worker: RECEIVE_WAIT_TIME (--receive-wait-time): \"long\" is not a duration (examples: 30s, 1h, 24h)\n"},
+		{name: "an empty QUEUE_URL is not the default", env: map[string]string{"QUEUE_URL": ""}, code: 2,
+			stderr: "worker: QUEUE_URL (--queue-url): is empty; unset it for the embedded default sqlite:sixpotify.db\n"},
+		{name: "secret and secret file", env: map[string]string{"SPOTIFY_CLIENT_SECRET_FILE": secretFile}, code: 2,
+			stderr: "worker: SPOTIFY_CLIENT_SECRET_FILE (--spotify-client-secret-file): SPOTIFY_CLIENT_SECRET is set too: set one of them\n"},
+		{name: "a secret file that is missing", env: map[string]string{"SPOTIFY_CLIENT_SECRET": "", "SPOTIFY_CLIENT_SECRET_FILE": filepath.Join(dir, "none")}, code: 2,
+			stderr: "worker: SPOTIFY_CLIENT_SECRET_FILE (--spotify-client-secret-file): open " + filepath.Join(dir, "none") + ": no such file or directory\n"},
+		{name: "help command", args: []string{"help", "healthcheck"}, stdout: regexp.MustCompile(`^Usage: worker healthcheck \[flags\]\n`)},
+		{name: "healthcheck bad flag", args: []string{"healthcheck", "--nope"}, code: 2, stderr: "worker: unknown flag --nope (see 'worker healthcheck --help')\n"},
+		{name: "an unexpected argument", args: []string{"frobnicate"}, code: 2, stderr: "worker: unexpected argument frobnicate (see 'worker run --help')\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := withCredentials(map[string]string{"QUEUE_URL": queue, "STORE_URL": queue, "HTTP_ADDR": ""})
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			got := run(t, t.Context(), 20*time.Second, env, tt.args...)
+			if got.code != tt.code {
+				t.Errorf("exit code: got %d, want %d\nstderr: %s", got.code, tt.code, got.stderr)
+			}
+			if got.stderr != tt.stderr {
+				t.Errorf("stderr:\ngot  %q\nwant %q", got.stderr, tt.stderr)
+			}
+			if tt.stdout == nil && got.stdout != "" || tt.stdout != nil && !tt.stdout.MatchString(got.stdout) {
+				t.Errorf("stdout: got %q, want a match of %v", got.stdout, tt.stdout)
+			}
+			if strings.Contains(got.stdout+got.stderr, "hunter2") || strings.Contains(got.stdout+got.stderr, secret) {
+				t.Errorf("a secret was printed")
+			}
+		})
+	}
+	// A store the worker cannot open is a configuration error, naming the variable.
+	env := withCredentials(map[string]string{"QUEUE_URL": queue, "STORE_URL": "sqlite:" + notADir + "/x.db", "HTTP_ADDR": "", "LOG_FORMAT": "text"})
+	got := run(t, t.Context(), 20*time.Second, env)
+	if got.code != 2 || !strings.Contains(got.stderr, `err="STORE_URL (--store-url): `) {
+		t.Errorf("a store under a file: exit %d, stderr %q; want 2 and a line naming STORE_URL", got.code, got.stderr)
+	}
+}
+
+func TestEmptyAndUnset(t *testing.T) {
+	cfg, err := workercmd.Load(nil, getenv(withCredentials(map[string]string{"HTTP_ADDR": ""})), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != "" {
+		t.Errorf("HTTP_ADDR= gives %q, want no server", cfg.HTTPAddr)
+	}
+	cfg, err = workercmd.Load(nil, getenv(withCredentials(nil)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != ":9090" || !cfg.QueueDefaulted || !cfg.StoreDefaulted {
+		t.Errorf("unset: HTTP_ADDR %q, QueueDefaulted %v, StoreDefaulted %v; want :9090 and both defaulted", cfg.HTTPAddr, cfg.QueueDefaulted, cfg.StoreDefaulted)
+	}
+	cfg, err = workercmd.Load([]string{"--queue-url=sqlite:q.db"}, getenv(withCredentials(map[string]string{"STORE_URL": "sqlite:s.db"})), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QueueDefaulted || cfg.StoreDefaulted {
+		t.Errorf("set by a flag and a variable: QueueDefaulted %v, StoreDefaulted %v; want neither", cfg.QueueDefaulted, cfg.StoreDefaulted)
+	}
+	// The secret from a file, its trailing newline dropped.
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = workercmd.Load(nil, getenv(map[string]string{"SPOTIFY_CLIENT_ID": "id", "SPOTIFY_CLIENT_SECRET_FILE": file}), io.Discard)
+	if err != nil || cfg.ClientSecret != "from-a-file" {
+		t.Errorf("SPOTIFY_CLIENT_SECRET_FILE: secret %q, err %v; want from-a-file", cfg.ClientSecret, err)
 	}
 }
