@@ -203,6 +203,36 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 	}
 }
 
+// Warm fetches the access token now, through the gate, so that rejected
+// credentials pause the gate (and fail readiness) before the first message
+// arrives, and a token endpoint that does not answer counts towards its
+// outage breaker. It returns the token request's error.
+func (c *Client) Warm(ctx context.Context) error {
+	done := func(gate.Outcome) {}
+	if c.gate != nil {
+		d, err := c.gate.Wait(ctx)
+		if err != nil {
+			return fmt.Errorf("spotify: waiting for the gate: %w", err)
+		}
+		done = d
+	}
+	_, err := c.tokens.token(ctx)
+	o := gate.Outcome{Fault: gate.Answered, Err: err}
+	switch {
+	case ctx.Err() != nil:
+		o.Fault = gate.Abandoned
+	case errors.Is(err, ErrUnauthorized):
+		o.Fault = gate.Unauthorized
+	case err != nil:
+		o.Fault = gate.Failed
+	}
+	done(o)
+	if err != nil {
+		return fmt.Errorf("spotify: %w", err)
+	}
+	return nil
+}
+
 // answer is what one request got.
 type answer struct {
 	tok       string

@@ -297,6 +297,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			_ = srv.Shutdown(sctx)
 		}()
 	}
+	// A token at once: wrong credentials fail /readyz and say so in the log
+	// (through the gate's refusal) before the first message arrives.
+	go func() {
+		if err := parts.Spotify.Warm(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("could not fetch a Spotify token at start; the worker keeps trying as messages arrive", "err", err)
+		}
+	}()
 	ticker := time.NewTicker(ProgressEvery)
 	stopProgress := logProgress(reg, log, ticker.C)
 	err = parts.Worker.Run(ctx)
@@ -384,6 +391,7 @@ func logProgress(g prometheus.Gatherer, log *slog.Logger, tick <-chan time.Time)
 // Parts is a wired worker and the backends it uses.
 type Parts struct {
 	Worker  *worker.Worker
+	Spotify *spotify.Client
 	Store   backend.Store
 	closers []func() error
 }
@@ -463,7 +471,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 	if d, ok := st.(*dynamostore.Store); ok {
 		reg.MustRegister(dynamoCollector{d})
 	}
-	p.Worker = w
+	p.Worker, p.Spotify = w, client
 	return p, nil
 }
 

@@ -773,3 +773,43 @@ func TestEmptyAndUnset(t *testing.T) {
 		t.Errorf("SPOTIFY_CLIENT_SECRET_FILE: secret %q, err %v; want from-a-file", cfg.ClientSecret, err)
 	}
 }
+
+// TestWrongCredentialsFailReadinessAtOnce: with a wrong secret and an empty
+// queue, /readyz fails and the log says why, before any message arrives.
+func TestWrongCredentialsFailReadinessAtOnce(t *testing.T) {
+	w := newWorld(t)
+	w.env["SPOTIFY_CLIENT_SECRET"] = "not-the-secret"
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	ctx, cancel := context.WithCancel(t.Context())
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
+	defer func() { cancel(); <-done }()
+	client := &http.Client{Timeout: 5 * time.Second}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(b), "refused") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never said the credentials are refused\nstderr: %s", stderr.String())
+		}
+	}
+	if n := strings.Count(stderr.String(), "Spotify refuses this app's calls"); n != 1 {
+		t.Errorf("the refusal was logged %d times; want once\nstderr: %s", n, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "not-the-secret") {
+		t.Error("the secret was logged")
+	}
+	if st := w.spotify.Stats(); st.Requests != 0 {
+		t.Errorf("%d API requests with no message queued; want none", st.Requests)
+	}
+}
