@@ -246,6 +246,9 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 	after := fake.Stats()
 	row := outageRow{kind: kind, design: design, artists: outageArtists,
 		callsDuring: after.Requests - before.Requests, tokensDuring: after.TokenRequests - before.TokenRequests}
+	// The setup's context may have ended during the outage.
+	ctx, cancelCtx := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancelCtx()
 	// Drained: every artist stored, or nothing left but the dead letters.
 	for deadline := recovered.Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		dead, _ := q.DeadLetters(ctx)
@@ -270,12 +273,11 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 	return row
 }
 
-func BenchmarkGate(b *testing.B) {
+// BenchmarkGateSweep: the windows × processes table.
+func BenchmarkGateSweep(b *testing.B) {
 	var rows []sweepRow
-	var outages []outageRow
-	var penalty sweepRow
 	for b.Loop() {
-		rows, outages = nil, nil
+		rows = nil
 		for _, w := range []time.Duration{2 * time.Second, 5 * time.Second, 30 * time.Second} {
 			run := max(40*time.Second, 3*w)
 			artists := int(gateQuota * run.Seconds())
@@ -286,19 +288,37 @@ func BenchmarkGate(b *testing.B) {
 				rows = append(rows, runFleet(b, "worker", cfg, n, artists, gateOverRate, run+run/2+w))
 			}
 		}
+	}
+	printSweep(rows)
+}
+
+// BenchmarkGatePenalty: 30 calls per 3s, closed 35s after any call over it.
+func BenchmarkGatePenalty(b *testing.B) {
+	var penalty sweepRow
+	for b.Loop() {
 		penalty = runFleet(b, "worker", fakespotify.Config{Limit: 30, Window: 3 * time.Second, CloseFor: 35 * time.Second,
 			Latency: spotifyLatency}, 1, 150, 100, 5*time.Minute)
+	}
+	printPenalty(penalty)
+}
+
+// BenchmarkGateOutages: 60-second outages, with and without the breaker.
+func BenchmarkGateOutages(b *testing.B) {
+	var outages []outageRow
+	for b.Loop() {
+		outages = nil
 		for _, kind := range []string{"Spotify 503", "Spotify unreachable", "store", "token endpoint 503"} {
 			for _, design := range []string{"worker", "no breaker"} {
 				outages = append(outages, runOutage(b, kind, design))
 			}
 		}
 	}
-	printGate(rows, penalty, outages)
+	printOutages(outages)
 }
 
-func printGate(rows []sweepRow, penalty sweepRow, outages []outageRow) {
+func printSweep(rows []sweepRow) {
 	out := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	defer out.Flush()
 	fmt.Fprintln(out, "\nThe gate: quota 20 calls/s on the stand-in's rolling window, SPOTIFY_RATE=60 in every process, no window configured.")
 	fmt.Fprintln(out, "window\tdesign\tprocesses\tgoodput ÷ quota\tgoal\t429 share\tinside Retry-After\tJain\tstored\tseconds")
 	naive := map[time.Duration]float64{}
@@ -323,16 +343,25 @@ func printGate(rows []sweepRow, penalty sweepRow, outages []outageRow) {
 			fmt.Fprintf(out, "  window %v: %.2f×\n", r.window, r.goodput/naive[r.window])
 		}
 	}
+}
+
+func printPenalty(penalty sweepRow) {
+	out := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	defer out.Flush()
 	fmt.Fprintf(out, "\nPenalty: 30 calls per 3s, closed 35s after any call over it, SPOTIFY_RATE=100, 150 artists: %d penalties (goal ≤ 2 %s), %d/%d stored in %.1fs (ideal %.0fs: %.1f× it), %.2f%% of calls 429, %d inside a Retry-After.\n",
 		penalty.penalties, verdict(penalty.penalties <= 2), penalty.stored, penalty.artists, penalty.elapsed.Seconds(), 150/10.0,
 		penalty.elapsed.Seconds()/15, 100*penalty.share429, penalty.inside)
+}
+
+func printOutages(outages []outageRow) {
+	out := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	defer out.Flush()
 	fmt.Fprintf(out, "\nOutages of %v, %d artists queued, visibility 10s, maxReceiveCount 3, one process at SPOTIFY_RATE=60 (quota 20/s):\n", outageFor, outageArtists)
 	fmt.Fprintln(out, "outage\tdesign\tin the DLQ (goal 0)\tstored\tSpotify calls during\ttoken requests during\tseconds from recovery to drained\tbreaker openings\tpostponed")
 	for _, o := range outages {
 		fmt.Fprintf(out, "%s\t%s\t%d\t%d/%d\t%d\t%d\t%.1f\t%.0f\t%.0f\n", o.kind, o.design, o.dead, o.stored, o.artists,
 			o.callsDuring, o.tokensDuring, o.recovery.Seconds(), o.opened, o.postpone)
 	}
-	out.Flush()
 }
 
 // counterSum adds every series of the counter name in reg.
