@@ -3,6 +3,7 @@ package testenv
 import (
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,6 +67,16 @@ func TestDeadEmulatorIsNamed(t *testing.T) {
 	}
 	if why := e.dead(); why != "" {
 		t.Fatalf("a running emulator is reported dead: %s", why)
+	}
+	// The port accepts connections a moment before the script's listen
+	// callback has logged: wait for the line the report should quote.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(e.logPath); strings.Contains(string(b), "dynalite listening on") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the launcher never logged that it listens")
+		}
 	}
 	if err := syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
