@@ -524,6 +524,22 @@ func (g *Gate) yield(ctx context.Context) error {
 	}
 }
 
+// pause returns the pause that would meet a call at now, in precedence
+// order (a refusal, then an open breaker, then a cooldown): its reason and
+// how long it lasts (for an open breaker, until its next probe); "" when
+// none. g.mu is held.
+func (g *Gate) pause(now time.Time) (reason string, left time.Duration) {
+	switch {
+	case g.refused.After(now):
+		return ReasonRefused, g.refused.Sub(now)
+	case g.breaker.open:
+		return ReasonOutage, max(g.breaker.nextProbe.Sub(now), 0)
+	case g.cooling.After(now):
+		return ReasonCooldown, g.cooling.Sub(now)
+	}
+	return "", 0
+}
+
 // Hold tells a receive loop whether to receive now: wait > 0 means not for
 // that long (reason says why). While the breaker is open and a probe is due,
 // it claims the probe and returns endProbe: receive one message only, handle
@@ -531,30 +547,22 @@ func (g *Gate) yield(ctx context.Context) error {
 func (g *Gate) Hold() (wait time.Duration, reason string, endProbe func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.opts.Clock()
-	switch {
-	case g.refused.After(now):
-		return g.refused.Sub(now), ReasonRefused, nil
-	case g.breaker.open:
-		if g.breaker.probeOut {
-			return 100 * time.Millisecond, ReasonOutage, nil
-		}
-		if d := g.breaker.nextProbe.Sub(now); d > 0 {
-			return d, ReasonOutage, nil
-		}
-		g.breaker.probeOut = true
-		var once sync.Once
-		return 0, ReasonOutage, func() {
-			once.Do(func() {
-				g.mu.Lock()
-				g.breaker.endProbe(g.opts.Clock())
-				g.mu.Unlock()
-			})
-		}
-	case g.cooling.After(now):
-		return g.cooling.Sub(now), ReasonCooldown, nil
+	reason, wait = g.pause(g.opts.Clock())
+	if reason != ReasonOutage || wait > 0 {
+		return wait, reason, nil
 	}
-	return 0, "", nil
+	if g.breaker.probeOut {
+		return 100 * time.Millisecond, ReasonOutage, nil
+	}
+	g.breaker.probeOut = true
+	var once sync.Once
+	return 0, ReasonOutage, func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.breaker.endProbe(g.opts.Clock())
+			g.mu.Unlock()
+		})
+	}
 }
 
 // Paused reports how long the pause that would meet a call now lasts, and
@@ -562,31 +570,23 @@ func (g *Gate) Hold() (wait time.Duration, reason string, endProbe func()) {
 func (g *Gate) Paused() (left time.Duration, reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.opts.Clock()
-	switch {
-	case g.refused.After(now):
-		return g.refused.Sub(now), ReasonRefused
-	case g.breaker.open:
-		return max(g.breaker.nextProbe.Sub(now), 0), ReasonOutage
-	case g.cooling.After(now):
-		return g.cooling.Sub(now), ReasonCooldown
-	}
-	return 0, ""
+	reason, left = g.pause(g.opts.Clock())
+	return left, reason
 }
 
 // Ready returns nil when nothing holds calls back, or why.
 func (g *Gate) Ready() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.opts.Clock()
-	switch {
-	case g.refused.After(now):
+	reason, left := g.pause(g.opts.Clock())
+	switch reason {
+	case ReasonRefused:
 		return fmt.Errorf("refused by Spotify (403 for top-tracks, or the app's credentials) for %s more: %s",
-			g.refused.Sub(now).Round(time.Second), errorText(g.refusal))
-	case g.breaker.open:
+			left.Round(time.Second), errorText(g.refusal))
+	case ReasonOutage:
 		return fmt.Errorf("outage breaker open: %s", g.breaker.describe())
-	case g.cooling.After(now):
-		return fmt.Errorf("throttled by Spotify for %s more", g.cooling.Sub(now).Round(time.Second))
+	case ReasonCooldown:
+		return fmt.Errorf("throttled by Spotify for %s more", left.Round(time.Second))
 	}
 	return nil
 }

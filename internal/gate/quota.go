@@ -61,12 +61,11 @@ type quota struct {
 	recentN    int
 	rejected   int // of which answered 429
 
-	step       time.Duration // how long each climb step lasts
-	stepStart  time.Time
-	stepSent   int     // calls let through in this step
-	stepRate   float64 // the rate when this step started
-	heldRate   float64 // the last rate that held a whole step without a 429
-	lastChange time.Time
+	step      time.Duration // how long each climb step lasts
+	stepStart time.Time
+	stepSent  int     // calls let through in this step
+	stepRate  float64 // the rate when this step started
+	heldRate  float64 // the last rate that held a whole step without a 429
 
 	lastEpisode    time.Time
 	lastEpisodeEnd time.Time     // when its pause ended
@@ -170,7 +169,7 @@ func (q *quota) climb(now time.Time) {
 		g = penaltyClimb
 	}
 	if r := min(top, q.rate*(1+g)); r > q.rate {
-		q.set(r, now)
+		q.set(r)
 	}
 }
 
@@ -191,7 +190,7 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		// A 429 to a process that hardly sends (other tasks spent the
 		// app's quota, or a restart inside a penalty) teaches nothing
 		// about this process's share: it only pauses.
-		q.resumeAt(now.Add(retryAfter))
+		q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
 		return q.rate
 	}
 	accepted := max(q.sent-q.rejected, 1)
@@ -244,22 +243,18 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		}
 		q.step = min(max((cycle+retryAfter)/4, minStep), maxStep)
 	}
-	q.set(max(next, q.floor), now)
+	q.set(max(next, q.floor))
 	if traceQuota != nil {
 		traceQuota(q, now, drew, goodput, cycle, retryAfter, costly)
 	}
 	q.heldRate = 0
-	q.resumeAt(now.Add(retryAfter))
+	q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
 	return q.rate
 }
 
-// resumeAt starts the next cycle when the pause ends.
-func (q *quota) resumeAt(t time.Time) { q.restart(t) }
-
-func (q *quota) set(r float64, now time.Time) {
+func (q *quota) set(r float64) {
 	if math.IsNaN(r) || r <= 0 {
 		r = q.floor
 	}
 	q.rate = min(max(r, q.floor), q.ceiling)
-	q.lastChange = now
 }
