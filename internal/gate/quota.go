@@ -2,6 +2,7 @@ package gate
 
 import (
 	"math"
+	"math/rand/v2"
 	"time"
 )
 
@@ -11,30 +12,37 @@ import (
 //
 // Spotify counts an app's calls over a rolling window and answers 429, with
 // a Retry-After, to calls beyond it. Whatever the window, the long-run rate
-// a rolling window admits is its quota, and the Retry-After says how long
-// the window stays full. So each 429 episode (the first 429 after calls
-// flowed) teaches two rates:
+// it admits is a sharp line: a process paced at or under it never draws a
+// 429; one paced above it draws one within a window. So the controller
+// searches for that line between two bounds:
 //
-//   - hi, the paced rate that drew it: known to be too high;
-//   - the episode's goodput, the calls admitted since the last episode
-//     divided by the time they took at their paced rates plus the
-//     Retry-After: a rate known to have been admitted, pauses included. It
-//     is the quota itself when a volley filled the window (any window
-//     length), and below it when a penalty closed the API.
+//   - lo, a rate that held a whole step without a 429 while the process
+//     used it fully: known to be admitted;
+//   - hi, the rate that drew the latest 429: known to be too high.
 //
-// The rate resumes at the lower of the goodput and cut×hi, then climbs by a
-// share each step while the process uses it, up to a plateau of
-// plateauShare×hi, where it holds: a 429 costs a pause of at least a second
-// of the whole process, so the rate settles just under the lowest rate that
-// drew one instead of sawing through it as TCP does. After a quiet spell at
-// the plateau it probes above (the quota may have grown, or another task
-// left), each failed probe doubling the spell.
+// Each step it moves to the middle of the two (never more than a quarter
+// above lo), and stops once they are within tolerance of each other, at lo:
+// a bisection, so that it settles within 2% of the admitted rate in a
+// handful of steps from any starting SPOTIFY_RATE, where a climb of a fixed
+// share would saw through the line and pay a pause of a second or more for
+// each 429. A step lasts at least as long as the longest window the answers
+// have shown (the first volley into an empty window fills it exactly: its
+// duration plus the Retry-After is the window), so that a step that held
+// proves its rate. The first volley also gives lo at once: the calls it got
+// through divided by that window.
+//
+// Quotas move: the app's quota, and the share other tasks leave. A 429 to a
+// rate at or under lo means lo no longer holds, and the search starts again
+// below it. After a quiet spell at lo the controller probes a little above
+// it (the quota may have grown, or another task left); a probe that holds
+// sends the search upwards again, and each probe that fails doubles the
+// spell, up to probeMax.
 //
 // A penalty (a Retry-After far longer than the calls that drew it took, or
 // Spotify's QUOTA_EXCEEDED) is costly, so the climb after one is careful:
-// each step lasts a quarter of the penalty cycle, and after a second
-// penalty within penaltyMemory the rate never again exceeds the last rate
-// that held a whole step without a 429, until the memory passes.
+// steps of a quarter of the penalty cycle, each at most half above lo; after
+// a second penalty within penaltyMemory the rate never again exceeds what
+// was admitted before it, until the memory passes.
 //
 // Several processes sharing one app's quota each run this on their own
 // 429s. The process whose call finds the window full is the one that backs
@@ -48,129 +56,170 @@ type quota struct {
 	ceiling float64 // SPOTIFY_RATE: never above it
 	floor   float64 // never below it
 
-	rate float64 // the paced rate now
-	hi   float64 // the lowest rate that drew a 429 lately (0: none)
-	cap  float64 // after two penalties: never above it (0: no cap)
+	rate float64       // the paced rate now
+	lo   float64       // a rate that held a whole step lately (0: none)
+	hi   float64       // the rate that drew the latest 429 (0: none)
+	cap  float64       // after two penalties: never above it (0: no cap)
+	win  time.Duration // the longest window the answers have shown
+	span time.Duration // the same, penalties included: how long a probe lasts
 
 	// The current cycle: since the last pause ended.
 	cycleStart time.Time
-	paced      time.Duration // Σ 1/rate over the cycle's sends
-	sent       int           // calls let through in the cycle
-	recent     [4]time.Time  // the last calls let through, a ring
-	recentI    int           // the oldest of recent (the next to overwrite)
+	fresh      bool // the cycle began with the window empty: at the start
+	lastSend   time.Time
+	sent       int          // calls let through in the cycle
+	recent     [4]time.Time // the last calls let through, a ring
+	recentI    int          // the oldest of recent (the next to overwrite)
 	recentN    int
 	rejected   int // of which answered 429
 
-	step      time.Duration // how long each climb step lasts
+	step      time.Duration // how long each step lasts
 	stepStart time.Time
 	stepSent  int     // calls let through in this step
 	stepRate  float64 // the rate when this step started
-	heldRate  float64 // the last rate that held a whole step without a 429
 
-	lastEpisode    time.Time
-	lastEpisodeEnd time.Time     // when its pause ended
-	streak         int           // episodes in a row with no step held between them
-	probeAfter     time.Duration // quiet spell at the plateau before a probe
-	probed         time.Time     // when the plateau was last raised by a probe
+	streak      int           // episodes in a row with no step held between them
+	lastEpisode time.Time     // the latest 429 episode
+	pauseEnd    time.Time     // when its pause ended
+	probeAfter  time.Duration // quiet spell at lo before a probe
+	probed      time.Time     // when the last probe began
+	probeHi     float64       // hi when it began
+	nextSpell   time.Duration // the quiet spell before the next probe (0: not drawn yet)
 
 	penalties   int // costly episodes within penaltyMemory
 	lastPenalty time.Time
+
+	rng *rand.Rand // spreads the probes of a fleet's processes apart
 }
 
 const (
-	cutShare      = 0.9  // of hi, the most the rate resumes at
-	plateauShare  = 0.97 // of hi, where the climb stops
-	climbStep     = 0.25 // the rate grows by this share each step...
+	cutShare      = 0.9  // with no lo, the rate resumes at this share of what drew a 429
+	tolerance     = 0.02 // the search stops when hi−lo is this share of hi
+	yieldShare    = 0.05 // a rate that stopped holding settles this much lower
+	climbStep     = 0.25 // a step is at most this share above lo...
 	penaltyClimb  = 0.5  // ...or this one after a penalty, with longer steps
 	minStep       = time.Second
 	maxStep       = 15 * time.Second
+	maxSpan       = time.Minute      // the longest a probe lasts
 	probeFirst    = 30 * time.Second // quiet spell before the first probe
 	probeMax      = 10 * time.Minute
-	probeShare    = 0.03 // a probe raises hi by this share...
-	probeCeiling  = 0.01 // ...or this share of the ceiling, whichever is more
+	probeShare    = 0.03  // a probe is this share above lo...
+	probeCeiling  = 0.005 // ...or this share of the ceiling, whichever is more
 	penaltyMemory = 10 * time.Minute
 	// A Retry-After at least this long is costly: a penalty, or a volley
 	// into a long window.
 	penaltyMin = 10 * time.Second
-	// goodputMin: the shortest cycle, pause included, whose goodput is
-	// trusted.
-	goodputMin = 2 * time.Second
 	// busyShare: a step or a cycle in which the process sent less than this
 	// share of its rate proves nothing about the quota.
 	busyShare = 0.8
+	// idleFresh: after this long without a call, any window is empty again.
+	idleFresh = 2 * time.Minute
 )
 
 // traceQuota, when set (by tests), sees every episode.
-var traceQuota func(q *quota, now time.Time, drew, goodput float64, cycle, retryAfter time.Duration, costly bool)
+var traceQuota func(q *quota, now time.Time, drew float64, retryAfter time.Duration, costly bool)
 
 func newQuota(ceiling float64, now time.Time) *quota {
 	q := &quota{
 		ceiling: ceiling, floor: max(ceiling/1000, 0.01),
 		rate: ceiling, step: minStep, probeAfter: probeFirst,
+		rng: rand.New(rand.NewPCG(uint64(now.UnixNano()), 0x5eed)),
 	}
 	q.restart(now)
+	q.fresh = true
 	return q
 }
 
 // restart begins a cycle and a step at now.
 func (q *quota) restart(now time.Time) {
-	q.cycleStart, q.paced, q.sent, q.rejected = now, 0, 0, 0
+	q.cycleStart, q.sent, q.rejected, q.fresh = now, 0, 0, false
 	q.stepStart, q.stepSent, q.stepRate = now, 0, q.rate
 }
 
 // onSend records a call let through at now and returns the rate to pace at
 // from now on.
 func (q *quota) onSend(now time.Time) float64 {
+	if !q.lastSend.IsZero() && now.Sub(q.lastSend) >= max(idleFresh, 2*q.win) {
+		q.restart(now)
+		q.fresh = true
+	}
+	q.lastSend = now
 	q.recent[q.recentI] = now
 	q.recentI = (q.recentI + 1) % len(q.recent)
 	q.recentN = min(q.recentN+1, len(q.recent))
 	q.sent++
 	q.stepSent++
-	q.paced += time.Duration(float64(time.Second) / q.rate)
-	if el := now.Sub(q.stepStart); el >= q.step {
+	if el := now.Sub(q.stepStart); el >= q.step && (!q.probing() || el >= q.span) {
 		q.endStep(now, el)
 	}
 	return q.rate
 }
 
-// endStep closes a climb step: a step the process used fully and without a
-// 429 proves its rate, and the rate climbs towards the plateau.
+// probing reports whether the step now is a probe: it lasts a whole span,
+// so that holding proves its rate even in a window longer than a step.
+func (q *quota) probing() bool { return !q.probed.Before(q.stepStart) }
+
+// endStep closes a step that drew no 429: one the process used fully proves
+// its rate, and the search moves on.
 func (q *quota) endStep(now time.Time, el time.Duration) {
 	busy := float64(q.stepSent) >= busyShare*q.stepRate*el.Seconds()
 	if busy {
-		q.heldRate = q.stepRate
-		q.climb(now)
+		q.held(now, q.stepRate)
 	}
 	q.stepStart, q.stepSent, q.stepRate = now, 0, q.rate
 }
 
-func (q *quota) climb(now time.Time) {
-	top := q.ceiling
-	if q.hi > 0 {
-		plateau := plateauShare * q.hi
-		if q.rate >= plateau*0.999 && now.Sub(q.lastEpisode) >= q.probeAfter && now.Sub(q.probed) >= q.probeAfter {
-			// A quiet spell at the plateau: perhaps the quota grew. Probe
-			// one step above; a 429 teaches the truth again.
-			q.hi += max(probeShare*q.hi, probeCeiling*q.ceiling)
-			q.probed = now
-			plateau = plateauShare * q.hi
-		}
-		top = min(top, plateau)
+// held takes a rate that held a whole step and chooses the next one.
+func (q *quota) held(now time.Time, r float64) {
+	q.streak = 0
+	probe := q.probed.After(q.lastEpisode) && r > q.lo
+	q.lo = max(q.lo, r)
+	if q.hi > 0 && q.lo >= q.hi {
+		q.hi = 0 // the quota grew: search upwards again
 	}
-	if q.cap > 0 {
-		if now.Sub(q.lastPenalty) >= penaltyMemory {
-			q.cap, q.penalties = 0, 0
-		} else {
-			top = min(top, q.cap)
-		}
+	if probe {
+		// A probe held: the quota grew, or another task left. Search
+		// upwards again.
+		q.hi, q.probeAfter = 0, probeFirst
 	}
 	g := climbStep
 	if q.penalties > 0 {
 		g = penaltyClimb
 	}
-	if r := min(top, q.rate*(1+g)); r > q.rate {
-		q.set(r)
+	next := q.lo * (1 + g)
+	switch {
+	case q.hi == 0:
+	case q.hi-q.lo > tolerance*q.hi:
+		if q.penalties == 0 {
+			next = q.lo * (1 + 2*g) // a known hi bounds the overshoot
+		}
+		next = min(next, (q.lo+q.hi)/2)
+	default:
+		// Found: stay at lo. After a quiet spell, probe a little above it.
+		next = q.lo
+		if spell := q.spell(); now.Sub(q.pauseEnd) >= spell && now.Sub(q.probed) >= spell {
+			next = q.lo + max(probeShare*q.lo, probeCeiling*q.ceiling)
+			q.probed, q.probeHi, q.nextSpell = now, q.hi, 0
+		}
 	}
+	if q.cap > 0 {
+		if now.Sub(q.lastPenalty) >= penaltyMemory {
+			q.cap, q.penalties = 0, 0
+		} else {
+			next = min(next, q.cap)
+		}
+	}
+	q.set(next)
+}
+
+// spell is the quiet spell before the next probe: probeAfter, stretched by
+// up to half at random so that processes which paused together do not probe
+// together.
+func (q *quota) spell() time.Duration {
+	if q.nextSpell == 0 {
+		q.nextSpell = q.probeAfter + time.Duration(q.rng.Int64N(int64(q.probeAfter/2)+1))
+	}
+	return q.nextSpell
 }
 
 // on429 records a 429 to a call sent in this cycle. first is whether it
@@ -182,7 +231,6 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	if !first {
 		return q.rate
 	}
-	cycle := q.paced
 	// Busy: its last calls came about as fast as its rate allowed.
 	busy := q.recentN == len(q.recent) &&
 		now.Sub(q.recent[q.recentI]) <= time.Duration(float64(len(q.recent))/(busyShare*q.rate)*float64(time.Second))+100*time.Millisecond
@@ -193,61 +241,91 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
 		return q.rate
 	}
-	accepted := max(q.sent-q.rejected, 1)
-	goodput := float64(accepted) / (cycle + retryAfter).Seconds()
 	drew := q.stepRate // the rate the calls of this step were paced at
-	if q.hi == 0 || drew < q.hi || now.Sub(q.lastEpisode) > q.probeAfter {
-		q.hi = drew
-	} else {
-		q.hi = min(q.hi, drew)
-	}
-	if q.probed.After(q.lastEpisode) && now.Sub(q.probed) < q.probeAfter {
-		q.probeAfter = min(2*q.probeAfter, probeMax) // the probe failed
-	} else if now.Sub(q.lastEpisode) > 2*q.probeAfter {
-		q.probeAfter = probeFirst
-	}
-	q.lastEpisode = now
-	q.lastEpisodeEnd = now.Add(retryAfter)
-
+	accepted := max(q.sent-q.rejected, 1)
+	cycle := now.Sub(q.cycleStart)
 	// A long pause is costly whatever drew it (a penalty, or a volley into a
 	// long window): the climb after it is careful.
 	costly := reason == "QUOTA_EXCEEDED" || retryAfter >= penaltyMin
-	// Episodes that follow each other without a step held in between say
-	// the last cut was not enough: each cuts deeper (0.9, 0.81, 0.66, 0.5).
-	if q.heldRate == 0 && now.Sub(q.lastEpisodeEnd) < 10*q.step {
+
+	// The first volley into an empty window filled it: it ran for the
+	// window less the Retry-After, and what it got through is the window's
+	// quota (Retry-After rounds up to whole seconds, so this is a little
+	// long and the rate a little low: safe). A penalty looks the same, so
+	// the window it shows is used only to pace the careful climb.
+	var volley float64
+	if q.fresh {
+		volley = float64(accepted) / (cycle + retryAfter).Seconds()
+	}
+	if !costly {
+		q.win = max(q.win, retryAfter)
+		if q.fresh {
+			q.win = max(q.win, cycle+retryAfter)
+		}
+	}
+	q.span = max(q.span, q.win)
+	if q.fresh {
+		q.span = min(max(q.span, cycle+retryAfter), maxSpan)
+	}
+
+	q.hi = drew
+	if q.lo >= drew {
+		// What held no longer does: the quota shrank, or another task took
+		// a share. Yield a share of the rate, as a TCP flow does on a loss:
+		// the larger the rate, the more often it meets a full window and
+		// the more it yields, so that the fleet's shares even out.
+		q.lo, q.hi = cutShare*drew, drew*(1-yieldShare)
+	}
+	if q.probed.After(q.lastEpisode) && now.Sub(q.probed) <= max(q.span, q.step)+q.step {
+		// The probe failed: what was known before it still holds.
+		q.probeAfter = min(2*q.probeAfter, probeMax)
+		if q.probeHi > q.lo {
+			q.hi = min(q.hi, q.probeHi)
+		}
+	}
+	// Episodes that follow each other with no step held between them say
+	// the cut was not enough: each cuts deeper (0.9, 0.81, 0.66, 0.5).
+	if q.lo == 0 {
 		q.streak = min(q.streak+1, 3)
-	} else {
-		q.streak = 0
 	}
-	next := drew * max(math.Pow(cutShare, float64(int(1)<<q.streak)), 0.5)
-	if cycle+retryAfter >= goodputMin {
-		// The cycle's goodput, pause included, is a rate the quota admits:
-		// when a volley filled the window or a penalty closed the API, it is
-		// far below the rate that drew the 429, and the better measure. (Over
-		// shorter cycles Retry-After's rounding up to whole seconds makes it
-		// too low to use.)
-		next = min(next, goodput)
+	next := q.lo
+	if next == 0 {
+		next = drew * max(math.Pow(cutShare, float64(int(1)<<(q.streak-1))), 0.5)
 	}
-	q.step = minStep
+	if volley > 0 && volley < drew {
+		// (Steps that held before the window first filled proved nothing.)
+		q.lo, next = volley, volley
+		// Retry-After is at most a second long, so the window is at most a
+		// second shorter and the rate at most this high. (Another task's
+		// calls in the window would make it higher: a step that holds above
+		// it sends the search upwards again.)
+		// A penalty closes the API for far longer than the volley that drew
+		// it took; so does a volley far above the quota into a long window.
+		// Either way the window is unknown and the careful climb finds it.
+		if short := cycle + retryAfter - time.Second; short > 0 && (!costly || cycle >= (cycle+retryAfter)/20) {
+			q.hi = max(min(drew, float64(accepted)/short.Seconds()), q.lo)
+		}
+	}
+	q.step = min(max(q.win, minStep), maxStep)
 	if costly {
 		if now.Sub(q.lastPenalty) >= penaltyMemory {
 			q.penalties = 0
 		}
 		q.penalties++
 		q.lastPenalty = now
-		if q.penalties >= 2 && q.heldRate > 0 {
+		if q.penalties >= 2 {
 			// A second penalty: stay at what is known to have been
 			// admitted for as long as penalties are remembered.
-			q.cap = cutShare * min(q.heldRate, q.hi)
-			next = min(next, q.cap)
+			q.cap = min(next, cutShare*drew)
+			next = q.cap
 		}
-		q.step = min(max((cycle+retryAfter)/4, minStep), maxStep)
+		q.step = min(max((cycle+retryAfter)/4, q.step), maxStep)
 	}
-	q.set(max(next, q.floor))
+	q.lastEpisode, q.pauseEnd, q.nextSpell = now, now.Add(retryAfter), 0
+	q.set(next)
 	if traceQuota != nil {
-		traceQuota(q, now, drew, goodput, cycle, retryAfter, costly)
+		traceQuota(q, now, drew, retryAfter, costly)
 	}
-	q.heldRate = 0
 	q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
 	return q.rate
 }

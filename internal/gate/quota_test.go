@@ -2,6 +2,7 @@ package gate
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -42,8 +43,9 @@ func sweep(logf func(string, ...any), windows []time.Duration, overs []float64, 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			from := max(2*c.window, 10*time.Second)
 			results[i] = simulate(simConfig{limit: int(20 * c.window.Seconds()), window: c.window, ceiling: c.over * 20,
-				procs: c.procs, latency: 20 * time.Millisecond, duration: duration, measureFrom: max(2*c.window, 10*time.Second)})
+				procs: c.procs, latency: 20 * time.Millisecond, duration: max(duration, 2*from), measureFrom: from})
 		}()
 	}
 	wg.Wait()
@@ -52,6 +54,9 @@ func sweep(logf func(string, ...any), windows []time.Duration, overs []float64, 
 		admitted := min(1, c.over*float64(c.procs))
 		good := r.goodput / admitted
 		var bad []string
+		if math.IsNaN(good) || math.IsNaN(jain(r.shares)) {
+			bad = append(bad, "nothing measured")
+		}
 		if goal := map[bool]float64{true: g.single, false: g.fleet}[c.procs == 1]; good < goal {
 			bad = append(bad, fmt.Sprintf("goodput %.3f < %.2f", good, goal))
 		}
@@ -75,12 +80,12 @@ func sweep(logf func(string, ...any), windows []time.Duration, overs []float64, 
 }
 
 // TestQuotaLearnsAnyWindow runs the controller against rolling windows from
-// 1s to 60s, from SPOTIFY_RATE 10× too high to half the quota, alone and two
+// 1s to 60s, SPOTIFY_RATE 3× and 10× too high, alone and two
 // processes sharing the quota, in virtual time. It holds the floor every
 // change must keep (the goals and the full sweep are BenchmarkQuotaSweep's).
 func TestQuotaLearnsAnyWindow(t *testing.T) {
 	fails := runSweep(t, []time.Duration{time.Second, 5 * time.Second, 60 * time.Second},
-		[]float64{0.5, 3, 10}, []int{1, 2}, 120*time.Second, floors)
+		[]float64{3, 10}, []int{1, 2}, 120*time.Second, floors)
 	for _, f := range fails {
 		t.Error(f)
 	}
@@ -89,7 +94,7 @@ func TestQuotaLearnsAnyWindow(t *testing.T) {
 // floors are what TestQuotaLearnsAnyWindow requires; goals what the
 // benchmark reports against.
 var (
-	floors = sweepGoals{single: 0.85, fleet: 0.85, share429: 0.03, jain: 0.7}
+	floors = sweepGoals{single: 0.92, fleet: 0.88, share429: 0.025, jain: 0.9}
 	goals  = sweepGoals{single: 0.95, fleet: 0.90, share429: 0.02, jain: 0.9}
 )
 
