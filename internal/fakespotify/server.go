@@ -70,10 +70,16 @@ type Stats struct {
 	BadRequests      int64 // 400, InvalidIDs included
 	InvalidIDs       int64 // artist IDs that are not 22 characters of [0-9A-Za-z]
 	InsideRetryAfter int64 // calls that came before an announced Retry-After had passed
-	Penalties        int64 // times CloseFor closed the API
-	DuringOutage     int64 // API calls that met SetDown
-	TokenRequests    int64
-	PerArtist        map[string]int // OK answers per artist ID
+	// InsideOwnRetryAfter counts the calls made with an access token before
+	// a Retry-After announced to a call with that same token had passed:
+	// what one process (one token) could have known and still sent. In a
+	// fleet, InsideRetryAfter also counts calls of processes that were never
+	// told.
+	InsideOwnRetryAfter int64
+	Penalties           int64 // times CloseFor closed the API
+	DuringOutage        int64 // API calls that met SetDown
+	TokenRequests       int64
+	PerArtist           map[string]int // OK answers per artist ID
 }
 
 // Server is the stand-in. It is safe for concurrent use; so are its knobs.
@@ -90,8 +96,9 @@ type Server struct {
 	limit      int
 	window     time.Duration
 	latency    time.Duration
-	calls      []time.Time // accepted calls in the window, oldest first
-	retryAfter time.Time   // end of the latest Retry-After announced
+	calls      []time.Time          // accepted calls in the window, oldest first
+	retryAfter time.Time            // end of the latest Retry-After announced
+	retryFor   map[string]time.Time // access token → end of the latest Retry-After announced to it
 	failN      int
 	failStatus int
 	penalty    time.Duration
@@ -116,6 +123,7 @@ func New(cfg Config) *Server {
 		clock:        cfg.Clock,
 		rng:          mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5eed)),
 		tokens:       make(map[string]time.Time),
+		retryFor:     make(map[string]time.Time),
 		limit:        cfg.Limit,
 		window:       cfg.Window,
 		latency:      cfg.Latency,
@@ -342,8 +350,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		// The Retry-After counts from when the client can read it: after the
 		// latency, not when the call was decided.
 		s.mu.Lock()
-		if until := s.clock().Add(time.Duration(a.retryAfter) * time.Second); until.After(s.retryAfter) {
+		until := s.clock().Add(time.Duration(a.retryAfter) * time.Second)
+		if until.After(s.retryAfter) {
 			s.retryAfter = until
+		}
+		if tok := bearer(r); until.After(s.retryFor[tok]) {
+			s.retryFor[tok] = until
 		}
 		s.mu.Unlock()
 	}
@@ -361,11 +373,23 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
+// bearer is the access token a call carries ("" for none).
+func bearer(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if tok == r.Header.Get("Authorization") {
+		return ""
+	}
+	return tok
+}
+
 // decide answers one API call; s.mu is held.
 func (s *Server) decide(r *http.Request, now time.Time) answer {
 	s.stats.Requests++
 	if now.Before(s.retryAfter) {
 		s.stats.InsideRetryAfter++
+	}
+	if until, ok := s.retryFor[bearer(r)]; ok && now.Before(until) {
+		s.stats.InsideOwnRetryAfter++
 	}
 	a := s.check(r, now)
 	switch {
@@ -395,8 +419,8 @@ func (s *Server) check(r *http.Request, now time.Time) answer {
 		return answer{status: http.StatusMethodNotAllowed, message: "Method not allowed"}
 	}
 
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
+	tok := bearer(r)
+	if tok == "" {
 		return answer{status: http.StatusUnauthorized, message: "No token provided"}
 	}
 	exp, known := s.tokens[tok]

@@ -375,6 +375,33 @@ func TestRateLimitWindow(t *testing.T) {
 	}
 }
 
+// TestInsideOwnRetryAfter: a Retry-After is counted against the token it
+// was announced to, as well as against every call.
+func TestInsideOwnRetryAfter(t *testing.T) {
+	c := newClock()
+	s := newServer(fakespotify.Config{Limit: 1, Window: 10 * time.Second, Clock: c.Now})
+	told, other := token(t, s), token(t, s)
+	for _, st := range []struct {
+		at   time.Duration
+		tok  string
+		want int
+	}{
+		{0, told, 200},
+		{time.Second, told, 429},      // Retry-After 9 s, announced to told
+		{2 * time.Second, other, 429}, // inside it, but other was never told
+		{3 * time.Second, told, 429},  // inside its own
+	} {
+		c.Set(st.at)
+		if rec := get(s, st.tok, topTracks(artist)); rec.Code != st.want {
+			t.Fatalf("at %v: status = %d, want %d", st.at, rec.Code, st.want)
+		}
+	}
+	st := s.Stats()
+	if st.InsideRetryAfter != 2 || st.InsideOwnRetryAfter != 1 {
+		t.Errorf("InsideRetryAfter %d, InsideOwnRetryAfter %d; want 2 and 1", st.InsideRetryAfter, st.InsideOwnRetryAfter)
+	}
+}
+
 func TestFailNext(t *testing.T) {
 	s := newServer(fakespotify.Config{})
 	tok := token(t, s)
