@@ -35,6 +35,11 @@ const (
 	StatusNotFound = store.StatusNotFound
 )
 
+// ErrInvalidArtist is wrapped by the error of an ask or lookup whose input
+// names no artist (not a bare ID, spotify:artist: URI or open.spotify.com
+// artist URL). Nothing was sent for it.
+var ErrInvalidArtist = artistid.ErrInvalid
+
 // ErrNoAnswer is wrapped by the error of an ask whose context ended before
 // the store held an answer. The artist was enqueued: the worker still
 // fetches it, and a later Lookup or ask finds the answer.
@@ -170,7 +175,7 @@ func (a *Asker) Lookup(ctx context.Context, artist string) (ans Answer, ok bool,
 //
 // When ctx ends first, the error wraps ErrNoAnswer and ctx's error; the
 // artist stays enqueued. An input that names no artist is an error wrapping
-// artistid's ErrInvalid, and nothing is sent.
+// ErrInvalidArtist, and nothing is sent.
 func (a *Asker) Ask(ctx context.Context, artist string) (Answer, error) {
 	var r Reply
 	a.AskEach(ctx, []string{artist}, func(got Reply) { r = got })
