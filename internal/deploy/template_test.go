@@ -612,7 +612,7 @@ func TestTaskRoles(t *testing.T) {
 	})
 	checkGrants(t, "ProducerTaskRole", roleStatements(t, c, "ProducerTaskRole"), ca.producer, map[string]map[string]bool{
 		"sqs":      set(arn("BulkQueue")),
-		"dynamodb": set(arn("ArtistsTable")),
+		"dynamodb": set(arn("ArtistsTable"), arn("TracksTable")), // TracksTable: the Query of enqueue --wait
 	})
 
 	// deploy/iam-policy.json: one policy for both binaries, with placeholders.

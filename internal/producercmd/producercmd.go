@@ -47,6 +47,7 @@ type enqueueCmd struct {
 	Force   bool     `help:"Set \"force\": true: fetch even if the artist is fresh."`
 	Bulk    bool     `help:"Send to the bulk lane (BULK_QUEUE_URL, which must be set)."`
 	Market  string   `placeholder:"CC" help:"Market (ISO 3166-1 alpha-2) for these artists (default: the worker's SPOTIFY_MARKET)."`
+	waitFlags
 }
 
 type reprocessCmd struct {
@@ -76,7 +77,11 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader,
 	if err == nil {
 		switch p.Ctx.Selected().Name {
 		case "enqueue":
-			err = g.Enqueue.run(ctx, &g, stdin, stdout, stderr)
+			if g.Enqueue.Wait {
+				err = g.Enqueue.runWait(ctx, &g, p, stdin, stdout, stderr)
+			} else if err = g.Enqueue.checkNoWait(p); err == nil {
+				err = g.Enqueue.run(ctx, &g, stdin, stdout, stderr)
+			}
 		case "reprocess":
 			err = g.Reprocess.run(ctx, &g, stdout, stderr)
 		}
@@ -146,26 +151,11 @@ func (c *enqueueCmd) run(ctx context.Context, g *grammar, stdin io.Reader, stdou
 	if err != nil {
 		return err
 	}
-	market := strings.ToUpper(c.Market)
-	if market != "" && !message.ValidMarket(market) {
-		return usageError{fmt.Errorf("--market: %q is not an ISO 3166-1 alpha-2 code such as US", c.Market)}
+	market, files, closeFiles, err := c.inputs(stdin)
+	if err != nil {
+		return err
 	}
-	if len(c.File) == 0 && len(c.Artists) == 0 {
-		return usageError{errors.New("no artists: name them as arguments or give -f FILE (see 'producer enqueue --help')")}
-	}
-	var files []namedReader
-	for _, name := range c.File {
-		if name == "-" {
-			files = append(files, namedReader{"stdin", stdin})
-			continue
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			return usageError{fmt.Errorf("-f: %w", err)}
-		}
-		defer f.Close()
-		files = append(files, namedReader{name, f})
-	}
+	defer closeFiles()
 
 	var sent atomic.Int64
 	p, err := producer.Open(ctx, u, producer.Options{Market: market, Force: c.Force,
@@ -195,6 +185,38 @@ func (c *enqueueCmd) run(ctx context.Context, g *grammar, stdin io.Reader, stdou
 		return err
 	}
 	return summaryErr(sum, sources)
+}
+
+// inputs checks the market and opens the files to read artists from; the
+// returned func closes them.
+func (c *enqueueCmd) inputs(stdin io.Reader) (market string, files []namedReader, closeFiles func(), err error) {
+	market = strings.ToUpper(c.Market)
+	if market != "" && !message.ValidMarket(market) {
+		return "", nil, nil, usageError{fmt.Errorf("--market: %q is not an ISO 3166-1 alpha-2 code such as US", c.Market)}
+	}
+	if len(c.File) == 0 && len(c.Artists) == 0 {
+		return "", nil, nil, usageError{errors.New("no artists: name them as arguments or give -f FILE (see 'producer enqueue --help')")}
+	}
+	var opened []*os.File
+	closeFiles = func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
+	for _, name := range c.File {
+		if name == "-" {
+			files = append(files, namedReader{"stdin", stdin})
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			closeFiles()
+			return "", nil, nil, usageError{fmt.Errorf("-f: %w", err)}
+		}
+		opened = append(opened, f)
+		files = append(files, namedReader{name, f})
+	}
+	return market, files, closeFiles, nil
 }
 
 type namedReader struct {

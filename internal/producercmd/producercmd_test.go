@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,9 +25,25 @@ import (
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
+	"github.com/sixpotify/top-tracks/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Stop() // the emulators of the --wait tests
+	if code == 0 {
+		// The AWS SDK's HTTP client keeps idle connections open after the
+		// command that made them.
+		if err := goleak.Find(
+			goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+			goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 const (
 	pitbull = "0TnOYISbd1XYRBk9myaseg"
@@ -364,6 +381,16 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad --stale-after", args: []string{"reprocess", "--stale-after", "soon"}, want: `producer: --stale-after: expected duration but got "soon": time: invalid duration "soon" (see 'producer reprocess --help')`},
 		{name: "reprocess takes no arguments", args: []string{"reprocess", pitbull}, want: `producer: unexpected argument ` + pitbull + ` (see 'producer reprocess --help')`},
 		{name: "a flag with no value", args: []string{"enqueue", pitbull, "--bulk-queue-url"}, want: `producer: --bulk-queue-url: needs a value (see 'producer enqueue --help')`},
+		{name: "--wait-timeout without --wait", args: []string{"enqueue", pitbull, "--wait-timeout", "5s"}, want: `producer: --wait-timeout: only with --wait`},
+		{name: "--json without --wait", args: []string{"enqueue", pitbull, "--json"}, want: `producer: --json: only with --wait`},
+		{name: "--wait on the bulk lane", args: []string{"enqueue", pitbull, "--wait", "--bulk"}, want: `producer: --bulk: --wait asks on the chatbot's lane (QUEUE_URL); leave --bulk out`},
+		{name: "a zero --wait-timeout", args: []string{"enqueue", pitbull, "--wait", "--wait-timeout", "0s"}, want: `producer: --wait-timeout: 0s is not a positive duration (examples: 10s, 2m)`},
+		{name: "a bad --wait-timeout", args: []string{"enqueue", pitbull, "--wait", "--wait-timeout", "soon"}, want: `producer: --wait-timeout: expected duration but got "soon": time: invalid duration "soon" (see 'producer enqueue --help')`},
+		{name: "a negative FRESH_FOR", env: map[string]string{"FRESH_FOR": "-1h"}, args: []string{"enqueue", pitbull, "--wait"}, want: `producer: FRESH_FOR (--fresh-for): -1h0m0s is negative`},
+		{
+			name: "--wait on a STORE_URL that does not exist", env: map[string]string{"STORE_URL": "sqlite:/nonexistent/typo.db"},
+			args: []string{"enqueue", "--wait", pitbull}, want: `producer: STORE_URL (--store-url): /nonexistent/typo.db does not exist (the worker creates it on its first run)`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
