@@ -33,10 +33,13 @@ import (
 )
 
 const (
-	askBacklog  = 3_000
-	askCount    = 100
-	askEvery    = 400 * time.Millisecond
-	askFirst    = 2 * time.Second // after the worker starts: the bulk lane fills the quota first
+	askBacklog = 3_000
+	askCount   = 100
+	askEvery   = 400 * time.Millisecond
+	// askFirst: after the worker starts, when the bulk lane holds the quota
+	// saturated and the gate has learnt it (the gate sweep's steady span). An
+	// ask during the cold start waits out the first volley's Retry-After.
+	askFirst    = 25 * time.Second
 	askDeadline = 20 * time.Second
 	askGoalP99  = time.Second
 	askGoalRead = 10.0
