@@ -84,6 +84,7 @@ type quota struct {
 	probeAfter  time.Duration // quiet spell at lo before a probe
 	probed      time.Time     // when the last probe began
 	probeHi     float64       // hi when it began
+	probeRun    int           // probes in a row that held
 	nextSpell   time.Duration // the quiet spell before the next probe (0: not drawn yet)
 
 	penalties   int // costly episodes within penaltyMemory
@@ -103,6 +104,7 @@ const (
 	maxSpan       = time.Minute      // the longest a probe lasts
 	probeFirst    = 30 * time.Second // quiet spell before the first probe
 	probeMax      = 10 * time.Minute
+	maxProbeRun   = 1
 	probeShare    = 0.03  // a probe is this share above lo...
 	probeCeiling  = 0.005 // ...or this share of the ceiling, whichever is more
 	penaltyMemory = 10 * time.Minute
@@ -178,9 +180,14 @@ func (q *quota) held(now time.Time, r float64) {
 		q.hi = 0 // the quota grew: search upwards again
 	}
 	if probe {
-		// A probe held: the quota grew, or another task left. Search
-		// upwards again.
-		q.hi, q.probeAfter = 0, probeFirst
+		// A probe held: the quota grew, or another task left. Search a
+		// little higher, and soon again: each probe in a row that holds
+		// doubles the reach of the next, so that a share that doubled is
+		// found in a few probes, while a fleet's tasks, each of which
+		// gains a little whenever another yields, do not overshoot.
+		q.probeRun = min(q.probeRun+1, maxProbeRun)
+		q.hi = q.lo * (1 + probeShare*float64(int(1)<<q.probeRun))
+		q.probeAfter = probeFirst
 	}
 	g := climbStep
 	if q.penalties > 0 {
@@ -278,7 +285,7 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	}
 	if q.probed.After(q.lastEpisode) && now.Sub(q.probed) <= max(q.span, q.step)+q.step {
 		// The probe failed: what was known before it still holds.
-		q.probeAfter = min(2*q.probeAfter, probeMax)
+		q.probeAfter, q.probeRun = min(2*max(q.probeAfter, probeFirst), probeMax), 0
 		if q.probeHi > q.lo {
 			q.hi = min(q.hi, q.probeHi)
 		}

@@ -132,3 +132,25 @@ func TestPenaltyDrawnAtMostTwice(t *testing.T) {
 		t.Errorf("an endless backlog drew %d penalties in 10 minutes; want at most 2", long.penalties)
 	}
 }
+
+// TestFleetTasksComeAndGo: autoscaling adds a task to one that holds the
+// quota, then removes the first. The newcomer must get a fair share, and the
+// one left must take the freed share, with no window told to either.
+func TestFleetTasksComeAndGo(t *testing.T) {
+	for _, w := range []time.Duration{2 * time.Second, 30 * time.Second} {
+		added := simulate(simConfig{limit: int(20 * w.Seconds()), window: w, ceiling: 60, procs: 2,
+			starts: []time.Duration{0, 2 * time.Minute}, latency: 20 * time.Millisecond,
+			duration: 8 * time.Minute, measureFrom: 5 * time.Minute})
+		t.Logf("window %v, a task added at 2m, measured from 5m: %v", w, added)
+		if added.goodput < 0.9 || jain(added.shares) < 0.9 {
+			t.Errorf("window %v: with a task added, goodput %.3f and Jain %.3f; want both ≥ 0.9", w, added.goodput, jain(added.shares))
+		}
+		removed := simulate(simConfig{limit: int(20 * w.Seconds()), window: w, ceiling: 60, procs: 2,
+			stops: []time.Duration{2 * time.Minute, 0}, latency: 20 * time.Millisecond,
+			duration: 8 * time.Minute, measureFrom: 5 * time.Minute})
+		t.Logf("window %v, a task removed at 2m, measured from 5m: %v", w, removed)
+		if removed.goodput < 0.9 {
+			t.Errorf("window %v: with a task removed, the one left reached %.3f of the quota; want ≥ 0.9", w, removed.goodput)
+		}
+	}
+}

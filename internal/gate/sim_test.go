@@ -105,6 +105,7 @@ type simConfig struct {
 	ceiling     float64 // each process's SPOTIFY_RATE
 	procs       int
 	starts      []time.Duration // when each process starts (default 0)
+	stops       []time.Duration // when each process stops sending (0: never)
 	latency     time.Duration
 	duration    time.Duration
 	measureFrom time.Duration
@@ -169,6 +170,9 @@ func simulate(c simConfig) simResult {
 			continue
 		}
 		// A send opportunity.
+		if e.proc < len(c.stops) && c.stops[e.proc] > 0 && e.at >= c.stops[e.proc] {
+			continue // the task was removed
+		}
 		if p.work == 0 || p.probeWait || e.at < p.pausedTo || e.at < p.nextSend {
 			if !p.probeWait && p.work != 0 {
 				heap.Push(&h, simEvent{at: max(p.nextSend, p.pausedTo), proc: e.proc})
