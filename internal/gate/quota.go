@@ -35,7 +35,7 @@ import (
 // rate at or under lo means lo no longer holds, and the search starts again
 // below it. After a quiet spell at lo the controller probes a little above
 // it (the quota may have grown, or another task left); a probe that holds
-// sends the search upwards again, and each probe that fails doubles the
+// searches a little higher, and each probe that fails doubles the
 // spell, up to probeMax.
 //
 // A penalty (a Retry-After far longer than the calls that drew it took, or
@@ -84,7 +84,6 @@ type quota struct {
 	probeAfter  time.Duration // quiet spell at lo before a probe
 	probed      time.Time     // when the last probe began
 	probeHi     float64       // hi when it began
-	probeRun    int           // probes in a row that held
 	nextSpell   time.Duration // the quiet spell before the next probe (0: not drawn yet)
 
 	penalties   int // costly episodes within penaltyMemory
@@ -104,7 +103,6 @@ const (
 	maxSpan       = time.Minute      // the longest a probe lasts
 	probeFirst    = 30 * time.Second // quiet spell before the first probe
 	probeMax      = 10 * time.Minute
-	maxProbeRun   = 1
 	probeShare    = 0.03  // a probe is this share above lo...
 	probeCeiling  = 0.005 // ...or this share of the ceiling, whichever is more
 	penaltyMemory = 10 * time.Minute
@@ -180,13 +178,11 @@ func (q *quota) held(now time.Time, r float64) {
 		q.hi = 0 // the quota grew: search upwards again
 	}
 	if probe {
-		// A probe held: the quota grew, or another task left. Search a
-		// little higher, and soon again: each probe in a row that holds
-		// doubles the reach of the next, so that a share that doubled is
-		// found in a few probes, while a fleet's tasks, each of which
-		// gains a little whenever another yields, do not overshoot.
-		q.probeRun = min(q.probeRun+1, maxProbeRun)
-		q.hi = q.lo * (1 + probeShare*float64(int(1)<<q.probeRun))
+		// A probe held: the quota grew, or another task left or yielded.
+		// Search a little higher, no further: in a fleet a probe holds
+		// whenever the 429 it causes falls on another task, and a task
+		// that then climbed freely would take the larger share.
+		q.hi = q.lo * (1 + 2*probeShare)
 		q.probeAfter = probeFirst
 	}
 	g := climbStep
@@ -285,7 +281,7 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	}
 	if q.probed.After(q.lastEpisode) && now.Sub(q.probed) <= max(q.span, q.step)+q.step {
 		// The probe failed: what was known before it still holds.
-		q.probeAfter, q.probeRun = min(2*max(q.probeAfter, probeFirst), probeMax), 0
+		q.probeAfter = min(2*q.probeAfter, probeMax)
 		if q.probeHi > q.lo {
 			q.hi = min(q.hi, q.probeHi)
 		}
