@@ -293,15 +293,16 @@ func (l *lane) stopDeleter() {
 	<-l.done
 }
 
-// release gives m back to the queue: visible again after delay.
-func (l *lane) release(m Message, delay time.Duration, log *slog.Logger) {
+// release gives m back to the queue, visible again after delay, and returns
+// the outcome of a release.
+func (l *lane) release(m Message, delay time.Duration, log *slog.Logger) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	l.w.metrics.Processed.WithLabelValues(l.name, metrics.OutcomeReleased).Inc()
 	if err := l.q.ChangeVisibility(ctx, m.Receipt, delay); err != nil && !errors.Is(err, queue.ErrInvalidReceipt) {
 		// The message comes back anyway when its visibility timeout ends.
 		log.Warn("could not give the message back; it returns when its visibility timeout ends", "err", err)
 	}
+	return metrics.OutcomeReleased
 }
 
 // heartbeat keeps m invisible while its work runs longer than half the

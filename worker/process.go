@@ -21,29 +21,36 @@ import (
 // its message back; the waiting itself happens in the gate.
 const maxThrottled = 10
 
-// handle processes one delivery and decides its fate: deleted after its
-// writes are durable, postponed when a pause that is not the message's own
-// meets it (a cooldown, a refusal, an outage: sent again with a delay, so
-// that the wait spends none of its deliveries), given back to be tried
-// again, or sent towards the dead-letter queue.
+// handle processes one delivery and counts its outcome, once: settle
+// decides the fate, and nothing else counts one.
 func (l *lane) handle(ctx context.Context, m Message) {
 	w := l.w
 	start := w.opts.Clock()
 	w.metrics.InFlight.WithLabelValues(l.name).Inc()
 	defer w.metrics.InFlight.WithLabelValues(l.name).Dec()
-	defer func() { w.metrics.ProcessSeconds.WithLabelValues(l.name).Observe(w.opts.Clock().Sub(start).Seconds()) }()
+	outcome := l.settle(ctx, m)
+	w.metrics.Processed.WithLabelValues(l.name, outcome).Inc()
+	w.metrics.ProcessSeconds.WithLabelValues(l.name).Observe(w.opts.Clock().Sub(start).Seconds())
+}
+
+// settle processes one delivery and decides its fate, returning its
+// outcome: deleted after its writes are durable, postponed when a pause
+// that is not the message's own meets it (a cooldown, a refusal, an outage:
+// sent again with a delay, so that the wait spends none of its deliveries),
+// given back to be tried again, or sent towards the dead-letter queue.
+func (l *lane) settle(ctx context.Context, m Message) (outcome string) {
+	w := l.w
 	log := l.log.With("message_id", m.ID, "attempt", m.ReceiveCount)
 
 	msg, err := message.Decode(m.Body)
 	if err != nil {
-		l.poison(m, err, log)
-		return
+		return l.poison(m, err, log)
 	}
 	log = log.With("artist_id", msg.ArtistID)
 	ctx = gate.WithPriority(ctx, l.priority) // the bulk lane yields to the chatbot's at the gate
 
 	stopHeartbeat := l.heartbeat(m, log)
-	outcome, err := w.process(ctx, l.name, msg, log)
+	outcome, err = w.process(ctx, l.name, msg, log)
 	stopHeartbeat()
 
 	var pe *gate.PausedError
@@ -51,35 +58,34 @@ func (l *lane) handle(ctx context.Context, m Message) {
 	switch {
 	case err == nil:
 		l.delete(m)
-		w.metrics.Processed.WithLabelValues(l.name, outcome).Inc()
 		log.Debug("artist done", "outcome", outcome)
+		return outcome
 	case ctx.Err() != nil:
 		// Stopping. During a pause a plain release would count one more
 		// delivery towards the dead-letter queue for a wait that is not the
 		// message's.
 		if left, reason := w.gate.Paused(); left > 0 {
-			l.postpone(m, left, reason, log)
-			return
+			return l.postpone(m, left, reason, log)
 		}
 		log.Info("stopping: the message goes back to the queue")
-		l.release(m, 0, log)
+		return l.release(m, 0, log)
 	case errors.As(err, &pe):
-		l.postpone(m, pe.Until.Sub(w.opts.Clock()), pe.Reason, log)
+		return l.postpone(m, pe.Until.Sub(w.opts.Clock()), pe.Reason, log)
 	case errors.As(err, &rl):
-		l.postpone(m, max(w.gate.CooldownLeft(), rl.RetryAfter), gate.ReasonCooldown, log)
+		return l.postpone(m, max(w.gate.CooldownLeft(), rl.RetryAfter), gate.ReasonCooldown, log)
 	case errors.Is(err, spotify.ErrForbidden), errors.Is(err, spotify.ErrUnauthorized):
 		// The gate paused every call: every message would fail the same way.
 		left, _ := w.gate.Paused()
-		l.postpone(m, left, gate.ReasonRefused, log)
+		return l.postpone(m, left, gate.ReasonRefused, log)
 	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist):
-		l.poison(m, err, log)
+		return l.poison(m, err, log)
 	case w.gate.BreakerOpen():
 		// An outage, not this artist's fault: the breaker opened on it, or
 		// on other artists' failures like it.
 		left, _ := w.gate.Paused()
-		l.postpone(m, left, gate.ReasonOutage, log)
+		return l.postpone(m, left, gate.ReasonOutage, log)
 	default:
-		l.retryLater(m, err, log)
+		return l.retryLater(m, err, log)
 	}
 }
 
@@ -210,15 +216,15 @@ func (w *Worker) fetch(ctx context.Context, id, market string, log *slog.Logger)
 // poison handles a message that can never succeed: with a dead-letter queue
 // it is released at once so that the redrive policy moves it there after
 // maxReceiveCount deliveries; without one it is deleted and logged.
-func (l *lane) poison(m Message, err error, log *slog.Logger) {
-	l.w.metrics.Processed.WithLabelValues(l.name, metrics.OutcomePoison).Inc()
+func (l *lane) poison(m Message, err error, log *slog.Logger) string {
 	if l.maxReceives > 0 {
 		log.Warn("poison message; the redrive policy will move it to the dead-letter queue", "err", err, "max_receive_count", l.maxReceives)
 		l.release(m, 0, log)
-		return
+		return metrics.OutcomePoison
 	}
 	log.Error("poison message deleted (the queue has no dead-letter queue)", "err", err, "body", clip(m.Body))
 	l.delete(m)
+	return metrics.OutcomePoison
 }
 
 // postpone gives m back for a wait that is not its fault (a Spotify
@@ -226,11 +232,10 @@ func (l *lane) poison(m Message, err error, log *slog.Logger) {
 // most SQS's 15 minutes) and deletes this delivery, so that the wait does
 // not count towards the redrive policy's maxReceiveCount. A queue that
 // cannot send gets a plain release.
-func (l *lane) postpone(m Message, delay time.Duration, reason string, log *slog.Logger) {
+func (l *lane) postpone(m Message, delay time.Duration, reason string, log *slog.Logger) string {
 	s, ok := l.q.(sender)
 	if !ok {
-		l.release(m, delay, log)
-		return
+		return l.release(m, delay, log)
 	}
 	delay = min(max(delay, time.Second), 15*time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -245,28 +250,26 @@ func (l *lane) postpone(m Message, delay time.Duration, reason string, log *slog
 	}
 	if err != nil {
 		log.Warn("could not postpone the message; releasing it instead", "err", err)
-		l.release(m, delay, log)
-		return
+		return l.release(m, delay, log)
 	}
-	l.w.metrics.Processed.WithLabelValues(l.name, metrics.OutcomeReleased).Inc()
 	l.w.metrics.Postponed.WithLabelValues(l.name, reason).Inc()
 	log.Info("message postponed", "delay", delay, "reason", reason)
 	l.delete(m)
+	return metrics.OutcomeReleased
 }
 
 // retryLater gives a message whose processing failed for a transient reason
 // back to the queue, later each time; on a queue with no dead-letter queue it
 // gives up after MaxReceives deliveries.
-func (l *lane) retryLater(m Message, err error, log *slog.Logger) {
+func (l *lane) retryLater(m Message, err error, log *slog.Logger) string {
 	if l.maxReceives == 0 && m.ReceiveCount >= l.w.opts.MaxReceives {
-		l.w.metrics.Processed.WithLabelValues(l.name, metrics.OutcomePoison).Inc()
 		log.Error("giving up on the message after repeated failures (the queue has no dead-letter queue)", "err", err, "deliveries", m.ReceiveCount, "body", clip(m.Body))
 		l.delete(m)
-		return
+		return metrics.OutcomePoison
 	}
 	delay := retryDelay(m.ReceiveCount)
 	log.Warn("artist failed; the message goes back to the queue", "err", err, "retry_in", delay)
-	l.release(m, delay, log)
+	return l.release(m, delay, log)
 }
 
 // retryDelay is 5s, 10s, 20s, … capped at 5 minutes, by delivery.
