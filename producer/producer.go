@@ -23,7 +23,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/queue"
-	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
 )
 
 // Entry is one message to send (an alias, so that other modules can
@@ -31,10 +30,9 @@ import (
 type Entry = queue.Entry
 
 // Sender sends a batch of at most ten messages, returning one error per
-// entry (nil when sent) and an error for the call as a whole.
-type Sender interface {
-	SendBatch(ctx context.Context, entries []Entry) ([]error, error)
-}
+// entry (nil when sent) and an error for the call as a whole. An entry error
+// that wraps queue.ErrRejected is not sent again.
+type Sender = queue.Sender
 
 // Options tune a Producer. The zero value is ready to use.
 type Options struct {
@@ -349,9 +347,10 @@ func sentOf(msgs []Message, failed []Failure) []Message {
 }
 
 // senderFault reports whether a per-entry error says the entry itself is
-// wrong, so that sending it again cannot help.
+// wrong, so that sending it again cannot help. Every backend wraps
+// queue.ErrRejected for that.
 func senderFault(err error) bool {
-	return sqsqueue.IsSenderFault(err)
+	return errors.Is(err, queue.ErrRejected)
 }
 
 func clip(s string) string {

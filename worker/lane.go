@@ -46,7 +46,7 @@ func (w *Worker) newLane(name string, p gate.Priority, q Queue) *lane {
 // queue can tell them, retrying until it answers or ctx ends: without them the
 // worker cannot know whether a poison message would reach a dead-letter queue.
 func (l *lane) attributes(ctx context.Context) {
-	a, ok := l.q.(attributer)
+	a, ok := l.q.(queue.Attributer)
 	if !ok {
 		return
 	}

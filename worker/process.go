@@ -233,7 +233,7 @@ func (l *lane) poison(m Message, err error, log *slog.Logger) string {
 // not count towards the redrive policy's maxReceiveCount. A queue that
 // cannot send gets a plain release.
 func (l *lane) postpone(m Message, delay time.Duration, reason string, log *slog.Logger) string {
-	s, ok := l.q.(sender)
+	s, ok := l.q.(queue.Sender)
 	if !ok {
 		return l.release(m, delay, log)
 	}

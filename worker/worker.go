@@ -29,30 +29,14 @@ type (
 	Track      = spotify.Track
 )
 
-// Queue is a lane the worker drains.
-type Queue interface {
-	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
-	DeleteBatch(ctx context.Context, receipts []string) ([]error, error)
-	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
-}
+// Queue is a lane the worker drains (the queue port's Consumer). A Queue
+// that is also a queue.Attributer tells its visibility timeout and redrive
+// policy; one that is also a queue.Sender postpones a message without
+// spending one of its deliveries.
+type Queue = queue.Consumer
 
-// attributer is the optional capability of a Queue that knows its visibility
-// timeout and redrive policy.
-type attributer interface {
-	Attributes(ctx context.Context) (Attributes, error)
-}
-
-// sender is the optional capability of a Queue that can send, used to
-// postpone a message without spending one of its deliveries.
-type sender interface {
-	SendBatch(ctx context.Context, entries []queue.Entry) ([]error, error)
-}
-
-// Store keeps the tracks and artists tables.
-type Store interface {
-	Save(ctx context.Context, r Result) error
-	Artist(ctx context.Context, id string) (Artist, bool, error)
-}
+// Store keeps the tracks and artists tables (the store port's Saver).
+type Store = store.Saver
 
 // Fetcher asks Spotify for an artist's top tracks. *spotify.Client is one.
 type Fetcher interface {

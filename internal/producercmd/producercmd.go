@@ -19,7 +19,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
-	"github.com/sixpotify/top-tracks/internal/backend"
+	"github.com/sixpotify/top-tracks/internal/backend/queues"
+	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/progress"
@@ -115,7 +116,7 @@ func (g *grammar) lane(bulk, fallback bool) (string, error) {
 	if u == "" {
 		return "", failf(env, "is empty")
 	}
-	if err := backend.ValidateQueueURL(u); err != nil {
+	if err := queues.ValidateURL(u); err != nil {
 		return "", failf(env, "%v", err)
 	}
 	return u, nil
@@ -270,10 +271,10 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 	if c.StoreURL == "" {
 		return failf("STORE_URL", "is empty")
 	}
-	if err := backend.ValidateStoreURL(c.StoreURL); err != nil {
+	if err := stores.ValidateURL(c.StoreURL); err != nil {
 		return failf("STORE_URL", "%v", err)
 	}
-	if err := backend.StoreExists(c.StoreURL); err != nil {
+	if err := stores.Exists(c.StoreURL); err != nil {
 		return failf("STORE_URL", "%v", err)
 	}
 	stale := c.StaleAfter
@@ -293,7 +294,7 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 		}
 		defer ck.close()
 	}
-	st, closeS, err := backend.OpenStore(ctx, *storeURL, *artists)
+	st, closeS, err := stores.Open(ctx, *storeURL, *artists)
 	if err != nil {
 		return failf("STORE_URL", "%v", err)
 	}

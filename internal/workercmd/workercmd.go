@@ -22,13 +22,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/sixpotify/top-tracks/internal/backend"
+	"github.com/sixpotify/top-tracks/internal/backend/queues"
+	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/logging"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -144,7 +146,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 			}
 			continue
 		}
-		if err := backend.ValidateQueueURL(u); err != nil {
+		if err := queues.ValidateURL(u); err != nil {
 			s.Fail(env, "%v", err)
 		}
 	}
@@ -153,7 +155,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 	}
 	if c.StoreURL == "" {
 		s.Fail("STORE_URL", "is empty; unset it for the embedded default %s", DefaultStoreURL)
-	} else if err := backend.ValidateStoreURL(c.StoreURL); err != nil {
+	} else if err := stores.ValidateURL(c.StoreURL); err != nil {
 		s.Fail("STORE_URL", "%v", err)
 	}
 	if strings.TrimSpace(c.ArtistsTable) == "" {
@@ -392,7 +394,7 @@ func logProgress(g prometheus.Gatherer, log *slog.Logger, tick <-chan time.Time)
 type Parts struct {
 	Worker  *worker.Worker
 	Spotify *spotify.Client
-	Store   backend.Store
+	Store   store.Store
 	closers []func() error
 }
 
@@ -414,22 +416,22 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 			_ = p.Close()
 		}
 	}()
-	qopts := backend.QueueOptions{VisibilityTimeout: cfg.VisibilityTimeout}
-	q, closeQ, err := backend.OpenQueue(ctx, cfg.QueueURL, qopts)
+	qopts := queues.Options{VisibilityTimeout: cfg.VisibilityTimeout}
+	q, closeQ, err := queues.Open(ctx, cfg.QueueURL, qopts)
 	if err != nil {
 		return nil, &ConfigError{"QUEUE_URL", err}
 	}
 	p.closers = append(p.closers, closeQ)
 	var bulk worker.Queue
 	if cfg.BulkQueueURL != "" {
-		b, closeB, err := backend.OpenQueue(ctx, cfg.BulkQueueURL, qopts)
+		b, closeB, err := queues.Open(ctx, cfg.BulkQueueURL, qopts)
 		if err != nil {
 			return nil, &ConfigError{"BULK_QUEUE_URL", err}
 		}
 		p.closers = append(p.closers, closeB)
 		bulk = b
 	}
-	st, closeS, err := backend.OpenStore(ctx, cfg.StoreURL, cfg.ArtistsTable)
+	st, closeS, err := stores.Open(ctx, cfg.StoreURL, cfg.ArtistsTable)
 	if err != nil {
 		return nil, &ConfigError{"STORE_URL", err}
 	}

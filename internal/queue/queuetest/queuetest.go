@@ -25,15 +25,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/queue"
 )
 
-// Backend is the method set of a queue backend (see package queue).
-type Backend interface {
-	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error)
-	DeleteBatch(ctx context.Context, receipts []string) ([]error, error)
-	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
-	SendBatch(ctx context.Context, entries []queue.Entry) ([]error, error)
-	Attributes(ctx context.Context) (queue.Attributes, error)
-}
-
 // QueueOptions configure the queue a case asks for.
 type QueueOptions struct {
 	// VisibilityTimeout is the queue's default visibility timeout.
@@ -45,7 +36,7 @@ type QueueOptions struct {
 
 // Instance is one fresh queue made for one case.
 type Instance struct {
-	Queue Backend
+	Queue queue.Queue
 	// DeadLetters removes and returns the bodies of the messages that reached
 	// the queue's dead-letter queue since the last call. It is required when
 	// QueueOptions.MaxReceiveCount is positive, and unused otherwise.
@@ -89,6 +80,7 @@ func Run(t *testing.T, newQueue NewFunc, features Features) {
 	}{
 		{"SendReceiveRoundTrip", s.testSendReceiveRoundTrip},
 		{"EmptyBatches", s.testEmptyBatches},
+		{"SendRejected", s.testSendRejected},
 		{"ReceiveAtMostMax", s.testReceiveAtMostMax},
 		{"EmptyReceiveReturnsWithinWait", s.testEmptyReceiveReturnsWithinWait},
 		{"ReceiveCancelled", s.testReceiveCancelled},
@@ -190,6 +182,25 @@ func (s *suite) testEmptyBatches(t *testing.T) {
 	errs, err = q.DeleteBatch(ctx, nil)
 	if err != nil || len(errs) != 0 {
 		t.Errorf("DeleteBatch(nil) = %v, %v; want no entries and no error", errs, err)
+	}
+}
+
+// testSendRejected: an entry the queue refuses (an empty body) fails alone,
+// wrapping queue.ErrRejected, so that a sender does not send it again; the
+// other entries of the batch are sent.
+func (s *suite) testSendRejected(t *testing.T) {
+	ctx := testContext(t)
+	q := s.queue(t, QueueOptions{VisibilityTimeout: 30 * time.Second}).Queue
+	errs, err := q.SendBatch(ctx, []queue.Entry{{Body: []byte("kept")}, {Body: nil}})
+	if err != nil || len(errs) != 2 {
+		t.Fatalf("SendBatch = %v, %v; want two entry results and no error", errs, err)
+	}
+	if errs[0] != nil || !errors.Is(errs[1], queue.ErrRejected) {
+		t.Errorf("entry errors = %v; want nil, then one wrapping queue.ErrRejected", errs)
+	}
+	m, _ := receiveOne(ctx, t, q)
+	if string(m.Body) != "kept" {
+		t.Errorf("received %q; want the entry that was not refused", m.Body)
 	}
 }
 
@@ -588,7 +599,7 @@ func (s *suite) testConcurrentReceivers(t *testing.T) {
 }
 
 // send sends bodies (in batches of any size) and fails t unless all were sent.
-func send(ctx context.Context, t *testing.T, q Backend, bodies ...string) {
+func send(ctx context.Context, t *testing.T, q queue.Queue, bodies ...string) {
 	t.Helper()
 	entries := make([]queue.Entry, len(bodies))
 	for i, b := range bodies {
@@ -607,7 +618,7 @@ func send(ctx context.Context, t *testing.T, q Backend, bodies ...string) {
 }
 
 // deleteAll deletes receipts and fails t unless all were deleted.
-func deleteAll(ctx context.Context, t *testing.T, q Backend, receipts ...string) {
+func deleteAll(ctx context.Context, t *testing.T, q queue.Queue, receipts ...string) {
 	t.Helper()
 	errs, err := q.DeleteBatch(ctx, receipts)
 	if err != nil {
@@ -624,7 +635,7 @@ func deleteAll(ctx context.Context, t *testing.T, q Backend, receipts ...string)
 }
 
 // receive is one Receive of at most n messages with the suite's short wait.
-func receive(ctx context.Context, t *testing.T, q Backend, n int) []queue.Message {
+func receive(ctx context.Context, t *testing.T, q queue.Queue, n int) []queue.Message {
 	t.Helper()
 	msgs, err := q.Receive(ctx, n, pollWait)
 	if err != nil {
@@ -635,7 +646,7 @@ func receive(ctx context.Context, t *testing.T, q Backend, n int) []queue.Messag
 
 // receiveOne polls until it receives one message, and returns it with the
 // time the Receive call that got it started.
-func receiveOne(ctx context.Context, t *testing.T, q Backend) (queue.Message, time.Time) {
+func receiveOne(ctx context.Context, t *testing.T, q queue.Queue) (queue.Message, time.Time) {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for time.Now().Before(deadline) {
@@ -657,7 +668,7 @@ func receiveOne(ctx context.Context, t *testing.T, q Backend) (queue.Message, ti
 // collect polls until it has received n distinct messages, and returns the
 // latest delivery of each, in the order they were first received, with the
 // number of deliveries beyond the first.
-func collect(ctx context.Context, t *testing.T, q Backend, n int) (msgs []queue.Message, dups int) {
+func collect(ctx context.Context, t *testing.T, q queue.Queue, n int) (msgs []queue.Message, dups int) {
 	t.Helper()
 	index := map[string]int{}
 	deadline := time.Now().Add(patience)
@@ -684,7 +695,7 @@ func collect(ctx context.Context, t *testing.T, q Backend, n int) (msgs []queue.
 }
 
 // expectNone polls the queue for d and fails t if anything is received.
-func expectNone(ctx context.Context, t *testing.T, q Backend, d time.Duration) {
+func expectNone(ctx context.Context, t *testing.T, q queue.Queue, d time.Duration) {
 	t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		if msgs := receive(ctx, t, q, queue.MaxBatch); len(msgs) != 0 {

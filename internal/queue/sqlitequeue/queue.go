@@ -86,6 +86,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+var _ queue.Queue = (*Queue)(nil)
+
 // Queue is one named queue in an SQLite file. It is safe for concurrent use,
 // and other handles and processes may use the same file at the same time.
 type Queue struct {
@@ -382,8 +384,8 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, timeout ti
 
 // SendBatch sends entries in one transaction, each hidden for its Delay
 // (clamped to [0, 15m]). errs has one element per entry: nil when it was
-// sent, an error when the entry was refused (an empty body, one over 1 MiB,
-// or one holding characters SQS does not carry). err reports a failure of the
+// sent, an error wrapping queue.ErrRejected when the entry was refused (an
+// empty body, one over 1 MiB, or one holding characters SQS does not carry). err reports a failure of the
 // whole call, in which case nothing was sent and every errs[i] carries it.
 func (q *Queue) SendBatch(ctx context.Context, entries []queue.Entry) (errs []error, err error) {
 	errs = make([]error, len(entries))
@@ -394,7 +396,7 @@ func (q *Queue) SendBatch(ctx context.Context, entries []queue.Entry) (errs []er
 		now := q.now()
 		for i, e := range entries {
 			if err := checkBody(e.Body); err != nil {
-				errs[i] = fmt.Errorf("sqlitequeue: send entry %d: %w", i, err)
+				errs[i] = fmt.Errorf("sqlitequeue: send entry %d: %w: %w", i, queue.ErrRejected, err)
 				continue
 			}
 			delay := min(max(e.Delay, 0), maxDelay)
