@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sixpotify/top-tracks/internal/gate"
+	"github.com/sixpotify/top-tracks/internal/metrics"
 )
 
 // Options tune a Worker. The zero value of each field means its default.
@@ -38,7 +39,12 @@ type Options struct {
 	StopWhenIdle bool
 	// Logger receives the worker's logs (default: discard).
 	Logger *slog.Logger
-	// Registerer receives the worker's metrics (default: a private registry).
+	// Metrics are where the worker counts; the command creates them once
+	// and hands the same to the Spotify client's hooks (default: created on
+	// Registerer, with the Gate's cooldown and rate).
+	Metrics *metrics.Metrics
+	// Registerer receives the metrics the worker creates when Metrics is
+	// nil (default: a private registry).
 	Registerer prometheus.Registerer
 	// Gate decides whether this process may call Spotify now; the Fetcher
 	// must wait on the same one. The worker asks it before receiving, tells
@@ -86,6 +92,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Gate == nil {
 		o.Gate = gate.New(gate.Options{})
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(o.Registerer, o.Gate.CooldownLeft, o.Gate.Rate)
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now

@@ -83,8 +83,7 @@ func New(q, bulk Queue, s Store, f Fetcher, opts Options) (*Worker, error) {
 		return nil, err
 	}
 	opts.setDefaults()
-	w := &Worker{opts: opts, log: opts.Logger, gate: opts.Gate}
-	w.metrics = metrics.New(opts.Registerer, w.gate.CooldownLeft, w.gate.Rate)
+	w := &Worker{opts: opts, log: opts.Logger, gate: opts.Gate, metrics: opts.Metrics}
 	w.gate.OnEvent(w.gateEvent)
 	fetch := &fetching{opts: &w.opts, store: s, fetcher: f, gate: w.gate, metrics: w.metrics}
 	w.lanes = append(w.lanes, w.newLane(LaneChatbot, false, q, fetch))
@@ -94,7 +93,7 @@ func New(q, bulk Queue, s Store, f Fetcher, opts Options) (*Worker, error) {
 	return w, nil
 }
 
-// Metrics returns the worker's metrics, for hooks such as spotify.Config's.
+// Metrics returns the worker's metrics (Options.Metrics, or those New created).
 func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
 
 // Ready returns nil while the worker can take work, or why it cannot.

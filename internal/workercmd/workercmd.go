@@ -445,30 +445,28 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		}
 	}
 
+	// The gate and the metrics are made once, here, and handed to the
+	// Spotify client and the worker alike.
 	g := gate.New(gate.Options{Rate: cfg.Rate, Fixed: !cfg.Adaptive})
-	opts := cfg.Options
-	opts.Logger, opts.Registerer, opts.Gate = log, reg, g
-	// The Spotify client reports to the worker's metrics, which exist once
-	// the worker does: the hooks read them through this variable.
-	var w *worker.Worker
-	client, err := spotify.New(spotify.Config{
-		APIURL: cfg.APIURL, TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		Gate:       g,
-		OnResponse: func(status int, elapsed time.Duration) { w.Metrics().ObserveSpotify(status, elapsed) },
-		OnToken:    func(err error) { w.Metrics().ObserveToken(err) },
-	})
-	if err != nil {
-		return nil, err
-	}
-	w, err = worker.New(q, bulk, st, client, opts)
-	if err != nil {
-		return nil, err
-	}
+	m := metrics.New(reg, g.CooldownLeft, g.Rate)
 	lanes := []string{worker.LaneChatbot}
 	if bulk != nil {
 		lanes = append(lanes, worker.LaneBulk)
 	}
-	w.Metrics().InitLanes(lanes...)
+	m.InitLanes(lanes...)
+	client, err := spotify.New(spotify.Config{
+		APIURL: cfg.APIURL, TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+		Gate: g, OnResponse: m.ObserveSpotify, OnToken: m.ObserveToken,
+	})
+	if err != nil {
+		return nil, err
+	}
+	opts := cfg.Options
+	opts.Logger, opts.Gate, opts.Metrics = log, g, m
+	w, err := worker.New(q, bulk, st, client, opts)
+	if err != nil {
+		return nil, err
+	}
 	metrics.RegisterBuildInfo(reg, cli.Version(), runtime.Version())
 	if d, ok := st.(*dynamostore.Store); ok {
 		reg.MustRegister(dynamoCollector{d})
