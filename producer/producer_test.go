@@ -64,7 +64,7 @@ const (
 // and the worker's.
 type testQueue interface {
 	producer.Sender
-	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error)
+	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Delivery, error)
 }
 
 type backendCase struct {

@@ -101,7 +101,7 @@ func (l *lane) receive(r *run) {
 		}
 		l.metrics.Received.WithLabelValues(l.name).Add(float64(len(msgs)))
 		r.idle.add(len(msgs))
-		for _, m := range msgs {
+		for _, d := range msgs {
 			r.work.Go(func() {
 				defer func() { <-r.slots; held.add(-1); r.idle.add(-1) }()
 				wctx := r.workCtx
@@ -109,7 +109,7 @@ func (l *lane) receive(r *run) {
 					defer endProbe()
 					wctx = gate.WithProbe(wctx)
 				}
-				l.handle(wctx, m)
+				l.handle(wctx, d)
 			})
 		}
 		if l.opts.StopWhenIdle && r.idle.observe(l.name, len(msgs)) {

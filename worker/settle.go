@@ -23,11 +23,11 @@ const (
 
 // handle is the settling room's door: it settles one delivery and counts
 // its outcome, once. settle decides the fate; nothing else counts one.
-func (l *lane) handle(ctx context.Context, m Message) {
+func (l *lane) handle(ctx context.Context, d Delivery) {
 	start := l.opts.Clock()
 	l.metrics.InFlight.WithLabelValues(l.name).Inc()
 	defer l.metrics.InFlight.WithLabelValues(l.name).Dec()
-	outcome := l.settle(ctx, m)
+	outcome := l.settle(ctx, d)
 	l.metrics.Processed.WithLabelValues(l.name, outcome).Inc()
 	l.metrics.ProcessSeconds.WithLabelValues(l.name).Observe(l.opts.Clock().Sub(start).Seconds())
 }
@@ -37,16 +37,16 @@ func (l *lane) handle(ctx context.Context, m Message) {
 // that is not the message's own meets it (a cooldown, a refusal, an outage:
 // sent again with a delay, so that the wait spends none of its deliveries),
 // given back to be tried again, or sent towards the dead-letter queue.
-func (l *lane) settle(ctx context.Context, m Message) (outcome string) {
-	log := l.log.With("message_id", m.ID, "attempt", m.ReceiveCount)
-	msg, err := message.Decode(m.Body)
+func (l *lane) settle(ctx context.Context, d Delivery) (outcome string) {
+	log := l.log.With("message_id", d.ID, "attempt", d.ReceiveCount)
+	msg, err := message.Decode(d.Body)
 	if err != nil {
-		return l.poison(m, err, log)
+		return l.poison(d, err, log)
 	}
 	log = log.With("artist_id", msg.ArtistID)
 	ctx = gate.WithPriority(ctx, l.priority()) // the bulk lane yields to the chatbot's at the gate
 
-	stopHeartbeat := l.heartbeat(m, log)
+	stopHeartbeat := l.heartbeat(d, log)
 	outcome, err = l.fetch.process(ctx, l.name, msg, log)
 	stopHeartbeat()
 
@@ -54,7 +54,7 @@ func (l *lane) settle(ctx context.Context, m Message) (outcome string) {
 	var rl *spotify.RateLimitError
 	switch {
 	case err == nil:
-		l.delete(m)
+		l.delete(d)
 		log.Debug("artist done", "outcome", outcome)
 		return outcome
 	case ctx.Err() != nil:
@@ -62,58 +62,58 @@ func (l *lane) settle(ctx context.Context, m Message) (outcome string) {
 		// delivery towards the dead-letter queue for a wait that is not the
 		// message's.
 		if left, reason := l.gate.Paused(); left > 0 {
-			return l.postpone(m, left, reason, log)
+			return l.postpone(d, left, reason, log)
 		}
 		log.Info("stopping: the message goes back to the queue")
-		return l.release(m, 0, log)
+		return l.release(d, 0, log)
 	case errors.As(err, &pe):
-		return l.postpone(m, pe.Until.Sub(l.opts.Clock()), pe.Reason, log)
+		return l.postpone(d, pe.Until.Sub(l.opts.Clock()), pe.Reason, log)
 	case errors.As(err, &rl):
-		return l.postpone(m, max(l.gate.CooldownLeft(), rl.RetryAfter), gate.ReasonCooldown, log)
+		return l.postpone(d, max(l.gate.CooldownLeft(), rl.RetryAfter), gate.ReasonCooldown, log)
 	case errors.Is(err, spotify.ErrForbidden), errors.Is(err, spotify.ErrUnauthorized):
 		// The gate paused every call: every message would fail the same way.
 		left, _ := l.gate.Paused()
-		return l.postpone(m, left, gate.ReasonRefused, log)
+		return l.postpone(d, left, gate.ReasonRefused, log)
 	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist):
-		return l.poison(m, err, log)
+		return l.poison(d, err, log)
 	case l.gate.BreakerOpen():
 		// An outage, not this artist's fault: the breaker opened on it, or
 		// on other artists' failures like it.
 		left, _ := l.gate.Paused()
-		return l.postpone(m, left, gate.ReasonOutage, log)
+		return l.postpone(d, left, gate.ReasonOutage, log)
 	default:
-		return l.retryLater(m, err, log)
+		return l.retryLater(d, err, log)
 	}
 }
 
 // poison settles a message that can never succeed: with a dead-letter queue
 // it is released at once so that the redrive policy moves it there after
 // maxReceiveCount deliveries; without one it is deleted and logged.
-func (l *lane) poison(m Message, err error, log *slog.Logger) string {
+func (l *lane) poison(d Delivery, err error, log *slog.Logger) string {
 	if l.redriveCount > 0 {
 		log.Warn("poison message; the redrive policy will move it to the dead-letter queue", "err", err, "max_receive_count", l.redriveCount)
-		l.release(m, 0, log)
+		l.release(d, 0, log)
 		return metrics.OutcomePoison
 	}
-	log.Error("poison message deleted (the queue has no dead-letter queue)", "err", err, "body", clip(m.Body))
-	l.delete(m)
+	log.Error("poison message deleted (the queue has no dead-letter queue)", "err", err, "body", clip(d.Body))
+	l.delete(d)
 	return metrics.OutcomePoison
 }
 
-// postpone gives m back for a wait that is not its fault (a Spotify
+// postpone gives d back for a wait that is not its fault (a Spotify
 // cooldown, a refused endpoint): it sends the body again with a delay (at
 // most SQS's 15 minutes) and deletes this delivery, so that the wait does
 // not count towards the redrive policy's maxReceiveCount. A queue that
 // cannot send gets a plain release.
-func (l *lane) postpone(m Message, delay time.Duration, reason string, log *slog.Logger) string {
+func (l *lane) postpone(d Delivery, delay time.Duration, reason string, log *slog.Logger) string {
 	s, ok := l.q.(queue.Sender)
 	if !ok {
-		return l.release(m, delay, log)
+		return l.release(d, delay, log)
 	}
 	delay = min(max(delay, time.Second), maxPostpone)
 	ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
 	defer cancel()
-	errs, err := s.SendBatch(ctx, []queue.Entry{{Body: m.Body, Delay: delay}})
+	errs, err := s.SendBatch(ctx, []queue.Entry{{Body: d.Body, Delay: delay}})
 	switch {
 	case err != nil:
 	case len(errs) != 1:
@@ -123,26 +123,26 @@ func (l *lane) postpone(m Message, delay time.Duration, reason string, log *slog
 	}
 	if err != nil {
 		log.Warn("could not postpone the message; releasing it instead", "err", err)
-		return l.release(m, delay, log)
+		return l.release(d, delay, log)
 	}
 	l.metrics.Postponed.WithLabelValues(l.name, reason).Inc()
 	log.Info("message postponed", "delay", delay, "reason", reason)
-	l.delete(m)
+	l.delete(d)
 	return metrics.OutcomeReleased
 }
 
 // retryLater gives a message whose processing failed for a transient reason
 // back to the queue, later each time; on a queue with no dead-letter queue it
 // gives up after MaxReceives deliveries.
-func (l *lane) retryLater(m Message, err error, log *slog.Logger) string {
-	if l.redriveCount == 0 && m.ReceiveCount >= l.opts.MaxReceives {
-		log.Error("giving up on the message after repeated failures (the queue has no dead-letter queue)", "err", err, "deliveries", m.ReceiveCount, "body", clip(m.Body))
-		l.delete(m)
+func (l *lane) retryLater(d Delivery, err error, log *slog.Logger) string {
+	if l.redriveCount == 0 && d.ReceiveCount >= l.opts.MaxReceives {
+		log.Error("giving up on the message after repeated failures (the queue has no dead-letter queue)", "err", err, "deliveries", d.ReceiveCount, "body", clip(d.Body))
+		l.delete(d)
 		return metrics.OutcomePoison
 	}
-	delay := retryDelay(m.ReceiveCount)
+	delay := retryDelay(d.ReceiveCount)
 	log.Warn("artist failed; the message goes back to the queue", "err", err, "retry_in", delay)
-	return l.release(m, delay, log)
+	return l.release(d, delay, log)
 }
 
 // retryDelay is 5s, 10s, 20s, … capped at 5 minutes, by delivery.
@@ -154,21 +154,21 @@ func retryDelay(receiveCount int) time.Duration {
 	return min(d, maxRetryDelay)
 }
 
-// release gives m back to the queue, visible again after delay, and returns
+// release gives d back to the queue, visible again after delay, and returns
 // the outcome of a release.
-func (l *lane) release(m Message, delay time.Duration, log *slog.Logger) string {
+func (l *lane) release(d Delivery, delay time.Duration, log *slog.Logger) string {
 	ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
 	defer cancel()
-	if err := l.q.ChangeVisibility(ctx, m.Receipt, delay); err != nil && !errors.Is(err, queue.ErrInvalidReceipt) {
+	if err := l.q.ChangeVisibility(ctx, d.Receipt, delay); err != nil && !errors.Is(err, queue.ErrInvalidReceipt) {
 		// The message comes back anyway when its visibility timeout ends.
 		log.Warn("could not give the message back; it returns when its visibility timeout ends", "err", err)
 	}
 	return metrics.OutcomeReleased
 }
 
-// heartbeat keeps m invisible while its work runs longer than half the
+// heartbeat keeps d invisible while its work runs longer than half the
 // visibility timeout. The returned func stops it.
-func (l *lane) heartbeat(m Message, log *slog.Logger) (stop func()) {
+func (l *lane) heartbeat(d Delivery, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -181,7 +181,7 @@ func (l *lane) heartbeat(m Message, log *slog.Logger) (stop func()) {
 				return
 			case <-t.C:
 				cctx, ccancel := context.WithTimeout(ctx, heartbeatTimeout)
-				err := l.q.ChangeVisibility(cctx, m.Receipt, l.visibility)
+				err := l.q.ChangeVisibility(cctx, d.Receipt, l.visibility)
 				ccancel()
 				if err != nil && ctx.Err() == nil {
 					log.Warn("could not extend the message's visibility", "err", err)
@@ -197,9 +197,9 @@ type deleteReq struct {
 	msgID   string
 }
 
-// delete queues m for the batch deleter.
-func (l *lane) delete(m Message) {
-	l.deletes <- deleteReq{receipt: m.Receipt, msgID: m.ID}
+// delete queues d for the batch deleter.
+func (l *lane) delete(d Delivery) {
+	l.deletes <- deleteReq{receipt: d.Receipt, msgID: d.ID}
 }
 
 // startDeleter starts the goroutine that deletes settled messages in

@@ -19,7 +19,7 @@ import (
 // Aliases of the types the interfaces below speak, so that code outside this
 // module can implement them.
 type (
-	Message    = queue.Message
+	Delivery   = queue.Delivery
 	Attributes = queue.Attributes
 	Result     = store.Result
 	Artist     = store.Artist

@@ -15,7 +15,7 @@ import (
 // batches once their work is durable, and change their visibility (0 gives
 // one back at once).
 type Consumer interface {
-	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
+	Receive(ctx context.Context, max int, wait time.Duration) ([]Delivery, error)
 	DeleteBatch(ctx context.Context, receipts []string) ([]error, error)
 	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
 }
@@ -43,8 +43,9 @@ type Queue interface {
 // most messages one Receive returns (SQS's limit).
 const MaxBatch = 10
 
-// Message is one delivery of a queued message.
-type Message struct {
+// Delivery is one delivery of a queued message: what a Receive returns,
+// with the receipt that settles it and the message's receive count.
+type Delivery struct {
 	// ID identifies the message across deliveries.
 	ID string
 	// Receipt identifies this delivery; Delete and ChangeVisibility take it.

@@ -635,7 +635,7 @@ func deleteAll(ctx context.Context, t *testing.T, q queue.Queue, receipts ...str
 }
 
 // receive is one Receive of at most n messages with the suite's short wait.
-func receive(ctx context.Context, t *testing.T, q queue.Queue, n int) []queue.Message {
+func receive(ctx context.Context, t *testing.T, q queue.Queue, n int) []queue.Delivery {
 	t.Helper()
 	msgs, err := q.Receive(ctx, n, pollWait)
 	if err != nil {
@@ -646,7 +646,7 @@ func receive(ctx context.Context, t *testing.T, q queue.Queue, n int) []queue.Me
 
 // receiveOne polls until it receives one message, and returns it with the
 // time the Receive call that got it started.
-func receiveOne(ctx context.Context, t *testing.T, q queue.Queue) (queue.Message, time.Time) {
+func receiveOne(ctx context.Context, t *testing.T, q queue.Queue) (queue.Delivery, time.Time) {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for time.Now().Before(deadline) {
@@ -662,13 +662,13 @@ func receiveOne(ctx context.Context, t *testing.T, q queue.Queue) (queue.Message
 		}
 	}
 	t.Fatalf("no message received within %v", patience)
-	return queue.Message{}, time.Time{}
+	return queue.Delivery{}, time.Time{}
 }
 
 // collect polls until it has received n distinct messages, and returns the
 // latest delivery of each, in the order they were first received, with the
 // number of deliveries beyond the first.
-func collect(ctx context.Context, t *testing.T, q queue.Queue, n int) (msgs []queue.Message, dups int) {
+func collect(ctx context.Context, t *testing.T, q queue.Queue, n int) (msgs []queue.Delivery, dups int) {
 	t.Helper()
 	index := map[string]int{}
 	deadline := time.Now().Add(patience)
@@ -706,7 +706,7 @@ func expectNone(ctx context.Context, t *testing.T, q queue.Queue, d time.Duratio
 }
 
 // record adds msgs to seen by ID and fails t on a second delivery.
-func record(t *testing.T, seen map[string]bool, msgs []queue.Message) {
+func record(t *testing.T, seen map[string]bool, msgs []queue.Delivery) {
 	t.Helper()
 	for _, m := range msgs {
 		if seen[m.ID] {
@@ -734,7 +734,7 @@ func numbered(prefix string, n int) []string {
 	return out
 }
 
-func receipts(msgs []queue.Message) []string {
+func receipts(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Receipt
@@ -742,7 +742,7 @@ func receipts(msgs []queue.Message) []string {
 	return out
 }
 
-func bodiesOf(msgs []queue.Message) []string {
+func bodiesOf(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Body)

@@ -181,7 +181,7 @@ func (q *Queue) now() int64 { return q.opts.Clock().UnixMilli() }
 // table instead of being delivered. When ctx ends, Receive returns its error;
 // messages whose delivery was abandoned that way stay invisible for the
 // visibility timeout and are then delivered again.
-func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]queue.Message, error) {
+func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]queue.Delivery, error) {
 	if maxMessages < 1 {
 		return nil, fmt.Errorf("sqlitequeue: receive: maxMessages must be positive, got %d", maxMessages)
 	}
@@ -220,7 +220,7 @@ func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration
 	}
 }
 
-func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Message, error) {
+func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Delivery, error) {
 	// Look without the write lock first: most polls of an idle queue find
 	// nothing, and must not keep busy workers from writing.
 	var ready bool
@@ -232,7 +232,7 @@ func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Message, error)
 	if !ready {
 		return nil, nil
 	}
-	var msgs []queue.Message
+	var msgs []queue.Delivery
 	err := q.write(ctx, func(tx *sql.Tx) error {
 		now := q.now()
 		if err := q.reap(ctx, tx, now); err != nil {
@@ -257,7 +257,7 @@ func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Message, error)
 		defer rows.Close()
 		type delivery struct {
 			seq int64
-			msg queue.Message
+			msg queue.Delivery
 		}
 		var ds []delivery
 		for rows.Next() {
@@ -274,7 +274,7 @@ func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Message, error)
 		}
 		// RETURNING has no order: deliver in send order.
 		slices.SortFunc(ds, func(a, b delivery) int { return cmp.Compare(a.seq, b.seq) })
-		msgs = make([]queue.Message, len(ds))
+		msgs = make([]queue.Delivery, len(ds))
 		for i, d := range ds {
 			msgs[i] = d.msg
 		}
@@ -438,8 +438,8 @@ func (q *Queue) Attributes(ctx context.Context) (queue.Attributes, error) {
 // DeadLetters returns the messages of this queue's dead-letter table, oldest
 // first, after moving there the messages that have run out of receives. The
 // messages carry no receipt: they are not deliveries.
-func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Message, error) {
-	var msgs []queue.Message
+func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Delivery, error) {
+	var msgs []queue.Delivery
 	err := q.write(ctx, func(tx *sql.Tx) error {
 		if err := q.reap(ctx, tx, q.now()); err != nil {
 			return err
@@ -453,7 +453,7 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Message, error) {
 		defer rows.Close()
 		msgs = nil
 		for rows.Next() {
-			var m queue.Message
+			var m queue.Delivery
 			var sentAt int64
 			if err := rows.Scan(&m.ID, &m.Body, &m.ReceiveCount, &sentAt); err != nil {
 				return err

@@ -111,7 +111,7 @@ var errNoResult = errors.New("sqs: the batch answer does not mention this entry"
 // When ctx ends, Receive returns ctx's error promptly. Messages SQS handed out
 // on a call that was abandoned that way are not lost: they stay invisible for
 // the visibility timeout and are then delivered again.
-func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]queue.Message, error) {
+func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]queue.Delivery, error) {
 	if maxMessages < 1 {
 		return nil, fmt.Errorf("sqsqueue: receive: maxMessages must be positive, got %d", maxMessages)
 	}
@@ -143,15 +143,15 @@ func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration
 		}
 		return nil, fmt.Errorf("sqsqueue: receive: %w", err)
 	}
-	msgs := make([]queue.Message, 0, len(out.Messages))
+	msgs := make([]queue.Delivery, 0, len(out.Messages))
 	for _, m := range out.Messages {
 		msgs = append(msgs, toMessage(m))
 	}
 	return msgs, nil
 }
 
-func toMessage(m types.Message) queue.Message {
-	msg := queue.Message{
+func toMessage(m types.Message) queue.Delivery {
+	msg := queue.Delivery{
 		ID:      aws.ToString(m.MessageId),
 		Receipt: aws.ToString(m.ReceiptHandle),
 		Body:    []byte(aws.ToString(m.Body)),

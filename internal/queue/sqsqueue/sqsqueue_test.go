@@ -254,7 +254,7 @@ func TestReceiveConvertsMessages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Receive: %v", err)
 	}
-	want := []queue.Message{
+	want := []queue.Delivery{
 		{ID: "m1", Receipt: "r1", Body: []byte("héllo"), ReceiveCount: 3, SentAt: sent},
 		{ID: "m2", Receipt: "r2", Body: []byte{}, ReceiveCount: 1},
 	}
@@ -728,9 +728,9 @@ func sendBodies(ctx context.Context, t *testing.T, q *sqsqueue.Queue, bodies ...
 
 // receiveN polls until it has received n distinct messages (the latest
 // delivery of each).
-func receiveN(ctx context.Context, t *testing.T, q *sqsqueue.Queue, n int) []queue.Message {
+func receiveN(ctx context.Context, t *testing.T, q *sqsqueue.Queue, n int) []queue.Delivery {
 	t.Helper()
-	var msgs []queue.Message
+	var msgs []queue.Delivery
 	index := map[string]int{}
 	for deadline := time.Now().Add(30 * time.Second); len(msgs) < n && time.Now().Before(deadline); {
 		got, err := q.Receive(ctx, min(n-len(msgs), queue.MaxBatch), time.Second)
@@ -752,7 +752,7 @@ func receiveN(ctx context.Context, t *testing.T, q *sqsqueue.Queue, n int) []que
 	return msgs
 }
 
-func receiptsOf(msgs []queue.Message) []string {
+func receiptsOf(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Receipt
@@ -760,7 +760,7 @@ func receiptsOf(msgs []queue.Message) []string {
 	return out
 }
 
-func sortedBodies(msgs []queue.Message) []string {
+func sortedBodies(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Body)
