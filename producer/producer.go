@@ -21,6 +21,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
+	"github.com/sixpotify/top-tracks/internal/clip"
+	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/queue"
 )
@@ -108,7 +110,7 @@ type Failure struct {
 func (s Summary) Err() error {
 	var errs []error
 	for _, r := range s.Rejected {
-		errs = append(errs, fmt.Errorf("rejected %q (input %d): %w", clip(r.Input), r.Line, r.Err))
+		errs = append(errs, fmt.Errorf("rejected %q (input %d): %w", clip.String(r.Input, 80), r.Line, r.Err))
 	}
 	for _, f := range s.Failed {
 		errs = append(errs, fmt.Errorf("failed %s: %w", f.ArtistID, f.Err))
@@ -185,11 +187,9 @@ func (p *Producer) EnqueueMessages(ctx context.Context, seq iter.Seq[Message]) (
 		line := 0
 		for m := range seq {
 			line++
-			var err error
-			if !artistid.Valid(m.ArtistID) {
-				err = fmt.Errorf("%w: %q is not 22 characters of 0-9, A-Z, a-z", artistid.ErrInvalid, clip(m.ArtistID))
-			} else if m.Market != "" && !message.ValidMarket(m.Market) {
-				err = fmt.Errorf("market %q is not an ISO 3166-1 alpha-2 code", clip(m.Market))
+			err := artistid.Check(m.ArtistID)
+			if err == nil && m.Market != "" {
+				err = market.Check(m.Market)
 			}
 			if !yield(item{line: line, input: m.ArtistID, err: err, msg: m}) {
 				return
@@ -351,11 +351,4 @@ func sentOf(msgs []Message, failed []Failure) []Message {
 // queue.ErrRejected for that.
 func senderFault(err error) bool {
 	return errors.Is(err, queue.ErrRejected)
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }

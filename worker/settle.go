@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/metrics"
@@ -95,7 +96,7 @@ func (l *lane) poison(d Delivery, err error, log *slog.Logger) string {
 		l.release(d, 0, log)
 		return metrics.OutcomePoison
 	}
-	log.Error("poison message deleted (the queue has no dead-letter queue)", "err", err, "body", clip(d.Body))
+	log.Error("poison message deleted (the queue has no dead-letter queue)", "err", err, "body", clip.String(string(d.Body), 200))
 	l.delete(d)
 	return metrics.OutcomePoison
 }
@@ -136,7 +137,7 @@ func (l *lane) postpone(d Delivery, delay time.Duration, reason string, log *slo
 // gives up after MaxReceives deliveries.
 func (l *lane) retryLater(d Delivery, err error, log *slog.Logger) string {
 	if l.redriveCount == 0 && d.ReceiveCount >= l.opts.MaxReceives {
-		log.Error("giving up on the message after repeated failures (the queue has no dead-letter queue)", "err", err, "deliveries", d.ReceiveCount, "body", clip(d.Body))
+		log.Error("giving up on the message after repeated failures (the queue has no dead-letter queue)", "err", err, "deliveries", d.ReceiveCount, "body", clip.String(string(d.Body), 200))
 		l.delete(d)
 		return metrics.OutcomePoison
 	}
@@ -268,12 +269,4 @@ func (l *lane) deleteBatch(batch []deleteReq) {
 	}
 	l.metrics.Deleted.WithLabelValues(l.name).Add(float64(len(batch) - failed))
 	l.metrics.DeleteFailures.WithLabelValues(l.name).Add(float64(failed))
-}
-
-func clip(b []byte) string {
-	const max = 200
-	if len(b) > max {
-		return string(b[:max]) + "…"
-	}
-	return string(b)
 }

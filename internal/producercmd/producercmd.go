@@ -22,7 +22,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
-	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/progress"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/producer"
@@ -147,8 +147,8 @@ func (c *enqueueCmd) run(ctx context.Context, g *grammar, stdin io.Reader, stdou
 	if err != nil {
 		return err
 	}
-	market := strings.ToUpper(c.Market)
-	if market != "" && !message.ValidMarket(market) {
+	mkt := strings.ToUpper(c.Market)
+	if mkt != "" && !market.Valid(mkt) {
 		return usageError{fmt.Errorf("--market: %q is not an ISO 3166-1 alpha-2 code such as US", c.Market)}
 	}
 	if len(c.File) == 0 && len(c.Artists) == 0 {
@@ -169,7 +169,7 @@ func (c *enqueueCmd) run(ctx context.Context, g *grammar, stdin io.Reader, stdou
 	}
 
 	var sent atomic.Int64
-	p, err := producer.Open(ctx, u, producer.Options{Market: market, Force: c.Force,
+	p, err := producer.Open(ctx, u, producer.Options{Market: mkt, Force: c.Force,
 		OnSent: func(msgs []producer.Message) { sent.Add(int64(len(msgs))) }})
 	if err != nil {
 		return err

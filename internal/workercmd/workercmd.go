@@ -27,7 +27,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/logging"
-	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
@@ -174,7 +174,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 			s.Fail(env, "%q is not an http(s) URL", redactURL(u))
 		}
 	}
-	if !message.ValidMarket(c.Market) {
+	if !market.Valid(c.Market) {
 		s.Fail("SPOTIFY_MARKET", "%q is not an ISO 3166-1 alpha-2 code such as US", f.Market)
 	}
 	if c.Rate <= 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/queue"
 )
 
@@ -158,13 +159,13 @@ func (s *suite) testSendReceiveRoundTrip(t *testing.T) {
 	for _, m := range got {
 		gotBodies = append(gotBodies, string(m.Body))
 		if m.ID == "" || m.Receipt == "" {
-			t.Errorf("message %q: ID %q, Receipt %q; want both set", clip(m.Body), m.ID, m.Receipt)
+			t.Errorf("message %q: ID %q, Receipt %q; want both set", clip.String(string(m.Body), 60), m.ID, m.Receipt)
 		}
 		if m.ReceiveCount != 1 {
-			t.Errorf("message %q: ReceiveCount = %d, want 1", clip(m.Body), m.ReceiveCount)
+			t.Errorf("message %q: ReceiveCount = %d, want 1", clip.String(string(m.Body), 60), m.ReceiveCount)
 		}
 		if m.SentAt.Before(before.Add(-time.Minute)) || m.SentAt.After(after.Add(time.Minute)) {
-			t.Errorf("message %q: SentAt = %v, want about %v", clip(m.Body), m.SentAt, before)
+			t.Errorf("message %q: SentAt = %v, want about %v", clip.String(string(m.Body), 60), m.SentAt, before)
 		}
 	}
 	if diff := cmp.Diff(sorted(gotBodies), sorted(bodies)); diff != "" {
@@ -284,7 +285,7 @@ func (s *suite) testReceiveCancelled(t *testing.T) {
 	send(ctx, t, q, "sent after the cancellation")
 	got, _ := collect(ctx, t, q, 1)
 	if string(got[0].Body) != "sent after the cancellation" {
-		t.Errorf("received %q, want the message sent after the cancellation", clip(got[0].Body))
+		t.Errorf("received %q, want the message sent after the cancellation", clip.String(string(got[0].Body), 60))
 	}
 }
 
@@ -303,7 +304,7 @@ func (s *suite) testInvisibleUntilVisibilityExpires(t *testing.T) {
 			time.Since(firstAsked), visibility)
 	}
 	if second.ID != first.ID || string(second.Body) != string(first.Body) {
-		t.Errorf("redelivered message %s %q, want %s %q", second.ID, clip(second.Body), first.ID, clip(first.Body))
+		t.Errorf("redelivered message %s %q, want %s %q", second.ID, clip.String(string(second.Body), 60), first.ID, clip.String(string(first.Body), 60))
 	}
 	if second.Receipt == first.Receipt {
 		t.Errorf("redelivery has the receipt of the first delivery; want a new receipt per delivery")
@@ -511,7 +512,7 @@ func (s *suite) testDeadLetterAfterMaxReceiveCount(t *testing.T) {
 		t.Errorf("message dead-lettered after %d receives, want %d", receives, maxReceives)
 	}
 	if msgs := receive(ctx, t, q, 1); len(msgs) != 0 {
-		t.Errorf("dead-lettered message still received from the queue: %q", clip(msgs[0].Body))
+		t.Errorf("dead-lettered message still received from the queue: %q", clip.String(string(msgs[0].Body), 60))
 	}
 }
 
@@ -700,7 +701,7 @@ func expectNone(ctx context.Context, t *testing.T, q queue.Queue, d time.Duratio
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		if msgs := receive(ctx, t, q, queue.MaxBatch); len(msgs) != 0 {
 			t.Fatalf("received %d messages that should be gone, the first %q (ReceiveCount %d)",
-				len(msgs), clip(msgs[0].Body), msgs[0].ReceiveCount)
+				len(msgs), clip.String(string(msgs[0].Body), 60), msgs[0].ReceiveCount)
 		}
 	}
 }
@@ -762,12 +763,4 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
-}
-
-// clip shortens a body for a failure message.
-func clip(b []byte) string {
-	if r := []rune(string(b)); len(r) > 60 {
-		return string(r[:60]) + "…"
-	}
-	return string(b)
 }
