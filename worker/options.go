@@ -10,6 +10,16 @@ import (
 	"github.com/sixpotify/top-tracks/internal/metrics"
 )
 
+// Defaults of Options, which the worker command's flags show as theirs.
+const (
+	DefaultConcurrency  = 16
+	DefaultMarket       = "US"
+	DefaultFreshFor     = time.Hour
+	DefaultWaitTime     = 20 * time.Second
+	DefaultDrainTimeout = 15 * time.Second
+	DefaultMaxReceives  = 5
+)
+
 // Options tune a Worker. The zero value of each field means its default.
 type Options struct {
 	// Concurrency is the most artists in flight at once (default 16).
@@ -58,22 +68,22 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Concurrency <= 0 {
-		o.Concurrency = 16
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.Market == "" {
-		o.Market = "US"
+		o.Market = DefaultMarket
 	}
 	if o.FreshFor == 0 {
-		o.FreshFor = time.Hour
+		o.FreshFor = DefaultFreshFor
 	}
 	if o.WaitTime <= 0 {
-		o.WaitTime = 20 * time.Second
+		o.WaitTime = DefaultWaitTime
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 15 * time.Second
+		o.DrainTimeout = DefaultDrainTimeout
 	}
 	if o.MaxReceives <= 0 {
-		o.MaxReceives = 5
+		o.MaxReceives = DefaultMaxReceives
 	}
 	if o.MaxRetries <= 0 {
 		o.MaxRetries = 4

@@ -18,6 +18,14 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 )
 
+// EmbeddedURL is the queue and the store both commands use when QUEUE_URL
+// or STORE_URL is unset: one SQLite file in the working directory.
+const EmbeddedURL = "sqlite:sixpotify.db"
+
+// DefaultArtistsTable is the DynamoDB artists table when ARTISTS_TABLE is
+// unset (the embedded store's is always artists).
+const DefaultArtistsTable = "artists"
+
 // IsSQLite reports whether u names the embedded backend.
 func IsSQLite(u string) bool { return strings.HasPrefix(u, "sqlite:") }
 

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
+	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
@@ -34,7 +35,7 @@ can be given as that environment variable; a flag overrides its variable.`
 // grammar is the producer's command line.
 type grammar struct {
 	Version      kong.VersionFlag `help:"Print the version and exit."`
-	QueueURL     string           `name:"queue-url" envvar:"QUEUE_URL" default:"sqlite:sixpotify.db" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME]."`
+	QueueURL     string           `name:"queue-url" envvar:"QUEUE_URL" default:"${embedded_url}" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME]."`
 	BulkQueueURL string           `name:"bulk-queue-url" envvar:"BULK_QUEUE_URL" help:"The bulk lane, same forms as QUEUE_URL (empty: one lane)."`
 
 	Enqueue   enqueueCmd   `cmd:"" help:"Enqueue artists named on the command line or in files (-f)."`
@@ -51,8 +52,8 @@ type enqueueCmd struct {
 }
 
 type reprocessCmd struct {
-	StoreURL     string        `name:"store-url" envvar:"STORE_URL" default:"sqlite:sixpotify.db" help:"dynamodb:TABLE or sqlite:PATH (which must exist)."`
-	ArtistsTable string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"artists" help:"The DynamoDB artists table."`
+	StoreURL     string        `name:"store-url" envvar:"STORE_URL" default:"${embedded_url}" help:"dynamodb:TABLE or sqlite:PATH (which must exist)."`
+	ArtistsTable string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"${artists_table}" help:"The DynamoDB artists table."`
 	StaleAfter   time.Duration `name:"stale-after" placeholder:"DURATION" help:"Only artists fetched longer ago than this Go duration (e.g. 24h)."`
 	Force        bool          `help:"Set \"force\": true: fetch even if the artist is fresh for the worker."`
 	DryRun       bool          `name:"dry-run" help:"Count the artists that would be enqueued, enqueue nothing."`
@@ -60,12 +61,18 @@ type reprocessCmd struct {
 	Resume       string        `placeholder:"FILE" help:"Checkpoint FILE: artists listed there are skipped, and every artist enqueued is appended, so an interrupted run continues where it stopped."`
 }
 
+// defaults are the values the flags' default tags name.
+var defaults = map[string]string{
+	"embedded_url":  backend.EmbeddedURL,
+	"artists_table": backend.DefaultArtistsTable,
+}
+
 // Run is the producer command. lookup reads the environment (os.LookupEnv).
 // It returns the process's exit code: 0, 1 when an artist was not enqueued
 // or the run failed, 2 for a usage or configuration error.
 func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	p, err := cli.Parse("producer", description, &g, args, lookup, nil, stdout, stderr)
+	p, err := cli.Parse("producer", description, &g, defaults, args, lookup, nil, stdout, stderr)
 	if errors.Is(err, cli.ErrHelp) {
 		return 0
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
@@ -29,6 +31,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/logging"
 	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/metrics"
+	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
@@ -36,13 +39,29 @@ import (
 )
 
 // Defaults the contract leaves to the project; the README documents them.
+// Each is declared once, where it belongs; the flags show them through
+// defaults.
 const (
-	DefaultQueueURL    = "sqlite:sixpotify.db"
-	DefaultStoreURL    = "sqlite:sixpotify.db"
+	DefaultQueueURL    = backend.EmbeddedURL
+	DefaultStoreURL    = backend.EmbeddedURL
 	DefaultRate        = 10 // requests per second per process
-	DefaultConcurrency = 16
-	DefaultFreshFor    = time.Hour
+	DefaultConcurrency = worker.DefaultConcurrency
+	DefaultFreshFor    = worker.DefaultFreshFor
 )
+
+// defaults are the values the flags' default tags name.
+var defaults = map[string]string{
+	"embedded_url":          backend.EmbeddedURL,
+	"artists_table":         backend.DefaultArtistsTable,
+	"default_rate":          strconv.Itoa(DefaultRate),
+	"default_concurrency":   strconv.Itoa(worker.DefaultConcurrency),
+	"default_market":        worker.DefaultMarket,
+	"default_fresh_for":     cli.Duration(worker.DefaultFreshFor),
+	"default_wait_time":     cli.Duration(worker.DefaultWaitTime),
+	"default_drain_timeout": cli.Duration(worker.DefaultDrainTimeout),
+	"default_max_receives":  strconv.Itoa(worker.DefaultMaxReceives),
+	"default_visibility":    cli.Duration(sqlitequeue.DefaultVisibilityTimeout),
+}
 
 // ShutdownTimeout bounds the health server's shutdown at the end of a stop.
 const ShutdownTimeout = 2 * time.Second
@@ -83,25 +102,25 @@ type grammar struct {
 // runFlags are the worker's settings; the README's configuration table
 // lists the same.
 type runFlags struct {
-	QueueURL          string        `name:"queue-url" envvar:"QUEUE_URL" default:"sqlite:sixpotify.db" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME] for the embedded queue."`
+	QueueURL          string        `name:"queue-url" envvar:"QUEUE_URL" default:"${embedded_url}" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME] for the embedded queue."`
 	BulkQueueURL      string        `name:"bulk-queue-url" envvar:"BULK_QUEUE_URL" help:"The bulk lane, same forms as QUEUE_URL; served with what the chatbot's lane leaves (empty: one lane)."`
-	StoreURL          string        `name:"store-url" envvar:"STORE_URL" default:"sqlite:sixpotify.db" help:"dynamodb:TABLE (the tracks table) or sqlite:PATH."`
-	ArtistsTable      string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"artists" help:"The DynamoDB artists table beside the tracks table."`
+	StoreURL          string        `name:"store-url" envvar:"STORE_URL" default:"${embedded_url}" help:"dynamodb:TABLE (the tracks table) or sqlite:PATH."`
+	ArtistsTable      string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"${artists_table}" help:"The DynamoDB artists table beside the tracks table."`
 	CreateTables      bool          `name:"create-tables" envvar:"CREATE_TABLES" help:"Create the DynamoDB tables if they are missing (for development)."`
-	FreshFor          time.Duration `name:"fresh-for" envvar:"FRESH_FOR" default:"1h" help:"Skip an artist fetched less than this long ago unless the message says force (0: never skip)."`
+	FreshFor          time.Duration `name:"fresh-for" envvar:"FRESH_FOR" default:"${default_fresh_for}" help:"Skip an artist fetched less than this long ago unless the message says force (0: never skip)."`
 	ClientID          string        `name:"spotify-client-id" envvar:"SPOTIFY_CLIENT_ID" help:"Client ID of the Spotify app (required)."`
 	ClientSecretFile  string        `name:"spotify-client-secret-file" envvar:"SPOTIFY_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, instead of SPOTIFY_CLIENT_SECRET."`
 	APIURL            string        `name:"spotify-api-url" envvar:"SPOTIFY_API_URL" default:"https://api.spotify.com/v1" help:"Base of the Spotify Web API."`
 	TokenURL          string        `name:"spotify-token-url" envvar:"SPOTIFY_TOKEN_URL" default:"https://accounts.spotify.com/api/token" help:"Spotify's token endpoint."`
-	Market            string        `name:"spotify-market" envvar:"SPOTIFY_MARKET" default:"US" help:"Market (ISO 3166-1 alpha-2) used when a message names none."`
-	Rate              float64       `name:"spotify-rate" envvar:"SPOTIFY_RATE" default:"10" help:"Most Spotify API requests per second from this process (token calls excluded)."`
+	Market            string        `name:"spotify-market" envvar:"SPOTIFY_MARKET" default:"${default_market}" help:"Market (ISO 3166-1 alpha-2) used when a message names none."`
+	Rate              float64       `name:"spotify-rate" envvar:"SPOTIFY_RATE" default:"${default_rate}" help:"Most Spotify API requests per second from this process (token calls excluded)."`
 	Adaptive          bool          `name:"spotify-adaptive" envvar:"SPOTIFY_ADAPTIVE" default:"true" negatable:"" help:"Learn the rate Spotify admits from its 429s, under SPOTIFY_RATE (false: always SPOTIFY_RATE)."`
-	Concurrency       int           `name:"worker-concurrency" envvar:"WORKER_CONCURRENCY" default:"16" help:"Artists in flight at once in this process."`
+	Concurrency       int           `name:"worker-concurrency" envvar:"WORKER_CONCURRENCY" default:"${default_concurrency}" help:"Artists in flight at once in this process."`
 	HTTPAddr          string        `name:"http-addr" envvar:"HTTP_ADDR" default:":9090" help:"Address of the /healthz, /readyz and /metrics server (empty: none)."`
-	WaitTime          time.Duration `name:"receive-wait-time" envvar:"RECEIVE_WAIT_TIME" default:"20s" help:"Long-poll wait of one receive (0s to 20s)."`
-	DrainTimeout      time.Duration `name:"drain-timeout" envvar:"DRAIN_TIMEOUT" default:"15s" help:"On SIGTERM, how long in-flight work may finish before it is given back (at most 15s)."`
-	VisibilityTimeout time.Duration `name:"visibility-timeout" envvar:"VISIBILITY_TIMEOUT" default:"30s" help:"Visibility timeout of the embedded queue (SQS queues keep their own)."`
-	MaxReceives       int           `name:"max-receives" envvar:"MAX_RECEIVES" default:"5" help:"Deliveries after which a failing message is dropped, on a queue with no dead-letter queue."`
+	WaitTime          time.Duration `name:"receive-wait-time" envvar:"RECEIVE_WAIT_TIME" default:"${default_wait_time}" help:"Long-poll wait of one receive (0s to 20s)."`
+	DrainTimeout      time.Duration `name:"drain-timeout" envvar:"DRAIN_TIMEOUT" default:"${default_drain_timeout}" help:"On SIGTERM, how long in-flight work may finish before it is given back (at most 15s)."`
+	VisibilityTimeout time.Duration `name:"visibility-timeout" envvar:"VISIBILITY_TIMEOUT" default:"${default_visibility}" help:"Visibility timeout of the embedded queue (SQS queues keep their own)."`
+	MaxReceives       int           `name:"max-receives" envvar:"MAX_RECEIVES" default:"${default_max_receives}" help:"Deliveries after which a failing message is dropped, on a queue with no dead-letter queue."`
 	UntilEmpty        bool          `name:"until-empty" envvar:"UNTIL_EMPTY" help:"Exit once the queues are empty and nothing is in flight."`
 	LogFormat         string        `name:"log-format" envvar:"LOG_FORMAT" enum:",json,text" default:"" help:"json or text (empty: text on a terminal, JSON otherwise)."`
 	LogLevel          string        `name:"log-level" envvar:"LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
@@ -118,7 +137,7 @@ var ErrHelp = cli.ErrHelp
 // otherwise every problem at once, each on a line naming the variable.
 func Load(args []string, lookup cli.Lookup, out io.Writer) (Config, error) {
 	var g grammar
-	p, err := cli.Parse("worker", description, &g, args, lookup, secrets, out, out)
+	p, err := cli.Parse("worker", description, &g, defaults, args, lookup, secrets, out, out)
 	if err != nil {
 		return Config{}, err
 	}
@@ -220,7 +239,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 // for a usage or configuration error.
 func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr io.Writer) int {
 	var g grammar
-	p, err := cli.Parse("worker", description, &g, args, lookup, secrets, stdout, stderr)
+	p, err := cli.Parse("worker", description, &g, defaults, args, lookup, secrets, stdout, stderr)
 	if errors.Is(err, cli.ErrHelp) {
 		return 0
 	}
