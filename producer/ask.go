@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
-	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/store"
 )
 
@@ -116,39 +115,19 @@ func NewAsker(p *Producer, r Reader, opts AskOptions) *Asker {
 	return &Asker{p: p, r: r, opts: opts, close: func() error { return nil }}
 }
 
-// AskerConfig names what OpenAsker opens.
-type AskerConfig struct {
-	// QueueURL is the chatbot's lane (the worker's QUEUE_URL).
-	QueueURL string
-	// StoreURL is the store (STORE_URL): dynamodb:TABLE or sqlite:PATH.
-	StoreURL string
-	// ArtistsTable is the DynamoDB artists table (default "artists").
-	ArtistsTable string
-	Producer     Options
-	Ask          AskOptions
-}
-
-// OpenAsker opens the queue and the store cfg names. Close it when done.
-func OpenAsker(ctx context.Context, cfg AskerConfig) (*Asker, error) {
-	if cfg.ArtistsTable == "" {
-		cfg.ArtistsTable = "artists"
-	}
-	st, closeS, err := backend.OpenStore(ctx, cfg.StoreURL, cfg.ArtistsTable)
-	if err != nil {
-		return nil, err
-	}
-	p, err := Open(ctx, cfg.QueueURL, cfg.Producer)
-	if err != nil {
-		closeS()
-		return nil, err
-	}
-	a := NewAsker(p, st, cfg.Ask)
-	a.close = func() error { return errors.Join(p.Close(), closeS()) }
-	return a, nil
-}
-
-// Close releases what OpenAsker opened.
+// Close releases what the Asker opened: nothing for one from NewAsker (its
+// producer and reader stay the caller's); the queue and the store for one
+// from asker.Open.
 func (a *Asker) Close() error { return a.close() }
+
+// WithClose returns a copy of a whose Close also calls closeFn: for an
+// opener (package asker) that hands the Asker what it opened.
+func (a *Asker) WithClose(closeFn func() error) *Asker {
+	c := *a
+	prev := a.close
+	c.close = func() error { return errors.Join(closeFn(), prev()) }
+	return &c
+}
 
 // Lookup returns the answer the store holds for the artist (a bare ID, a
 // spotify:artist: URI or an open.spotify.com URL), however old, without

@@ -2,11 +2,9 @@ package producer_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/sixpotify/top-tracks/producer"
 )
@@ -45,38 +43,3 @@ func Example() {
 	// 0 rejected "spotify:track:4kLLWz7srcuLKA7Et40PQR" (input 1): invalid artist "spotify:track:4kLLWz7srcuLKA7Et40PQR": a spotify: URI must be spotify:artist:ID
 }
 
-// A chatbot asks for an artist and answers the user in the same call. Here
-// no worker runs, so the deadline passes; with one, Ask returns the tracks
-// (see the README for the whole path, in Go and in Python).
-func ExampleAsker_Ask() {
-	dir, _ := os.MkdirTemp("", "asker-example")
-	defer os.RemoveAll(dir)
-	db := "sqlite:" + filepath.Join(dir, "sixpotify.db")
-
-	a, err := producer.OpenAsker(context.Background(), producer.AskerConfig{QueueURL: db, StoreURL: db})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer a.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	ans, err := a.Ask(ctx, "https://open.spotify.com/artist/0TnOYISbd1XYRBk9myaseg")
-	switch {
-	case errors.Is(err, producer.ErrNoAnswer):
-		fmt.Println("not answered in time: the artist stays enqueued")
-	case errors.Is(err, producer.ErrInvalidArtist):
-		fmt.Println("that is not an artist")
-	case err != nil:
-		fmt.Println(err)
-	case ans.NotFound():
-		fmt.Println("Spotify does not know this artist")
-	default:
-		for _, t := range ans.Tracks {
-			fmt.Println(t.Rank, t.Name, t.Popularity)
-		}
-	}
-	// Output:
-	// not answered in time: the artist stays enqueued
-}

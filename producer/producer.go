@@ -21,9 +21,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
+	"github.com/sixpotify/top-tracks/internal/clip"
+	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/queue"
-	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
 )
 
 // Entry is one message to send (an alias, so that other modules can
@@ -31,10 +32,9 @@ import (
 type Entry = queue.Entry
 
 // Sender sends a batch of at most ten messages, returning one error per
-// entry (nil when sent) and an error for the call as a whole.
-type Sender interface {
-	SendBatch(ctx context.Context, entries []Entry) ([]error, error)
-}
+// entry (nil when sent) and an error for the call as a whole. An entry error
+// that wraps queue.ErrRejected is not sent again.
+type Sender = queue.Sender
 
 // Options tune a Producer. The zero value is ready to use.
 type Options struct {
@@ -110,7 +110,7 @@ type Failure struct {
 func (s Summary) Err() error {
 	var errs []error
 	for _, r := range s.Rejected {
-		errs = append(errs, fmt.Errorf("rejected %q (input %d): %w", clip(r.Input), r.Line, r.Err))
+		errs = append(errs, fmt.Errorf("rejected %q (input %d): %w", clip.String(r.Input, 80), r.Line, r.Err))
 	}
 	for _, f := range s.Failed {
 		errs = append(errs, fmt.Errorf("failed %s: %w", f.ArtistID, f.Err))
@@ -187,11 +187,9 @@ func (p *Producer) EnqueueMessages(ctx context.Context, seq iter.Seq[Message]) (
 		line := 0
 		for m := range seq {
 			line++
-			var err error
-			if !artistid.Valid(m.ArtistID) {
-				err = fmt.Errorf("%w: %q is not 22 characters of 0-9, A-Z, a-z", artistid.ErrInvalid, clip(m.ArtistID))
-			} else if m.Market != "" && !message.ValidMarket(m.Market) {
-				err = fmt.Errorf("market %q is not an ISO 3166-1 alpha-2 code", clip(m.Market))
+			err := artistid.Check(m.ArtistID)
+			if err == nil && m.Market != "" {
+				err = market.Check(m.Market)
 			}
 			if !yield(item{line: line, input: m.ArtistID, err: err, msg: m}) {
 				return
@@ -349,14 +347,8 @@ func sentOf(msgs []Message, failed []Failure) []Message {
 }
 
 // senderFault reports whether a per-entry error says the entry itself is
-// wrong, so that sending it again cannot help.
+// wrong, so that sending it again cannot help. Every backend wraps
+// queue.ErrRejected for that.
 func senderFault(err error) bool {
-	return sqsqueue.IsSenderFault(err)
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
+	return errors.Is(err, queue.ErrRejected)
 }

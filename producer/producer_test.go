@@ -64,7 +64,7 @@ const (
 // and the worker's.
 type testQueue interface {
 	producer.Sender
-	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error)
+	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Delivery, error)
 }
 
 type backendCase struct {
@@ -490,6 +490,7 @@ func (f *faultySender) stats() (calls int, attempts map[string]int) {
 var (
 	errTransient   = &sqsqueue.EntryError{Code: "InternalError", Message: "try again"}
 	errSenderFault = &sqsqueue.EntryError{Code: "InvalidMessageContents", Message: "bad body", SenderFault: true}
+	errRejected    = fmt.Errorf("sqlitequeue: send entry 0: %w: the message body is empty", queue.ErrRejected)
 	errCall        = errors.New("connection reset by peer")
 )
 
@@ -527,6 +528,20 @@ func TestEnqueueFaults(t *testing.T) {
 			}},
 			want:         producer.Summary{Enqueued: 3, Failed: []producer.Failure{{ArtistID: drake}}},
 			wantErrs:     map[string]error{drake: errSenderFault},
+			wantSent:     []string{pitbull, taylor, weeknd},
+			wantCalls:    1,
+			wantAttempts: map[string]int{pitbull: 1, taylor: 1, drake: 1, weeknd: 1},
+		},
+		{
+			name: "a refusal of the embedded queue is not retried either",
+			sender: &faultySender{failEntry: func(a string, n int) error {
+				if a == drake {
+					return errRejected
+				}
+				return nil
+			}},
+			want:         producer.Summary{Enqueued: 3, Failed: []producer.Failure{{ArtistID: drake}}},
+			wantErrs:     map[string]error{drake: queue.ErrRejected},
 			wantSent:     []string{pitbull, taylor, weeknd},
 			wantCalls:    1,
 			wantAttempts: map[string]int{pitbull: 1, taylor: 1, drake: 1, weeknd: 1},

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
+	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
@@ -73,6 +75,14 @@ func (l *local) enqueue(q producer.Sender, ids ...string) {
 // for Run to return and fails the test if it takes more than 25s.
 func (l *local) start(opts worker.Options) (*worker.Worker, func()) {
 	l.t.Helper()
+	w := l.newWorker(opts)
+	return w, runInBackground(l.t, w, 25*time.Second)
+}
+
+// newWorker returns a worker on both lanes, with short waits and the test's
+// logger.
+func (l *local) newWorker(opts worker.Options) *worker.Worker {
+	l.t.Helper()
 	opts.WaitTime = 200 * time.Millisecond
 	opts.Gate = l.limiter
 	opts.RetryBase = 10 * time.Millisecond
@@ -81,7 +91,20 @@ func (l *local) start(opts worker.Options) (*worker.Worker, func()) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	return w, runInBackground(l.t, w, 25*time.Second)
+	return w
+}
+
+// sendRaw sends bodies to q as they are.
+func (l *local) sendRaw(q *sqlitequeue.Queue, bodies ...string) {
+	l.t.Helper()
+	entries := make([]queue.Entry, len(bodies))
+	for i, b := range bodies {
+		entries[i] = queue.Entry{Body: []byte(b)}
+	}
+	errs, err := q.SendBatch(testenv.Context(l.t), entries)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		l.t.Fatal(err)
+	}
 }
 
 // runInBackground runs w until the returned func (or the test's end) stops

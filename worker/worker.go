@@ -9,9 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
-
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue"
@@ -22,37 +19,21 @@ import (
 // Aliases of the types the interfaces below speak, so that code outside this
 // module can implement them.
 type (
-	Message    = queue.Message
+	Delivery   = queue.Delivery
 	Attributes = queue.Attributes
 	Result     = store.Result
 	Artist     = store.Artist
 	Track      = spotify.Track
 )
 
-// Queue is a lane the worker drains.
-type Queue interface {
-	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
-	DeleteBatch(ctx context.Context, receipts []string) ([]error, error)
-	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
-}
+// Queue is a lane the worker drains (the queue port's Consumer). A Queue
+// that is also a queue.Attributer tells its visibility timeout and redrive
+// policy; one that is also a queue.Sender postpones a message without
+// spending one of its deliveries.
+type Queue = queue.Consumer
 
-// attributer is the optional capability of a Queue that knows its visibility
-// timeout and redrive policy.
-type attributer interface {
-	Attributes(ctx context.Context) (Attributes, error)
-}
-
-// sender is the optional capability of a Queue that can send, used to
-// postpone a message without spending one of its deliveries.
-type sender interface {
-	SendBatch(ctx context.Context, entries []queue.Entry) ([]error, error)
-}
-
-// Store keeps the tracks and artists tables.
-type Store interface {
-	Save(ctx context.Context, r Result) error
-	Artist(ctx context.Context, id string) (Artist, bool, error)
-}
+// Store keeps the tracks and artists tables (the store port's Saver).
+type Store = store.Saver
 
 // Fetcher asks Spotify for an artist's top tracks. *spotify.Client is one.
 type Fetcher interface {
@@ -73,111 +54,16 @@ const (
 	LaneBulk    = "bulk"
 )
 
-// Options tune a Worker. The zero value of each field means its default.
-type Options struct {
-	// Concurrency is the most artists in flight at once (default 16).
-	Concurrency int
-	// Market is used when a message names none (default "US").
-	Market string
-	// FreshFor: an artist fetched less than this long ago is skipped unless
-	// the message says force (default 1h; negative: never skip).
-	FreshFor time.Duration
-	// WaitTime is the long-poll wait of one receive (default 20s).
-	WaitTime time.Duration
-	// DrainTimeout bounds how long a stop waits for in-flight work before
-	// cancelling it and giving the messages back (default 15s). The rest of
-	// the stop ends within 7s more.
-	DrainTimeout time.Duration
-	// MaxReceives: on a queue with no dead-letter queue, a message that has
-	// failed this many deliveries is deleted and logged (default 5).
-	MaxReceives int
-	// MaxRetries is how many times one delivery retries a transient Spotify
-	// failure (default 4); throttled attempts are not counted.
-	MaxRetries int
-	// RetryBase and RetryCap shape the exponential backoff between retries
-	// (defaults 250ms and 10s).
-	RetryBase, RetryCap time.Duration
-	// StopWhenIdle makes Run return by itself once a receive on every lane
-	// came back empty with nothing in flight (for batch runs such as make run).
-	StopWhenIdle bool
-	// Logger receives the worker's logs (default: discard).
-	Logger *slog.Logger
-	// Registerer receives the worker's metrics (default: a private registry).
-	Registerer prometheus.Registerer
-	// Gate decides whether this process may call Spotify now; the Fetcher
-	// must wait on the same one. The worker asks it before receiving, tells
-	// it how store calls went (for its outage breaker), and gives back
-	// without spending a delivery what a pause meets; the bulk lane takes at
-	// most its BulkShare of the slots (default: an unlimited gate).
-	Gate *gate.Gate
-	// Clock returns the time (default time.Now).
-	Clock func() time.Time
-}
-
-func (o *Options) setDefaults() {
-	if o.Concurrency <= 0 {
-		o.Concurrency = 16
-	}
-	if o.Market == "" {
-		o.Market = "US"
-	}
-	if o.FreshFor == 0 {
-		o.FreshFor = time.Hour
-	}
-	if o.WaitTime <= 0 {
-		o.WaitTime = 20 * time.Second
-	}
-	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 15 * time.Second
-	}
-	if o.MaxReceives <= 0 {
-		o.MaxReceives = 5
-	}
-	if o.MaxRetries <= 0 {
-		o.MaxRetries = 4
-	}
-	if o.RetryBase <= 0 {
-		o.RetryBase = 250 * time.Millisecond
-	}
-	if o.RetryCap <= 0 {
-		o.RetryCap = 10 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Registerer == nil {
-		o.Registerer = prometheus.NewRegistry()
-	}
-	if o.Gate == nil {
-		o.Gate = gate.New(gate.Options{})
-	}
-	if o.Clock == nil {
-		o.Clock = time.Now
-	}
-}
-
-// StopMargin is the most a stop takes past DrainTimeout: giving back the
-// unfinished messages (3s, in parallel) and the last deletes, which end by
-// this deadline. With the largest DrainTimeout the worker command accepts
-// (15s) and its health server's shutdown, a stop ends within 25s.
-const StopMargin = 7 * time.Second
-
-// Worker drains its lanes. Create one with New or Open; Run it once.
+// Worker drains its lanes. Create one with New; Run it once.
 type Worker struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	store   Store
-	fetcher Fetcher
 	gate    *gate.Gate
 	lanes   []*lane
 
-	flights singleflight.Group
-
 	ran       atomic.Bool
 	receiving atomic.Bool // true while every lane can receive
-	// stopBy (Unix ns, 0 until a stop begins) bounds the last deletes.
-	stopBy atomic.Int64
 }
 
 // New returns a Worker for the chatbot lane q, an optional bulk lane (nil for
@@ -197,23 +83,17 @@ func New(q, bulk Queue, s Store, f Fetcher, opts Options) (*Worker, error) {
 		return nil, err
 	}
 	opts.setDefaults()
-	w := &Worker{
-		opts:    opts,
-		log:     opts.Logger,
-		store:   s,
-		fetcher: f,
-		gate:    opts.Gate,
-	}
-	w.metrics = metrics.New(opts.Registerer, w.gate.CooldownLeft, w.gate.Rate)
+	w := &Worker{opts: opts, log: opts.Logger, gate: opts.Gate, metrics: opts.Metrics}
 	w.gate.OnEvent(w.gateEvent)
-	w.lanes = append(w.lanes, w.newLane(LaneChatbot, gate.Chatbot, q))
+	fetch := &fetching{opts: &w.opts, store: s, fetcher: f, gate: w.gate, metrics: w.metrics}
+	w.lanes = append(w.lanes, w.newLane(LaneChatbot, false, q, fetch))
 	if bulk != nil {
-		w.lanes = append(w.lanes, w.newLane(LaneBulk, gate.Bulk, bulk))
+		w.lanes = append(w.lanes, w.newLane(LaneBulk, true, bulk, fetch))
 	}
 	return w, nil
 }
 
-// Metrics returns the worker's metrics, for hooks such as spotify.Config's.
+// Metrics returns the worker's metrics (Options.Metrics, or those New created).
 func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
 
 // Ready returns nil while the worker can take work, or why it cannot.
@@ -261,23 +141,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancelWork()
 	recvCtx, stopReceiving := context.WithCancel(ctx)
 	defer stopReceiving()
-
-	slots := make(chan struct{}, w.opts.Concurrency)
-	var work sync.WaitGroup
-	var idle idleTracker
-	idle.lanes = len(w.lanes)
+	r := newRun(recvCtx, workCtx, stopReceiving, w.opts.Concurrency, len(w.lanes))
 
 	var loops sync.WaitGroup
 	for _, l := range w.lanes {
 		l.startDeleter()
-		loops.Add(1)
-		go func() {
-			defer loops.Done()
+		loops.Go(func() {
 			// Each lane learns its queue's attributes on its own: a bulk
 			// queue that cannot be read never holds up the chatbot's lane.
 			l.attributes(recvCtx)
-			l.receiveLoop(recvCtx, workCtx, slots, &work, &idle, stopReceiving)
-		}()
+			l.receive(r)
+		})
 	}
 	w.receiving.Store(true)
 	w.log.Info("worker started", "lanes", len(w.lanes), "concurrency", w.opts.Concurrency)
@@ -285,12 +159,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	loops.Wait()
 	w.receiving.Store(false)
 	// Everything a stop does ends by this deadline: the drain, then the
-	// give-backs (3s each, in parallel), then the last deletes.
-	w.stopBy.Store(time.Now().Add(w.opts.DrainTimeout + StopMargin).UnixNano())
+	// give-backs (in parallel), then the last deletes.
+	stopBy := time.Now().Add(w.opts.DrainTimeout + StopMargin)
+	for _, l := range w.lanes {
+		l.stopBy.Store(stopBy.UnixNano())
+	}
 	w.log.Info("worker stopping: receiving stopped, draining in-flight work", "drain_timeout", w.opts.DrainTimeout)
 
 	drained := make(chan struct{})
-	go func() { work.Wait(); close(drained) }()
+	go func() { r.work.Wait(); close(drained) }()
 	select {
 	case <-drained:
 	case <-time.After(w.opts.DrainTimeout):
@@ -303,39 +180,4 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker stopped")
 	return nil
-}
-
-// idleTracker notices, for StopWhenIdle, when every lane's last receive came
-// back empty while nothing was in flight.
-type idleTracker struct {
-	mu       sync.Mutex
-	lanes    int
-	empty    map[string]bool
-	inFlight int
-}
-
-func (t *idleTracker) add(n int) {
-	t.mu.Lock()
-	t.inFlight += n
-	t.mu.Unlock()
-}
-
-// observe records a receive of n messages on lane and reports whether the
-// worker is idle.
-func (t *idleTracker) observe(lane string, n int) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.empty == nil {
-		t.empty = map[string]bool{}
-	}
-	t.empty[lane] = n == 0
-	if t.inFlight > 0 || len(t.empty) < t.lanes {
-		return false
-	}
-	for _, e := range t.empty {
-		if !e {
-			return false
-		}
-	}
-	return true
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/sixpotify/top-tracks/internal/clip"
 )
 
 // Len is the length of every Spotify artist ID.
@@ -32,6 +34,16 @@ func Valid(id string) bool {
 	return true
 }
 
+// Check returns nil for a valid artist ID, and otherwise an error wrapping
+// ErrInvalid that says why. It is the one check every path that takes an
+// artist ID makes (the producer, the message decoder, the Spotify client).
+func Check(id string) error {
+	if Valid(id) {
+		return nil
+	}
+	return fmt.Errorf("%w %q: an artist ID is %d characters of 0-9, A-Z, a-z", ErrInvalid, clip.String(id, 80), Len)
+}
+
 // Parse returns the artist ID in ref, which may be a bare ID,
 // "spotify:artist:ID" or "https://open.spotify.com/artist/ID[?…]" (an
 // "/intl-xx/" path prefix is accepted, as Spotify's share links carry one).
@@ -45,7 +57,7 @@ func Parse(ref string) (string, error) {
 	case strings.HasPrefix(s, "spotify:"):
 		rest, ok := strings.CutPrefix(s, "spotify:artist:")
 		if !ok {
-			return "", fmt.Errorf("%w %q: a spotify: URI must be spotify:artist:ID", ErrInvalid, clip(s))
+			return "", fmt.Errorf("%w %q: a spotify: URI must be spotify:artist:ID", ErrInvalid, clip.String(s, 80))
 		}
 		id = rest
 	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
@@ -56,8 +68,8 @@ func Parse(ref string) (string, error) {
 	default:
 		id = s
 	}
-	if !Valid(id) {
-		return "", fmt.Errorf("%w %q: an artist ID is %d characters of 0-9, A-Z, a-z", ErrInvalid, clip(s), Len)
+	if !Valid(id) { // named as written, not only the part taken for an ID
+		return "", fmt.Errorf("%w %q: an artist ID is %d characters of 0-9, A-Z, a-z", ErrInvalid, clip.String(s, 80), Len)
 	}
 	return id, nil
 }
@@ -65,14 +77,14 @@ func Parse(ref string) (string, error) {
 func fromURL(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("%w %q: not a URL", ErrInvalid, clip(s))
+		return "", fmt.Errorf("%w %q: not a URL", ErrInvalid, clip.String(s, 80))
 	}
 	if u.Host != "open.spotify.com" {
-		return "", fmt.Errorf("%w %q: the URL must be on open.spotify.com", ErrInvalid, clip(s))
+		return "", fmt.Errorf("%w %q: the URL must be on open.spotify.com", ErrInvalid, clip.String(s, 80))
 	}
 	// RawPath is set when the path holds escapes such as %2F; an ID never does.
 	if u.RawPath != "" || u.User != nil || u.Port() != "" {
-		return "", fmt.Errorf("%w %q: not an artist URL", ErrInvalid, clip(s))
+		return "", fmt.Errorf("%w %q: not an artist URL", ErrInvalid, clip.String(s, 80))
 	}
 	parts := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
 	if len(parts) > 0 && strings.HasPrefix(parts[0], "intl-") {
@@ -82,16 +94,7 @@ func fromURL(s string) (string, error) {
 		parts = parts[:2]
 	}
 	if len(parts) != 2 || parts[0] != "artist" {
-		return "", fmt.Errorf("%w %q: the URL must be https://open.spotify.com/artist/ID", ErrInvalid, clip(s))
+		return "", fmt.Errorf("%w %q: the URL must be https://open.spotify.com/artist/ID", ErrInvalid, clip.String(s, 80))
 	}
 	return parts[1], nil
-}
-
-// clip keeps error lines short when the input is long.
-func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
 }

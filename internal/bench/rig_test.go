@@ -28,6 +28,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/bench"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
+	workermetrics "github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
@@ -221,13 +222,13 @@ func runWorker(ctx context.Context, w *world, s *standIn, concurrency int) (*dyn
 // nil) applied to the worker's options.
 func runWorkerWith(ctx context.Context, w *world, s *standIn, concurrency int, storeOpts dynamostore.Options, tune func(*worker.Options)) (*dynamostore.Store, error) {
 	limiter := gate.New(gate.Options{Rate: workerRate, Fixed: true})
-	var wk *worker.Worker
+	m := workermetrics.New(prometheus.NewRegistry(), limiter.CooldownLeft, limiter.Rate)
 	client, err := spotify.New(spotify.Config{
 		APIURL: s.apiURL(), TokenURL: s.tokenURL(), ClientID: clientID, ClientSecret: clientSecret,
 		HTTPClient: s.client,
 		Gate:       limiter,
-		OnResponse: func(status int, elapsed time.Duration) { wk.Metrics().ObserveSpotify(status, elapsed) },
-		OnToken:    func(err error) { wk.Metrics().ObserveToken(err) },
+		OnResponse: m.ObserveSpotify,
+		OnToken:    m.ObserveToken,
 	})
 	if err != nil {
 		return nil, err
@@ -242,13 +243,13 @@ func runWorkerWith(ctx context.Context, w *world, s *standIn, concurrency int, s
 		WaitTime:     time.Millisecond, // a short poll, as RECEIVE_WAIT_TIME=0s
 		StopWhenIdle: true,
 		Gate:         limiter,
-		Registerer:   prometheus.NewRegistry(),
+		Metrics:      m,
 		Logger:       slog.New(slog.DiscardHandler),
 	}
 	if tune != nil {
 		tune(&opts)
 	}
-	wk, err = worker.New(q, nil, st, client, opts)
+	wk, err := worker.New(q, nil, st, client, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,19 @@ func FlagName(env string) string {
 	return strings.ReplaceAll(strings.ToLower(env), "_", "-")
 }
 
+// Duration writes d as a flag's default: "1h", "20s", "1m30s" (without
+// time.Duration.String's trailing "0m0s").
+func Duration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // ErrHelp is returned by Parse when it answered --help, help CMD or
 // --version on stdout: the command exits 0.
 var ErrHelp = errors.New("help shown")
@@ -103,8 +116,10 @@ var ErrHelp = errors.New("help shown")
 // Parse parses args into grammar (a kong struct). It returns ErrHelp when
 // help or the version was printed, and otherwise a one-line usage error
 // ending with a pointer to --help. Problems with variables are left in the
-// Parsed (see Err). secrets names variables never taken as flags.
-func Parse(name, description string, grammar any, args []string, lookup Lookup, secrets []string, stdout, stderr io.Writer) (*Parsed, error) {
+// Parsed (see Err). secrets names variables never taken as flags; defaults
+// are the values the grammar's default tags name as ${NAME}, so that each
+// default is written once, where its package declares it.
+func Parse(name, description string, grammar any, defaults map[string]string, args []string, lookup Lookup, secrets []string, stdout, stderr io.Writer) (*Parsed, error) {
 	for _, a := range args {
 		if a == "--" {
 			break
@@ -121,6 +136,7 @@ func Parse(name, description string, grammar any, args []string, lookup Lookup, 
 		kong.Name(name), kong.Description(description),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(int) { exited = true }),
+		kong.Vars(defaults),
 		kong.Vars{"version": VersionLine(name)},
 		kong.ValueFormatter(helpWithEnv),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
@@ -152,7 +168,7 @@ func Parse(name, description string, grammar any, args []string, lookup Lookup, 
 				cmd = append(cmd, a)
 			}
 		}
-		return Parse(name, description, grammar, append(cmd, "--help"), lookup, secrets, stdout, stderr)
+		return Parse(name, description, grammar, defaults, append(cmd, "--help"), lookup, secrets, stdout, stderr)
 	}
 	p.Ctx = kctx
 	return p, nil

@@ -119,7 +119,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	return summary(ctx, stdout, reg, parts.Store, cfg, elapsed, fake)
 }
 
-func summary(ctx context.Context, w io.Writer, reg prometheus.Gatherer, st backend.Store, cfg workercmd.Config, elapsed time.Duration, fake *fakespotify.Server) error {
+func summary(ctx context.Context, w io.Writer, reg prometheus.Gatherer, st store.Store, cfg workercmd.Config, elapsed time.Duration, fake *fakespotify.Server) error {
 	m := gather(reg)
 	processed := m.sum("sixpotify_messages_processed_total", nil)
 	ok := m.sum("sixpotify_messages_processed_total", map[string]string{"outcome": "ok"})

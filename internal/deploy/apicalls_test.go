@@ -22,8 +22,8 @@ var awsBackends = []struct{ dir, service string }{
 // The packages each binary is made of above the backends. Every name they
 // call or mention that a backend declares is an entry into that backend.
 var (
-	workerPackages   = []string{"cmd/worker", "internal/workercmd", "worker", "internal/backend"}
-	producerPackages = []string{"cmd/producer", "internal/producercmd", "producer", "internal/backend"}
+	workerPackages   = []string{"cmd/worker", "internal/workercmd", "worker", "internal/backend", "internal/backend/queues", "internal/backend/stores"}
+	producerPackages = []string{"cmd/producer", "internal/producercmd", "producer", "internal/backend", "internal/backend/queues", "internal/backend/stores"}
 )
 
 // devOnlyEntry is the backend method the worker calls only with

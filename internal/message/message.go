@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
+	"github.com/sixpotify/top-tracks/internal/market"
 )
 
 // Message asks for one artist's top tracks.
@@ -48,13 +49,13 @@ func Decode(body []byte) (Message, error) {
 	if m.ArtistID == "" {
 		return Message{}, fmt.Errorf("%w: artist_id is missing", ErrPoison)
 	}
-	if !artistid.Valid(m.ArtistID) {
-		return Message{}, fmt.Errorf("%w: artist_id %q is not 22 characters of [0-9A-Za-z]", ErrPoison, clip(m.ArtistID))
+	if err := artistid.Check(m.ArtistID); err != nil {
+		return Message{}, fmt.Errorf("%w: artist_id: %w", ErrPoison, err)
 	}
 	if m.Market != "" {
 		m.Market = strings.ToUpper(m.Market)
-		if !ValidMarket(m.Market) {
-			return Message{}, fmt.Errorf("%w: market %q is not an ISO 3166-1 alpha-2 code", ErrPoison, clip(m.Market))
+		if err := market.Check(m.Market); err != nil {
+			return Message{}, fmt.Errorf("%w: %w", ErrPoison, err)
 		}
 	}
 	return m, nil
@@ -62,18 +63,15 @@ func Decode(body []byte) (Message, error) {
 
 // Encode returns the body for m.
 func Encode(m Message) ([]byte, error) {
-	if !artistid.Valid(m.ArtistID) {
-		return nil, fmt.Errorf("artist_id %q is not a Spotify artist ID", clip(m.ArtistID))
+	if err := artistid.Check(m.ArtistID); err != nil {
+		return nil, fmt.Errorf("artist_id: %w", err)
 	}
-	if m.Market != "" && !ValidMarket(m.Market) {
-		return nil, fmt.Errorf("market %q is not an ISO 3166-1 alpha-2 code", clip(m.Market))
+	if m.Market != "" {
+		if err := market.Check(m.Market); err != nil {
+			return nil, err
+		}
 	}
 	return json.Marshal(m)
-}
-
-// ValidMarket reports whether s is two upper-case ASCII letters.
-func ValidMarket(s string) bool {
-	return len(s) == 2 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z'
 }
 
 type snsEnvelope struct {
@@ -91,12 +89,4 @@ func unwrapSNS(body []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return []byte(*env.Message), true
-}
-
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
+	"github.com/sixpotify/top-tracks/internal/market"
 )
 
 const id = "0TnOYISbd1XYRBk9myaseg"
@@ -89,7 +90,7 @@ func FuzzDecode(f *testing.F) {
 		if !artistid.Valid(m.ArtistID) {
 			t.Fatalf("Decode accepted artist_id %q", m.ArtistID)
 		}
-		if m.Market != "" && !ValidMarket(m.Market) {
+		if m.Market != "" && !market.Valid(m.Market) {
 			t.Fatalf("Decode accepted market %q", m.Market)
 		}
 		// What Decode accepts, Encode writes and Decode reads back the same.

@@ -20,8 +20,10 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/backend"
+	"github.com/sixpotify/top-tracks/internal/backend/queues"
+	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
-	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/progress"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/producer"
@@ -33,7 +35,7 @@ can be given as that environment variable; a flag overrides its variable.`
 // grammar is the producer's command line.
 type grammar struct {
 	Version      kong.VersionFlag `help:"Print the version and exit."`
-	QueueURL     string           `name:"queue-url" envvar:"QUEUE_URL" default:"sqlite:sixpotify.db" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME]."`
+	QueueURL     string           `name:"queue-url" envvar:"QUEUE_URL" default:"${embedded_url}" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME]."`
 	BulkQueueURL string           `name:"bulk-queue-url" envvar:"BULK_QUEUE_URL" help:"The bulk lane, same forms as QUEUE_URL (empty: one lane)."`
 
 	Enqueue   enqueueCmd   `cmd:"" help:"Enqueue artists named on the command line or in files (-f)."`
@@ -51,8 +53,8 @@ type enqueueCmd struct {
 }
 
 type reprocessCmd struct {
-	StoreURL     string        `name:"store-url" envvar:"STORE_URL" default:"sqlite:sixpotify.db" help:"dynamodb:TABLE or sqlite:PATH (which must exist)."`
-	ArtistsTable string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"artists" help:"The DynamoDB artists table."`
+	StoreURL     string        `name:"store-url" envvar:"STORE_URL" default:"${embedded_url}" help:"dynamodb:TABLE or sqlite:PATH (which must exist)."`
+	ArtistsTable string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"${artists_table}" help:"The DynamoDB artists table."`
 	StaleAfter   time.Duration `name:"stale-after" placeholder:"DURATION" help:"Only artists fetched longer ago than this Go duration (e.g. 24h)."`
 	Force        bool          `help:"Set \"force\": true: fetch even if the artist is fresh for the worker."`
 	DryRun       bool          `name:"dry-run" help:"Count the artists that would be enqueued, enqueue nothing."`
@@ -60,12 +62,18 @@ type reprocessCmd struct {
 	Resume       string        `placeholder:"FILE" help:"Checkpoint FILE: artists listed there are skipped, and every artist enqueued is appended, so an interrupted run continues where it stopped."`
 }
 
+// defaults are the values the flags' default tags name.
+var defaults = map[string]string{
+	"embedded_url":  backend.EmbeddedURL,
+	"artists_table": backend.DefaultArtistsTable,
+}
+
 // Run is the producer command. lookup reads the environment (os.LookupEnv).
 // It returns the process's exit code: 0, 1 when an artist was not enqueued
 // or the run failed, 2 for a usage or configuration error.
 func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	p, err := cli.Parse("producer", description, &g, args, lookup, nil, stdout, stderr)
+	p, err := cli.Parse("producer", description, &g, defaults, args, lookup, nil, stdout, stderr)
 	if errors.Is(err, cli.ErrHelp) {
 		return 0
 	}
@@ -120,7 +128,7 @@ func (g *grammar) lane(bulk, fallback bool) (string, error) {
 	if u == "" {
 		return "", failf(env, "is empty")
 	}
-	if err := backend.ValidateQueueURL(u); err != nil {
+	if err := queues.ValidateURL(u); err != nil {
 		return "", failf(env, "%v", err)
 	}
 	return u, nil
@@ -151,14 +159,14 @@ func (c *enqueueCmd) run(ctx context.Context, g *grammar, stdin io.Reader, stdou
 	if err != nil {
 		return err
 	}
-	market, files, closeFiles, err := c.inputs(stdin)
+	mkt, files, closeFiles, err := c.inputs(stdin)
 	if err != nil {
 		return err
 	}
 	defer closeFiles()
 
 	var sent atomic.Int64
-	p, err := producer.Open(ctx, u, producer.Options{Market: market, Force: c.Force,
+	p, err := producer.Open(ctx, u, producer.Options{Market: mkt, Force: c.Force,
 		OnSent: func(msgs []producer.Message) { sent.Add(int64(len(msgs))) }})
 	if err != nil {
 		return err
@@ -189,9 +197,9 @@ func (c *enqueueCmd) run(ctx context.Context, g *grammar, stdin io.Reader, stdou
 
 // inputs checks the market and opens the files to read artists from; the
 // returned func closes them.
-func (c *enqueueCmd) inputs(stdin io.Reader) (market string, files []namedReader, closeFiles func(), err error) {
-	market = strings.ToUpper(c.Market)
-	if market != "" && !message.ValidMarket(market) {
+func (c *enqueueCmd) inputs(stdin io.Reader) (mkt string, files []namedReader, closeFiles func(), err error) {
+	mkt = strings.ToUpper(c.Market)
+	if mkt != "" && !market.Valid(mkt) {
 		return "", nil, nil, usageError{fmt.Errorf("--market: %q is not an ISO 3166-1 alpha-2 code such as US", c.Market)}
 	}
 	if len(c.File) == 0 && len(c.Artists) == 0 {
@@ -216,7 +224,7 @@ func (c *enqueueCmd) inputs(stdin io.Reader) (market string, files []namedReader
 		opened = append(opened, f)
 		files = append(files, namedReader{name, f})
 	}
-	return market, files, closeFiles, nil
+	return mkt, files, closeFiles, nil
 }
 
 type namedReader struct {
@@ -292,10 +300,10 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 	if c.StoreURL == "" {
 		return failf("STORE_URL", "is empty")
 	}
-	if err := backend.ValidateStoreURL(c.StoreURL); err != nil {
+	if err := stores.ValidateURL(c.StoreURL); err != nil {
 		return failf("STORE_URL", "%v", err)
 	}
-	if err := backend.StoreExists(c.StoreURL); err != nil {
+	if err := stores.Exists(c.StoreURL); err != nil {
 		return failf("STORE_URL", "%v", err)
 	}
 	stale := c.StaleAfter
@@ -315,7 +323,7 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 		}
 		defer ck.close()
 	}
-	st, closeS, err := backend.OpenStore(ctx, *storeURL, *artists)
+	st, closeS, err := stores.Open(ctx, *storeURL, *artists)
 	if err != nil {
 		return failf("STORE_URL", "%v", err)
 	}

@@ -12,11 +12,13 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/backend"
+	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/producer"
+	"github.com/sixpotify/top-tracks/producer/asker"
 )
 
 // defaultWaitTimeout is how long enqueue --wait waits when --wait-timeout
@@ -74,17 +76,17 @@ func (c *enqueueCmd) runWait(ctx context.Context, g *grammar, p *cli.Parsed, std
 	if c.StoreURL == "" {
 		return failf("STORE_URL", "is empty")
 	}
-	if err := backend.ValidateStoreURL(c.StoreURL); err != nil {
+	if err := stores.ValidateURL(c.StoreURL); err != nil {
 		return failf("STORE_URL", "%v", err)
 	}
 	// A store that does not exist is a typo, unless it is the queue's own
 	// file (the embedded default), which opening the queue creates.
 	if !sameFile(u, c.StoreURL) {
-		if err := backend.StoreExists(c.StoreURL); err != nil {
+		if err := stores.Exists(c.StoreURL); err != nil {
 			return failf("STORE_URL", "%v", err)
 		}
 	}
-	market, files, closeFiles, err := c.inputs(stdin)
+	mkt, files, closeFiles, err := c.inputs(stdin)
 	if err != nil {
 		return err
 	}
@@ -120,9 +122,9 @@ func (c *enqueueCmd) runWait(ctx context.Context, g *grammar, p *cli.Parsed, std
 	if freshFor == 0 {
 		freshFor = -1 // always enqueue
 	}
-	a, err := producer.OpenAsker(ctx, producer.AskerConfig{
+	a, err := asker.Open(ctx, asker.Config{
 		QueueURL: u, StoreURL: c.StoreURL, ArtistsTable: c.ArtistsTable,
-		Producer: producer.Options{Market: market, Force: c.Force},
+		Producer: producer.Options{Market: mkt, Force: c.Force},
 		Ask:      producer.AskOptions{FreshFor: freshFor},
 	})
 	if err != nil {

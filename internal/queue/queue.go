@@ -1,27 +1,51 @@
-// Package queue holds the types shared by the queue backends (sqsqueue,
-// sqlitequeue) and their users (the worker, the producer). The interfaces
-// themselves are declared where they are used; every backend provides:
-//
-//	Receive(ctx, max int, wait time.Duration) ([]Message, error)
-//	DeleteBatch(ctx, receipts []string) ([]error, error)
-//	ChangeVisibility(ctx, receipt string, timeout time.Duration) error
-//	SendBatch(ctx, entries []Entry) ([]error, error)
-//	Attributes(ctx) (Attributes, error)
-//
-// The conformance suite in queuetest checks each backend against these semantics.
+// Package queue is the queue port: the method set every queue backend
+// (sqsqueue, sqlitequeue) provides, declared once here as small interfaces,
+// and the types they speak. The worker drains a Consumer, the producer sends
+// through a Sender, and the backend opener and the conformance suite in
+// queuetest speak the whole Queue.
 package queue
 
 import (
+	"context"
 	"errors"
 	"time"
 )
+
+// Consumer is what drains a queue: receive deliveries, delete them in
+// batches once their work is durable, and change their visibility (0 gives
+// one back at once).
+type Consumer interface {
+	Receive(ctx context.Context, max int, wait time.Duration) ([]Delivery, error)
+	DeleteBatch(ctx context.Context, receipts []string) ([]error, error)
+	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
+}
+
+// Sender sends a batch of at most MaxBatch messages, returning one error per
+// entry (nil when sent; wrapping ErrRejected when the queue refuses the
+// entry itself) and an error for the call as a whole.
+type Sender interface {
+	SendBatch(ctx context.Context, entries []Entry) ([]error, error)
+}
+
+// Attributer tells a queue's visibility timeout and redrive policy.
+type Attributer interface {
+	Attributes(ctx context.Context) (Attributes, error)
+}
+
+// Queue is the whole method set of every backend.
+type Queue interface {
+	Consumer
+	Sender
+	Attributer
+}
 
 // MaxBatch is the most entries one SendBatch or DeleteBatch call takes, and the
 // most messages one Receive returns (SQS's limit).
 const MaxBatch = 10
 
-// Message is one delivery of a queued message.
-type Message struct {
+// Delivery is one delivery of a queued message: what a Receive returns,
+// with the receipt that settles it and the message's receive count.
+type Delivery struct {
 	// ID identifies the message across deliveries.
 	ID string
 	// Receipt identifies this delivery; Delete and ChangeVisibility take it.
@@ -54,6 +78,12 @@ type Attributes struct {
 // ErrInvalidReceipt is returned (per entry, or alone) for a receipt handle that
 // is malformed, or no longer names a delivery the queue knows.
 var ErrInvalidReceipt = errors.New("invalid receipt handle")
+
+// ErrRejected is wrapped by the per-entry error of a batch call when the
+// queue refuses the entry itself (an empty body, one too large, characters
+// SQS does not carry): sending it again unchanged fails again. Every backend
+// wraps it, so that a sender tells its own fault without knowing the backend.
+var ErrRejected = errors.New("the queue refused the entry")
 
 // FirstError joins the per-entry errors of a batch call (nil when all succeeded).
 func FirstError(errs []error) error {

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
+	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/gate"
+	"github.com/sixpotify/top-tracks/internal/market"
 )
 
 const (
@@ -149,15 +151,15 @@ func (c *Client) TopTracks(ctx context.Context, artistID, market string) ([]Trac
 // the moment Spotify's answer describes. A slow answer to
 // an earlier request carries the earlier time, so that it never passes for
 // newer than the answer to a later request.
-func (c *Client) TopTracksAt(ctx context.Context, artistID, market string) ([]Track, time.Time, error) {
+func (c *Client) TopTracksAt(ctx context.Context, artistID, mkt string) ([]Track, time.Time, error) {
 	if !artistid.Valid(artistID) {
-		return nil, time.Time{}, fmt.Errorf("spotify: top tracks of %q: %w", clip(artistID, 40), ErrInvalidArtist)
+		return nil, time.Time{}, fmt.Errorf("spotify: top tracks of %q: %w", clip.String(artistID, 40), ErrInvalidArtist)
 	}
-	if !validMarket(market) {
+	if !market.Valid(mkt) {
 		return nil, time.Time{}, fmt.Errorf("spotify: top tracks of %s: market %q is not two upper-case letters: %w",
-			artistID, clip(market, 10), ErrBadRequest)
+			artistID, clip.String(mkt, 10), ErrBadRequest)
 	}
-	tracks, sent, err := c.topTracks(ctx, artistID, market)
+	tracks, sent, err := c.topTracks(ctx, artistID, mkt)
 	if err != nil {
 		return nil, sent, fmt.Errorf("spotify: top tracks of %s: %w", artistID, err)
 	}
@@ -410,10 +412,5 @@ func errorBody(body []byte, tok string) (message, reason string) {
 			reason = ""
 		}
 	}
-	return clip(msg, 200), reason
-}
-
-// validMarket reports whether s is two upper-case ASCII letters.
-func validMarket(s string) bool {
-	return len(s) == 2 && 'A' <= s[0] && s[0] <= 'Z' && 'A' <= s[1] && s[1] <= 'Z'
+	return clip.String(msg, 200), reason
 }

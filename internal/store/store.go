@@ -1,15 +1,11 @@
-// Package store holds the types shared by the store backends (dynamostore,
-// sqlitestore) and their users. Every backend provides:
-//
-//	Save(ctx, Result) error              // converge one artist's rows, then its artists row
-//	Artist(ctx, id string) (Artist, bool, error)
-//	Tracks(ctx, id string) ([]Row, error) // an artist's rows, by rank
-//	ScanArtists(ctx, fn func(Artist) error) error
-//
-// The conformance suite in storetest checks each backend against these semantics.
+// Package store is the store port: the method set every store backend
+// (dynamostore, sqlitestore) provides, declared once here, and the types it
+// speaks. The worker saves through a Saver; the backend opener and the
+// conformance suite in storetest speak the whole Store.
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +15,24 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/spotify"
 )
+
+// Saver is the part of a store the worker uses: Save converges one artist's
+// rows to a fetch, then writes its artists row; Artist reads that row (ok is
+// false when the store holds no fetch of the artist), so that an artist
+// still fresh is skipped.
+type Saver interface {
+	Save(ctx context.Context, r Result) error
+	Artist(ctx context.Context, id string) (a Artist, ok bool, err error)
+}
+
+// Store is the whole method set of every backend: a Saver, an artist's rows
+// by rank (Tracks), and a scan of the artists table (ScanArtists, which
+// stops at fn's first error and returns it).
+type Store interface {
+	Saver
+	Tracks(ctx context.Context, id string) ([]Row, error)
+	ScanArtists(ctx context.Context, fn func(Artist) error) error
+}
 
 // Status of an artist in the artists table.
 type Status string

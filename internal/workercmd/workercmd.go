@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,24 +24,44 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sixpotify/top-tracks/internal/backend"
+	"github.com/sixpotify/top-tracks/internal/backend/queues"
+	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/logging"
-	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/metrics"
+	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
 // Defaults the contract leaves to the project; the README documents them.
+// Each is declared once, where it belongs; the flags show them through
+// defaults.
 const (
-	DefaultQueueURL    = "sqlite:sixpotify.db"
-	DefaultStoreURL    = "sqlite:sixpotify.db"
+	DefaultQueueURL    = backend.EmbeddedURL
+	DefaultStoreURL    = backend.EmbeddedURL
 	DefaultRate        = 10 // requests per second per process
-	DefaultConcurrency = 16
-	DefaultFreshFor    = time.Hour
+	DefaultConcurrency = worker.DefaultConcurrency
+	DefaultFreshFor    = worker.DefaultFreshFor
 )
+
+// defaults are the values the flags' default tags name.
+var defaults = map[string]string{
+	"embedded_url":          backend.EmbeddedURL,
+	"artists_table":         backend.DefaultArtistsTable,
+	"default_rate":          strconv.Itoa(DefaultRate),
+	"default_concurrency":   strconv.Itoa(worker.DefaultConcurrency),
+	"default_market":        worker.DefaultMarket,
+	"default_fresh_for":     cli.Duration(worker.DefaultFreshFor),
+	"default_wait_time":     cli.Duration(worker.DefaultWaitTime),
+	"default_drain_timeout": cli.Duration(worker.DefaultDrainTimeout),
+	"default_max_receives":  strconv.Itoa(worker.DefaultMaxReceives),
+	"default_visibility":    cli.Duration(sqlitequeue.DefaultVisibilityTimeout),
+}
 
 // ShutdownTimeout bounds the health server's shutdown at the end of a stop.
 const ShutdownTimeout = 2 * time.Second
@@ -81,25 +102,25 @@ type grammar struct {
 // runFlags are the worker's settings; the README's configuration table
 // lists the same.
 type runFlags struct {
-	QueueURL          string        `name:"queue-url" envvar:"QUEUE_URL" default:"sqlite:sixpotify.db" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME] for the embedded queue."`
+	QueueURL          string        `name:"queue-url" envvar:"QUEUE_URL" default:"${embedded_url}" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME] for the embedded queue."`
 	BulkQueueURL      string        `name:"bulk-queue-url" envvar:"BULK_QUEUE_URL" help:"The bulk lane, same forms as QUEUE_URL; served with what the chatbot's lane leaves (empty: one lane)."`
-	StoreURL          string        `name:"store-url" envvar:"STORE_URL" default:"sqlite:sixpotify.db" help:"dynamodb:TABLE (the tracks table) or sqlite:PATH."`
-	ArtistsTable      string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"artists" help:"The DynamoDB artists table beside the tracks table."`
+	StoreURL          string        `name:"store-url" envvar:"STORE_URL" default:"${embedded_url}" help:"dynamodb:TABLE (the tracks table) or sqlite:PATH."`
+	ArtistsTable      string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"${artists_table}" help:"The DynamoDB artists table beside the tracks table."`
 	CreateTables      bool          `name:"create-tables" envvar:"CREATE_TABLES" help:"Create the DynamoDB tables if they are missing (for development)."`
-	FreshFor          time.Duration `name:"fresh-for" envvar:"FRESH_FOR" default:"1h" help:"Skip an artist fetched less than this long ago unless the message says force (0: never skip)."`
+	FreshFor          time.Duration `name:"fresh-for" envvar:"FRESH_FOR" default:"${default_fresh_for}" help:"Skip an artist fetched less than this long ago unless the message says force (0: never skip)."`
 	ClientID          string        `name:"spotify-client-id" envvar:"SPOTIFY_CLIENT_ID" help:"Client ID of the Spotify app (required)."`
 	ClientSecretFile  string        `name:"spotify-client-secret-file" envvar:"SPOTIFY_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, instead of SPOTIFY_CLIENT_SECRET."`
 	APIURL            string        `name:"spotify-api-url" envvar:"SPOTIFY_API_URL" default:"https://api.spotify.com/v1" help:"Base of the Spotify Web API."`
 	TokenURL          string        `name:"spotify-token-url" envvar:"SPOTIFY_TOKEN_URL" default:"https://accounts.spotify.com/api/token" help:"Spotify's token endpoint."`
-	Market            string        `name:"spotify-market" envvar:"SPOTIFY_MARKET" default:"US" help:"Market (ISO 3166-1 alpha-2) used when a message names none."`
-	Rate              float64       `name:"spotify-rate" envvar:"SPOTIFY_RATE" default:"10" help:"Most Spotify API requests per second from this process (token calls excluded)."`
+	Market            string        `name:"spotify-market" envvar:"SPOTIFY_MARKET" default:"${default_market}" help:"Market (ISO 3166-1 alpha-2) used when a message names none."`
+	Rate              float64       `name:"spotify-rate" envvar:"SPOTIFY_RATE" default:"${default_rate}" help:"Most Spotify API requests per second from this process (token calls excluded)."`
 	Adaptive          bool          `name:"spotify-adaptive" envvar:"SPOTIFY_ADAPTIVE" default:"true" negatable:"" help:"Learn the rate Spotify admits from its 429s, under SPOTIFY_RATE (false: always SPOTIFY_RATE)."`
-	Concurrency       int           `name:"worker-concurrency" envvar:"WORKER_CONCURRENCY" default:"16" help:"Artists in flight at once in this process."`
+	Concurrency       int           `name:"worker-concurrency" envvar:"WORKER_CONCURRENCY" default:"${default_concurrency}" help:"Artists in flight at once in this process."`
 	HTTPAddr          string        `name:"http-addr" envvar:"HTTP_ADDR" default:":9090" help:"Address of the /healthz, /readyz and /metrics server (empty: none)."`
-	WaitTime          time.Duration `name:"receive-wait-time" envvar:"RECEIVE_WAIT_TIME" default:"20s" help:"Long-poll wait of one receive (0s to 20s)."`
-	DrainTimeout      time.Duration `name:"drain-timeout" envvar:"DRAIN_TIMEOUT" default:"15s" help:"On SIGTERM, how long in-flight work may finish before it is given back (at most 15s)."`
-	VisibilityTimeout time.Duration `name:"visibility-timeout" envvar:"VISIBILITY_TIMEOUT" default:"30s" help:"Visibility timeout of the embedded queue (SQS queues keep their own)."`
-	MaxReceives       int           `name:"max-receives" envvar:"MAX_RECEIVES" default:"5" help:"Deliveries after which a failing message is dropped, on a queue with no dead-letter queue."`
+	WaitTime          time.Duration `name:"receive-wait-time" envvar:"RECEIVE_WAIT_TIME" default:"${default_wait_time}" help:"Long-poll wait of one receive (0s to 20s)."`
+	DrainTimeout      time.Duration `name:"drain-timeout" envvar:"DRAIN_TIMEOUT" default:"${default_drain_timeout}" help:"On SIGTERM, how long in-flight work may finish before it is given back (at most 15s)."`
+	VisibilityTimeout time.Duration `name:"visibility-timeout" envvar:"VISIBILITY_TIMEOUT" default:"${default_visibility}" help:"Visibility timeout of the embedded queue (SQS queues keep their own)."`
+	MaxReceives       int           `name:"max-receives" envvar:"MAX_RECEIVES" default:"${default_max_receives}" help:"Deliveries after which a failing message is dropped, on a queue with no dead-letter queue."`
 	UntilEmpty        bool          `name:"until-empty" envvar:"UNTIL_EMPTY" help:"Exit once the queues are empty and nothing is in flight."`
 	LogFormat         string        `name:"log-format" envvar:"LOG_FORMAT" enum:",json,text" default:"" help:"json or text (empty: text on a terminal, JSON otherwise)."`
 	LogLevel          string        `name:"log-level" envvar:"LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
@@ -116,7 +137,7 @@ var ErrHelp = cli.ErrHelp
 // otherwise every problem at once, each on a line naming the variable.
 func Load(args []string, lookup cli.Lookup, out io.Writer) (Config, error) {
 	var g grammar
-	p, err := cli.Parse("worker", description, &g, args, lookup, secrets, out, out)
+	p, err := cli.Parse("worker", description, &g, defaults, args, lookup, secrets, out, out)
 	if err != nil {
 		return Config{}, err
 	}
@@ -144,7 +165,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 			}
 			continue
 		}
-		if err := backend.ValidateQueueURL(u); err != nil {
+		if err := queues.ValidateURL(u); err != nil {
 			s.Fail(env, "%v", err)
 		}
 	}
@@ -153,7 +174,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 	}
 	if c.StoreURL == "" {
 		s.Fail("STORE_URL", "is empty; unset it for the embedded default %s", DefaultStoreURL)
-	} else if err := backend.ValidateStoreURL(c.StoreURL); err != nil {
+	} else if err := stores.ValidateURL(c.StoreURL); err != nil {
 		s.Fail("STORE_URL", "%v", err)
 	}
 	if strings.TrimSpace(c.ArtistsTable) == "" {
@@ -172,7 +193,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 			s.Fail(env, "%q is not an http(s) URL", redactURL(u))
 		}
 	}
-	if !message.ValidMarket(c.Market) {
+	if !market.Valid(c.Market) {
 		s.Fail("SPOTIFY_MARKET", "%q is not an ISO 3166-1 alpha-2 code such as US", f.Market)
 	}
 	if c.Rate <= 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate) {
@@ -218,7 +239,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 // for a usage or configuration error.
 func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr io.Writer) int {
 	var g grammar
-	p, err := cli.Parse("worker", description, &g, args, lookup, secrets, stdout, stderr)
+	p, err := cli.Parse("worker", description, &g, defaults, args, lookup, secrets, stdout, stderr)
 	if errors.Is(err, cli.ErrHelp) {
 		return 0
 	}
@@ -392,7 +413,7 @@ func logProgress(g prometheus.Gatherer, log *slog.Logger, tick <-chan time.Time)
 type Parts struct {
 	Worker  *worker.Worker
 	Spotify *spotify.Client
-	Store   backend.Store
+	Store   store.Store
 	closers []func() error
 }
 
@@ -414,22 +435,22 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 			_ = p.Close()
 		}
 	}()
-	qopts := backend.QueueOptions{VisibilityTimeout: cfg.VisibilityTimeout}
-	q, closeQ, err := backend.OpenQueue(ctx, cfg.QueueURL, qopts)
+	qopts := queues.Options{VisibilityTimeout: cfg.VisibilityTimeout}
+	q, closeQ, err := queues.Open(ctx, cfg.QueueURL, qopts)
 	if err != nil {
 		return nil, &ConfigError{"QUEUE_URL", err}
 	}
 	p.closers = append(p.closers, closeQ)
 	var bulk worker.Queue
 	if cfg.BulkQueueURL != "" {
-		b, closeB, err := backend.OpenQueue(ctx, cfg.BulkQueueURL, qopts)
+		b, closeB, err := queues.Open(ctx, cfg.BulkQueueURL, qopts)
 		if err != nil {
 			return nil, &ConfigError{"BULK_QUEUE_URL", err}
 		}
 		p.closers = append(p.closers, closeB)
 		bulk = b
 	}
-	st, closeS, err := backend.OpenStore(ctx, cfg.StoreURL, cfg.ArtistsTable)
+	st, closeS, err := stores.Open(ctx, cfg.StoreURL, cfg.ArtistsTable)
 	if err != nil {
 		return nil, &ConfigError{"STORE_URL", err}
 	}
@@ -443,30 +464,28 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		}
 	}
 
+	// The gate and the metrics are made once, here, and handed to the
+	// Spotify client and the worker alike.
 	g := gate.New(gate.Options{Rate: cfg.Rate, Fixed: !cfg.Adaptive})
-	opts := cfg.Options
-	opts.Logger, opts.Registerer, opts.Gate = log, reg, g
-	// The Spotify client reports to the worker's metrics, which exist once
-	// the worker does: the hooks read them through this variable.
-	var w *worker.Worker
-	client, err := spotify.New(spotify.Config{
-		APIURL: cfg.APIURL, TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		Gate:       g,
-		OnResponse: func(status int, elapsed time.Duration) { w.Metrics().ObserveSpotify(status, elapsed) },
-		OnToken:    func(err error) { w.Metrics().ObserveToken(err) },
-	})
-	if err != nil {
-		return nil, err
-	}
-	w, err = worker.New(q, bulk, st, client, opts)
-	if err != nil {
-		return nil, err
-	}
+	m := metrics.New(reg, g.CooldownLeft, g.Rate)
 	lanes := []string{worker.LaneChatbot}
 	if bulk != nil {
 		lanes = append(lanes, worker.LaneBulk)
 	}
-	w.Metrics().InitLanes(lanes...)
+	m.InitLanes(lanes...)
+	client, err := spotify.New(spotify.Config{
+		APIURL: cfg.APIURL, TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+		Gate: g, OnResponse: m.ObserveSpotify, OnToken: m.ObserveToken,
+	})
+	if err != nil {
+		return nil, err
+	}
+	opts := cfg.Options
+	opts.Logger, opts.Gate, opts.Metrics = log, g, m
+	w, err := worker.New(q, bulk, st, client, opts)
+	if err != nil {
+		return nil, err
+	}
 	metrics.RegisterBuildInfo(reg, cli.Version(), runtime.Version())
 	if d, ok := st.(*dynamostore.Store); ok {
 		reg.MustRegister(dynamoCollector{d})

@@ -22,17 +22,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/queue"
 )
-
-// Backend is the method set of a queue backend (see package queue).
-type Backend interface {
-	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error)
-	DeleteBatch(ctx context.Context, receipts []string) ([]error, error)
-	ChangeVisibility(ctx context.Context, receipt string, timeout time.Duration) error
-	SendBatch(ctx context.Context, entries []queue.Entry) ([]error, error)
-	Attributes(ctx context.Context) (queue.Attributes, error)
-}
 
 // QueueOptions configure the queue a case asks for.
 type QueueOptions struct {
@@ -45,7 +37,7 @@ type QueueOptions struct {
 
 // Instance is one fresh queue made for one case.
 type Instance struct {
-	Queue Backend
+	Queue queue.Queue
 	// DeadLetters removes and returns the bodies of the messages that reached
 	// the queue's dead-letter queue since the last call. It is required when
 	// QueueOptions.MaxReceiveCount is positive, and unused otherwise.
@@ -89,6 +81,7 @@ func Run(t *testing.T, newQueue NewFunc, features Features) {
 	}{
 		{"SendReceiveRoundTrip", s.testSendReceiveRoundTrip},
 		{"EmptyBatches", s.testEmptyBatches},
+		{"SendRejected", s.testSendRejected},
 		{"ReceiveAtMostMax", s.testReceiveAtMostMax},
 		{"EmptyReceiveReturnsWithinWait", s.testEmptyReceiveReturnsWithinWait},
 		{"ReceiveCancelled", s.testReceiveCancelled},
@@ -166,13 +159,13 @@ func (s *suite) testSendReceiveRoundTrip(t *testing.T) {
 	for _, m := range got {
 		gotBodies = append(gotBodies, string(m.Body))
 		if m.ID == "" || m.Receipt == "" {
-			t.Errorf("message %q: ID %q, Receipt %q; want both set", clip(m.Body), m.ID, m.Receipt)
+			t.Errorf("message %q: ID %q, Receipt %q; want both set", clip.String(string(m.Body), 60), m.ID, m.Receipt)
 		}
 		if m.ReceiveCount != 1 {
-			t.Errorf("message %q: ReceiveCount = %d, want 1", clip(m.Body), m.ReceiveCount)
+			t.Errorf("message %q: ReceiveCount = %d, want 1", clip.String(string(m.Body), 60), m.ReceiveCount)
 		}
 		if m.SentAt.Before(before.Add(-time.Minute)) || m.SentAt.After(after.Add(time.Minute)) {
-			t.Errorf("message %q: SentAt = %v, want about %v", clip(m.Body), m.SentAt, before)
+			t.Errorf("message %q: SentAt = %v, want about %v", clip.String(string(m.Body), 60), m.SentAt, before)
 		}
 	}
 	if diff := cmp.Diff(sorted(gotBodies), sorted(bodies)); diff != "" {
@@ -190,6 +183,25 @@ func (s *suite) testEmptyBatches(t *testing.T) {
 	errs, err = q.DeleteBatch(ctx, nil)
 	if err != nil || len(errs) != 0 {
 		t.Errorf("DeleteBatch(nil) = %v, %v; want no entries and no error", errs, err)
+	}
+}
+
+// testSendRejected: an entry the queue refuses (an empty body) fails alone,
+// wrapping queue.ErrRejected, so that a sender does not send it again; the
+// other entries of the batch are sent.
+func (s *suite) testSendRejected(t *testing.T) {
+	ctx := testContext(t)
+	q := s.queue(t, QueueOptions{VisibilityTimeout: 30 * time.Second}).Queue
+	errs, err := q.SendBatch(ctx, []queue.Entry{{Body: []byte("kept")}, {Body: nil}})
+	if err != nil || len(errs) != 2 {
+		t.Fatalf("SendBatch = %v, %v; want two entry results and no error", errs, err)
+	}
+	if errs[0] != nil || !errors.Is(errs[1], queue.ErrRejected) {
+		t.Errorf("entry errors = %v; want nil, then one wrapping queue.ErrRejected", errs)
+	}
+	m, _ := receiveOne(ctx, t, q)
+	if string(m.Body) != "kept" {
+		t.Errorf("received %q; want the entry that was not refused", m.Body)
 	}
 }
 
@@ -273,7 +285,7 @@ func (s *suite) testReceiveCancelled(t *testing.T) {
 	send(ctx, t, q, "sent after the cancellation")
 	got, _ := collect(ctx, t, q, 1)
 	if string(got[0].Body) != "sent after the cancellation" {
-		t.Errorf("received %q, want the message sent after the cancellation", clip(got[0].Body))
+		t.Errorf("received %q, want the message sent after the cancellation", clip.String(string(got[0].Body), 60))
 	}
 }
 
@@ -292,7 +304,7 @@ func (s *suite) testInvisibleUntilVisibilityExpires(t *testing.T) {
 			time.Since(firstAsked), visibility)
 	}
 	if second.ID != first.ID || string(second.Body) != string(first.Body) {
-		t.Errorf("redelivered message %s %q, want %s %q", second.ID, clip(second.Body), first.ID, clip(first.Body))
+		t.Errorf("redelivered message %s %q, want %s %q", second.ID, clip.String(string(second.Body), 60), first.ID, clip.String(string(first.Body), 60))
 	}
 	if second.Receipt == first.Receipt {
 		t.Errorf("redelivery has the receipt of the first delivery; want a new receipt per delivery")
@@ -500,7 +512,7 @@ func (s *suite) testDeadLetterAfterMaxReceiveCount(t *testing.T) {
 		t.Errorf("message dead-lettered after %d receives, want %d", receives, maxReceives)
 	}
 	if msgs := receive(ctx, t, q, 1); len(msgs) != 0 {
-		t.Errorf("dead-lettered message still received from the queue: %q", clip(msgs[0].Body))
+		t.Errorf("dead-lettered message still received from the queue: %q", clip.String(string(msgs[0].Body), 60))
 	}
 }
 
@@ -588,7 +600,7 @@ func (s *suite) testConcurrentReceivers(t *testing.T) {
 }
 
 // send sends bodies (in batches of any size) and fails t unless all were sent.
-func send(ctx context.Context, t *testing.T, q Backend, bodies ...string) {
+func send(ctx context.Context, t *testing.T, q queue.Queue, bodies ...string) {
 	t.Helper()
 	entries := make([]queue.Entry, len(bodies))
 	for i, b := range bodies {
@@ -607,7 +619,7 @@ func send(ctx context.Context, t *testing.T, q Backend, bodies ...string) {
 }
 
 // deleteAll deletes receipts and fails t unless all were deleted.
-func deleteAll(ctx context.Context, t *testing.T, q Backend, receipts ...string) {
+func deleteAll(ctx context.Context, t *testing.T, q queue.Queue, receipts ...string) {
 	t.Helper()
 	errs, err := q.DeleteBatch(ctx, receipts)
 	if err != nil {
@@ -624,7 +636,7 @@ func deleteAll(ctx context.Context, t *testing.T, q Backend, receipts ...string)
 }
 
 // receive is one Receive of at most n messages with the suite's short wait.
-func receive(ctx context.Context, t *testing.T, q Backend, n int) []queue.Message {
+func receive(ctx context.Context, t *testing.T, q queue.Queue, n int) []queue.Delivery {
 	t.Helper()
 	msgs, err := q.Receive(ctx, n, pollWait)
 	if err != nil {
@@ -635,7 +647,7 @@ func receive(ctx context.Context, t *testing.T, q Backend, n int) []queue.Messag
 
 // receiveOne polls until it receives one message, and returns it with the
 // time the Receive call that got it started.
-func receiveOne(ctx context.Context, t *testing.T, q Backend) (queue.Message, time.Time) {
+func receiveOne(ctx context.Context, t *testing.T, q queue.Queue) (queue.Delivery, time.Time) {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for time.Now().Before(deadline) {
@@ -651,13 +663,13 @@ func receiveOne(ctx context.Context, t *testing.T, q Backend) (queue.Message, ti
 		}
 	}
 	t.Fatalf("no message received within %v", patience)
-	return queue.Message{}, time.Time{}
+	return queue.Delivery{}, time.Time{}
 }
 
 // collect polls until it has received n distinct messages, and returns the
 // latest delivery of each, in the order they were first received, with the
 // number of deliveries beyond the first.
-func collect(ctx context.Context, t *testing.T, q Backend, n int) (msgs []queue.Message, dups int) {
+func collect(ctx context.Context, t *testing.T, q queue.Queue, n int) (msgs []queue.Delivery, dups int) {
 	t.Helper()
 	index := map[string]int{}
 	deadline := time.Now().Add(patience)
@@ -684,18 +696,18 @@ func collect(ctx context.Context, t *testing.T, q Backend, n int) (msgs []queue.
 }
 
 // expectNone polls the queue for d and fails t if anything is received.
-func expectNone(ctx context.Context, t *testing.T, q Backend, d time.Duration) {
+func expectNone(ctx context.Context, t *testing.T, q queue.Queue, d time.Duration) {
 	t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		if msgs := receive(ctx, t, q, queue.MaxBatch); len(msgs) != 0 {
 			t.Fatalf("received %d messages that should be gone, the first %q (ReceiveCount %d)",
-				len(msgs), clip(msgs[0].Body), msgs[0].ReceiveCount)
+				len(msgs), clip.String(string(msgs[0].Body), 60), msgs[0].ReceiveCount)
 		}
 	}
 }
 
 // record adds msgs to seen by ID and fails t on a second delivery.
-func record(t *testing.T, seen map[string]bool, msgs []queue.Message) {
+func record(t *testing.T, seen map[string]bool, msgs []queue.Delivery) {
 	t.Helper()
 	for _, m := range msgs {
 		if seen[m.ID] {
@@ -723,7 +735,7 @@ func numbered(prefix string, n int) []string {
 	return out
 }
 
-func receipts(msgs []queue.Message) []string {
+func receipts(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Receipt
@@ -731,7 +743,7 @@ func receipts(msgs []queue.Message) []string {
 	return out
 }
 
-func bodiesOf(msgs []queue.Message) []string {
+func bodiesOf(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Body)
@@ -751,12 +763,4 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
-}
-
-// clip shortens a body for a failure message.
-func clip(b []byte) string {
-	if r := []rune(string(b)); len(r) > 60 {
-		return string(r[:60]) + "…"
-	}
-	return string(b)
 }

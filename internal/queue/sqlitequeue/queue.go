@@ -86,6 +86,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+var _ queue.Queue = (*Queue)(nil)
+
 // Queue is one named queue in an SQLite file. It is safe for concurrent use,
 // and other handles and processes may use the same file at the same time.
 type Queue struct {
@@ -179,7 +181,7 @@ func (q *Queue) now() int64 { return q.opts.Clock().UnixMilli() }
 // table instead of being delivered. When ctx ends, Receive returns its error;
 // messages whose delivery was abandoned that way stay invisible for the
 // visibility timeout and are then delivered again.
-func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]queue.Message, error) {
+func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]queue.Delivery, error) {
 	if maxMessages < 1 {
 		return nil, fmt.Errorf("sqlitequeue: receive: maxMessages must be positive, got %d", maxMessages)
 	}
@@ -218,7 +220,7 @@ func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration
 	}
 }
 
-func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Message, error) {
+func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Delivery, error) {
 	// Look without the write lock first: most polls of an idle queue find
 	// nothing, and must not keep busy workers from writing.
 	var ready bool
@@ -230,7 +232,7 @@ func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Message, error)
 	if !ready {
 		return nil, nil
 	}
-	var msgs []queue.Message
+	var msgs []queue.Delivery
 	err := q.write(ctx, func(tx *sql.Tx) error {
 		now := q.now()
 		if err := q.reap(ctx, tx, now); err != nil {
@@ -255,7 +257,7 @@ func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Message, error)
 		defer rows.Close()
 		type delivery struct {
 			seq int64
-			msg queue.Message
+			msg queue.Delivery
 		}
 		var ds []delivery
 		for rows.Next() {
@@ -272,7 +274,7 @@ func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Message, error)
 		}
 		// RETURNING has no order: deliver in send order.
 		slices.SortFunc(ds, func(a, b delivery) int { return cmp.Compare(a.seq, b.seq) })
-		msgs = make([]queue.Message, len(ds))
+		msgs = make([]queue.Delivery, len(ds))
 		for i, d := range ds {
 			msgs[i] = d.msg
 		}
@@ -382,8 +384,8 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, timeout ti
 
 // SendBatch sends entries in one transaction, each hidden for its Delay
 // (clamped to [0, 15m]). errs has one element per entry: nil when it was
-// sent, an error when the entry was refused (an empty body, one over 1 MiB,
-// or one holding characters SQS does not carry). err reports a failure of the
+// sent, an error wrapping queue.ErrRejected when the entry was refused (an
+// empty body, one over 1 MiB, or one holding characters SQS does not carry). err reports a failure of the
 // whole call, in which case nothing was sent and every errs[i] carries it.
 func (q *Queue) SendBatch(ctx context.Context, entries []queue.Entry) (errs []error, err error) {
 	errs = make([]error, len(entries))
@@ -394,7 +396,7 @@ func (q *Queue) SendBatch(ctx context.Context, entries []queue.Entry) (errs []er
 		now := q.now()
 		for i, e := range entries {
 			if err := checkBody(e.Body); err != nil {
-				errs[i] = fmt.Errorf("sqlitequeue: send entry %d: %w", i, err)
+				errs[i] = fmt.Errorf("sqlitequeue: send entry %d: %w: %w", i, queue.ErrRejected, err)
 				continue
 			}
 			delay := min(max(e.Delay, 0), maxDelay)
@@ -436,8 +438,8 @@ func (q *Queue) Attributes(ctx context.Context) (queue.Attributes, error) {
 // DeadLetters returns the messages of this queue's dead-letter table, oldest
 // first, after moving there the messages that have run out of receives. The
 // messages carry no receipt: they are not deliveries.
-func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Message, error) {
-	var msgs []queue.Message
+func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Delivery, error) {
+	var msgs []queue.Delivery
 	err := q.write(ctx, func(tx *sql.Tx) error {
 		if err := q.reap(ctx, tx, q.now()); err != nil {
 			return err
@@ -451,7 +453,7 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Message, error) {
 		defer rows.Close()
 		msgs = nil
 		for rows.Next() {
-			var m queue.Message
+			var m queue.Delivery
 			var sentAt int64
 			if err := rows.Scan(&m.ID, &m.Body, &m.ReceiveCount, &sentAt); err != nil {
 				return err

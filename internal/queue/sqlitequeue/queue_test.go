@@ -79,7 +79,7 @@ func send(t *testing.T, q *sqlitequeue.Queue, bodies ...string) {
 	}
 }
 
-func receive(t *testing.T, q *sqlitequeue.Queue, max int) []queue.Message {
+func receive(t *testing.T, q *sqlitequeue.Queue, max int) []queue.Delivery {
 	t.Helper()
 	msgs, err := q.Receive(context.Background(), max, 0)
 	if err != nil {
@@ -88,7 +88,7 @@ func receive(t *testing.T, q *sqlitequeue.Queue, max int) []queue.Message {
 	return msgs
 }
 
-func bodies(msgs []queue.Message) []string {
+func bodies(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Body)
@@ -423,7 +423,7 @@ func TestLongPoll(t *testing.T) {
 
 	t.Run("wakes on a send through the same handle", func(t *testing.T) {
 		q := open(t, dbPath(t), "default", sqlitequeue.Options{PollInterval: time.Hour})
-		got := make(chan []queue.Message, 1)
+		got := make(chan []queue.Delivery, 1)
 		go func() {
 			msgs, err := q.Receive(ctx, 10, 20*time.Second)
 			if err != nil {
@@ -437,7 +437,7 @@ func TestLongPoll(t *testing.T) {
 		}
 	})
 	t.Run("sees a send through another handle", func(t *testing.T) {
-		got := make(chan []queue.Message, 1)
+		got := make(chan []queue.Delivery, 1)
 		go func() {
 			msgs, err := worker.Receive(ctx, 10, 20*time.Second)
 			if err != nil {

@@ -49,6 +49,8 @@ const (
 	maxDelaySeconds      = 15 * 60
 )
 
+var _ queue.Queue = (*Queue)(nil)
+
 // Queue is one SQS queue. It is safe for concurrent use.
 type Queue struct {
 	client API
@@ -84,19 +86,18 @@ func (e *EntryError) Error() string {
 	return fmt.Sprintf("sqs entry failed: %s (%s): %s", e.Code, fault, e.Message)
 }
 
-// Unwrap returns queue.ErrInvalidReceipt for a receipt-handle failure.
-func (e *EntryError) Unwrap() error {
+// Unwrap returns queue.ErrInvalidReceipt for a receipt-handle failure, and
+// queue.ErrRejected when SQS blamed the entry itself: such an entry must not
+// be retried unchanged.
+func (e *EntryError) Unwrap() []error {
+	var errs []error
 	if isReceiptCode(e.Code, e.Message) {
-		return queue.ErrInvalidReceipt
+		errs = append(errs, queue.ErrInvalidReceipt)
 	}
-	return nil
-}
-
-// IsSenderFault reports whether err is, or wraps, an *EntryError that SQS
-// blamed on the entry itself. Such an entry must not be retried unchanged.
-func IsSenderFault(err error) bool {
-	var e *EntryError
-	return errors.As(err, &e) && e.SenderFault
+	if e.SenderFault {
+		errs = append(errs, queue.ErrRejected)
+	}
+	return errs
 }
 
 // errNoResult marks an entry the answer of a batch call mentions neither as
@@ -110,7 +111,7 @@ var errNoResult = errors.New("sqs: the batch answer does not mention this entry"
 // When ctx ends, Receive returns ctx's error promptly. Messages SQS handed out
 // on a call that was abandoned that way are not lost: they stay invisible for
 // the visibility timeout and are then delivered again.
-func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]queue.Message, error) {
+func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration) ([]queue.Delivery, error) {
 	if maxMessages < 1 {
 		return nil, fmt.Errorf("sqsqueue: receive: maxMessages must be positive, got %d", maxMessages)
 	}
@@ -142,15 +143,15 @@ func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration
 		}
 		return nil, fmt.Errorf("sqsqueue: receive: %w", err)
 	}
-	msgs := make([]queue.Message, 0, len(out.Messages))
+	msgs := make([]queue.Delivery, 0, len(out.Messages))
 	for _, m := range out.Messages {
 		msgs = append(msgs, toMessage(m))
 	}
 	return msgs, nil
 }
 
-func toMessage(m types.Message) queue.Message {
-	msg := queue.Message{
+func toMessage(m types.Message) queue.Delivery {
+	msg := queue.Delivery{
 		ID:      aws.ToString(m.MessageId),
 		Receipt: aws.ToString(m.ReceiptHandle),
 		Body:    []byte(aws.ToString(m.Body)),
@@ -264,10 +265,10 @@ func isReceiptCode(code, message string) bool {
 
 // SendBatch sends entries, ten per SendMessageBatch call, each with its Delay
 // (rounded to whole seconds, at most 15 minutes). errs has one element per
-// entry: nil when it was sent, an *EntryError when SQS refused it (see
-// IsSenderFault). An empty body or one that is not valid UTF-8 is refused here
-// with a sender fault and never sent: SQS would reject the one and could not
-// carry the other byte for byte.
+// entry: nil when it was sent, an *EntryError when SQS refused it (wrapping
+// queue.ErrRejected when the entry itself is at fault). An empty body or one
+// that is not valid UTF-8 is refused here with a sender fault and never sent:
+// SQS would reject the one and could not carry the other byte for byte.
 //
 // When a call fails as a whole, SendBatch stops and returns that error as err;
 // the entries of that call and of the later ones carry it too, so errs[i] is

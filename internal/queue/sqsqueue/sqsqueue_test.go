@@ -254,7 +254,7 @@ func TestReceiveConvertsMessages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Receive: %v", err)
 	}
-	want := []queue.Message{
+	want := []queue.Delivery{
 		{ID: "m1", Receipt: "r1", Body: []byte("héllo"), ReceiveCount: 3, SentAt: sent},
 		{ID: "m2", Receipt: "r2", Body: []byte{}, ReceiveCount: 1},
 	}
@@ -331,7 +331,7 @@ func TestDeleteBatchPartialFailure(t *testing.T) {
 	if !errors.As(errs[1], &entryErr) || entryErr.Code != "InternalError" || entryErr.SenderFault {
 		t.Errorf("entry 1: %#v, want an *EntryError InternalError, not a sender fault", errs[1])
 	}
-	if errors.Is(errs[1], queue.ErrInvalidReceipt) || sqsqueue.IsSenderFault(errs[1]) {
+	if errors.Is(errs[1], queue.ErrInvalidReceipt) || errors.Is(errs[1], queue.ErrRejected) {
 		t.Errorf("entry 1: %v reads as an invalid receipt or a sender fault", errs[1])
 	}
 
@@ -358,7 +358,7 @@ func TestDeleteBatchAnswerMissesAnEntry(t *testing.T) {
 	if len(errs) != 4 || errs[0] != nil || errs[1] == nil || errs[2] != nil || errs[3] == nil {
 		t.Fatalf("DeleteBatch errors = %v, want entries 1 and 3 to fail", errs)
 	}
-	if sqsqueue.IsSenderFault(errs[1]) {
+	if errors.Is(errs[1], queue.ErrRejected) {
 		t.Errorf("entry 1: %v reads as a sender fault", errs[1])
 	}
 }
@@ -456,11 +456,11 @@ func TestSendBatchPartialFailure(t *testing.T) {
 		var entryErr *sqsqueue.EntryError
 		switch i {
 		case 1, 11:
-			if !errors.As(err, &entryErr) || entryErr.Code != "InternalError" || sqsqueue.IsSenderFault(err) {
+			if !errors.As(err, &entryErr) || entryErr.Code != "InternalError" || errors.Is(err, queue.ErrRejected) {
 				t.Errorf("entry %d: %v, want a server-fault InternalError", i, err)
 			}
 		case 3, 13:
-			if !errors.As(err, &entryErr) || entryErr.Code != "InvalidParameterValue" || !sqsqueue.IsSenderFault(err) {
+			if !errors.As(err, &entryErr) || entryErr.Code != "InvalidParameterValue" || !errors.Is(err, queue.ErrRejected) {
 				t.Errorf("entry %d: %v, want a sender-fault InvalidParameterValue", i, err)
 			}
 		default:
@@ -496,7 +496,7 @@ func TestSendBatchRefusesBadBodies(t *testing.T) {
 		t.Fatalf("SendBatch errors = %v, want only entries 1 and 2 to fail", errs)
 	}
 	for _, i := range []int{1, 2} {
-		if !sqsqueue.IsSenderFault(errs[i]) {
+		if !errors.Is(errs[i], queue.ErrRejected) {
 			t.Errorf("entry %d: %v, want a sender fault", i, errs[i])
 		}
 	}
@@ -520,7 +520,7 @@ func TestSendBatchEntryRejectedBySQS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SendBatch: %v", err)
 	}
-	if len(errs) != 2 || errs[0] != nil || !sqsqueue.IsSenderFault(errs[1]) {
+	if len(errs) != 2 || errs[0] != nil || !errors.Is(errs[1], queue.ErrRejected) {
 		t.Fatalf("SendBatch errors = %v, want only entry 1 to fail, as a sender fault", errs)
 	}
 	got := receiveN(ctx, t, q, 1)
@@ -559,7 +559,7 @@ func TestSendBatchCallFails(t *testing.T) {
 		if i < 10 && err != nil {
 			t.Errorf("entry %d (first call): %v", i, err)
 		}
-		if i >= 10 && (!errors.Is(err, injected) || sqsqueue.IsSenderFault(err)) {
+		if i >= 10 && (!errors.Is(err, injected) || errors.Is(err, queue.ErrRejected)) {
 			t.Errorf("entry %d (failed or later call): %v, want the injected error, not a sender fault", i, err)
 		}
 	}
@@ -728,9 +728,9 @@ func sendBodies(ctx context.Context, t *testing.T, q *sqsqueue.Queue, bodies ...
 
 // receiveN polls until it has received n distinct messages (the latest
 // delivery of each).
-func receiveN(ctx context.Context, t *testing.T, q *sqsqueue.Queue, n int) []queue.Message {
+func receiveN(ctx context.Context, t *testing.T, q *sqsqueue.Queue, n int) []queue.Delivery {
 	t.Helper()
-	var msgs []queue.Message
+	var msgs []queue.Delivery
 	index := map[string]int{}
 	for deadline := time.Now().Add(30 * time.Second); len(msgs) < n && time.Now().Before(deadline); {
 		got, err := q.Receive(ctx, min(n-len(msgs), queue.MaxBatch), time.Second)
@@ -752,7 +752,7 @@ func receiveN(ctx context.Context, t *testing.T, q *sqsqueue.Queue, n int) []que
 	return msgs
 }
 
-func receiptsOf(msgs []queue.Message) []string {
+func receiptsOf(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Receipt
@@ -760,7 +760,7 @@ func receiptsOf(msgs []queue.Message) []string {
 	return out
 }
 
-func sortedBodies(msgs []queue.Message) []string {
+func sortedBodies(msgs []queue.Delivery) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Body)

@@ -53,6 +53,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+
+	"github.com/sixpotify/top-tracks/internal/store"
 )
 
 // Options tunes a Store. The zero value of every field means its default.
@@ -129,6 +131,8 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+var _ store.Store = (*Store)(nil)
 
 // Store is the DynamoDB store. It is safe for concurrent use.
 type Store struct {

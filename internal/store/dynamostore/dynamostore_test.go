@@ -28,7 +28,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 var fastRetries = dynamostore.Options{RetryBase: 2 * time.Millisecond, RetryMax: 40 * time.Millisecond}
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Backend {
+	storetest.Run(t, func(t *testing.T) store.Store {
 		return newStore(t, fastRetries, nil)
 	}, storetest.Features{NewestWins: true})
 }
@@ -190,7 +190,7 @@ func result(artistID string, at time.Time, n int) store.Result {
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-func checkRows(t *testing.T, s storetest.Backend, r store.Result) {
+func checkRows(t *testing.T, s store.Store, r store.Result) {
 	t.Helper()
 	got, err := s.Tracks(testenv.Context(t), r.ArtistID)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sixpotify/top-tracks/internal/sqlitedb"
+	"github.com/sixpotify/top-tracks/internal/store"
 )
 
 const schema = `
@@ -37,6 +38,8 @@ CREATE TABLE IF NOT EXISTS artists (
 	list_hash   TEXT    NOT NULL DEFAULT '' -- store.ListHash of the stored result
 ) WITHOUT ROWID;
 `
+
+var _ store.Store = (*Store)(nil)
 
 // Store is the top_tracks and artists tables of one SQLite file. It is safe
 // for concurrent use, and other handles and processes may use the same file

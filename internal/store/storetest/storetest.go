@@ -19,15 +19,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store"
 )
 
-// Backend is the method set every store backend provides (see package
-// store).
-type Backend interface {
-	Save(ctx context.Context, r store.Result) error
-	Artist(ctx context.Context, id string) (store.Artist, bool, error)
-	Tracks(ctx context.Context, id string) ([]store.Row, error)
-	ScanArtists(ctx context.Context, fn func(store.Artist) error) error
-}
-
 // Features states a backend's honest differences.
 type Features struct {
 	// NewestWins is true when concurrent Saves of one artist always end
@@ -40,10 +31,10 @@ type Features struct {
 
 // Run runs the suite. newStore returns an empty store whose resources end
 // with t; each case runs in parallel with the others on its own store.
-func Run(t *testing.T, newStore func(t *testing.T) Backend, features Features) {
+func Run(t *testing.T, newStore func(t *testing.T) store.Store, features Features) {
 	cases := []struct {
 		name string
-		run  func(t *testing.T, s Backend)
+		run  func(t *testing.T, s store.Store)
 	}{
 		{"SaveThenRead", testSaveThenRead},
 		{"Converges", testConverges},
@@ -59,7 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Backend, features Features) {
 		{"RejectsInvalid", testRejectsInvalid},
 		{"ScanArtists", testScanArtists},
 		{"ScanArtistsStops", testScanArtistsStops},
-		{"ConcurrentSaves", func(t *testing.T, s Backend) { testConcurrentSaves(t, s, features) }},
+		{"ConcurrentSaves", func(t *testing.T, s store.Store) { testConcurrentSaves(t, s, features) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,7 +92,7 @@ func artistOf(r store.Result) store.Artist {
 	return store.Artist{ArtistID: r.ArtistID, Market: r.Market, Status: r.Status, FetchedAt: r.FetchedAt, Tracks: len(Rows(r))}
 }
 
-func save(t *testing.T, s Backend, r store.Result) {
+func save(t *testing.T, s store.Store, r store.Result) {
 	t.Helper()
 	if err := s.Save(ctxFor(t), r); err != nil {
 		t.Fatalf("Save(%s at %s, %d tracks): %v", r.ArtistID, r.FetchedAt.Format(store.TimeFormat), len(r.Tracks), err)
@@ -110,7 +101,7 @@ func save(t *testing.T, s Backend, r store.Result) {
 
 // checkStored compares the store's rows and artists row of the artist with
 // those of r.
-func checkStored(t *testing.T, s Backend, r store.Result) {
+func checkStored(t *testing.T, s store.Store, r store.Result) {
 	t.Helper()
 	checkRows(t, s, r.ArtistID, Rows(r))
 	got, ok, err := s.Artist(ctxFor(t), r.ArtistID)
@@ -122,7 +113,7 @@ func checkStored(t *testing.T, s Backend, r store.Result) {
 	}
 }
 
-func checkRows(t *testing.T, s Backend, artistID string, want []store.Row) {
+func checkRows(t *testing.T, s store.Store, artistID string, want []store.Row) {
 	t.Helper()
 	got, err := s.Tracks(ctxFor(t), artistID)
 	if err != nil {
@@ -136,7 +127,7 @@ func checkRows(t *testing.T, s Backend, artistID string, want []store.Row) {
 	}
 }
 
-func testSaveThenRead(t *testing.T, s Backend) {
+func testSaveThenRead(t *testing.T, s store.Store) {
 	a := ID("artist/read")
 	r := result(a, t0, Tracks(a, 0, 10))
 	r.Market = "SE"
@@ -144,7 +135,7 @@ func testSaveThenRead(t *testing.T, s Backend) {
 	checkStored(t, s, r)
 }
 
-func testConverges(t *testing.T, s Backend) {
+func testConverges(t *testing.T, s store.Store) {
 	a := ID("artist/converge")
 	first := result(a, t0, Tracks(a, 0, 10))
 	save(t, s, first)
@@ -158,7 +149,7 @@ func testConverges(t *testing.T, s Backend) {
 	checkStored(t, s, second)
 }
 
-func testManyTracks(t *testing.T, s Backend) {
+func testManyTracks(t *testing.T, s store.Store) {
 	a := ID("artist/many")
 	big := result(a, t0, Tracks(a, 0, 30))
 	save(t, s, big)
@@ -171,7 +162,7 @@ func testManyTracks(t *testing.T, s Backend) {
 	checkStored(t, s, bigAgain)
 }
 
-func testRerun(t *testing.T, s Backend) {
+func testRerun(t *testing.T, s store.Store) {
 	a := ID("artist/rerun")
 	r := result(a, t0, Tracks(a, 0, 10))
 	for range 3 {
@@ -183,7 +174,7 @@ func testRerun(t *testing.T, s Backend) {
 // testUnchanged: a result equal to what is stored but for fetched_at moves
 // only the artists row's fetched_at (change-aware writes); the track rows
 // keep the fetched_at of the answer that last changed them.
-func testUnchanged(t *testing.T, s Backend) {
+func testUnchanged(t *testing.T, s store.Store) {
 	a := ID("artist/unchanged")
 	first := result(a, t0, Tracks(a, 0, 10))
 	save(t, s, first)
@@ -212,7 +203,7 @@ func testUnchanged(t *testing.T, s Backend) {
 	checkStored(t, s, other)
 }
 
-func testArtistsApart(t *testing.T, s Backend) {
+func testArtistsApart(t *testing.T, s store.Store) {
 	x, y := ID("artist/x"), ID("artist/y")
 	// A collaboration is in both top lists under one track id.
 	collab := Track(x, 99)
@@ -230,7 +221,7 @@ func testArtistsApart(t *testing.T, s Backend) {
 	checkStored(t, s, ry)
 }
 
-func testNotFound(t *testing.T, s Backend) {
+func testNotFound(t *testing.T, s store.Store) {
 	a := ID("artist/gone")
 	save(t, s, result(a, t0, Tracks(a, 0, 10)))
 	gone := store.Result{ArtistID: a, Market: "US", Status: store.StatusNotFound, FetchedAt: t0.Add(time.Hour)}
@@ -242,14 +233,14 @@ func testNotFound(t *testing.T, s Backend) {
 	checkStored(t, s, back)
 }
 
-func testNotFoundFirst(t *testing.T, s Backend) {
+func testNotFoundFirst(t *testing.T, s store.Store) {
 	a := ID("artist/never")
 	r := store.Result{ArtistID: a, Market: "JP", Status: store.StatusNotFound, FetchedAt: t0}
 	save(t, s, r)
 	checkStored(t, s, r)
 }
 
-func testStale(t *testing.T, s Backend) {
+func testStale(t *testing.T, s store.Store) {
 	a := ID("artist/stale")
 	newer := result(a, t0.Add(time.Millisecond), Tracks(a, 0, 10))
 	save(t, s, newer)
@@ -265,7 +256,7 @@ func testStale(t *testing.T, s Backend) {
 	}
 }
 
-func testDuplicateTrack(t *testing.T, s Backend) {
+func testDuplicateTrack(t *testing.T, s store.Store) {
 	a := ID("artist/dup")
 	tracks := Tracks(a, 0, 4)
 	dup := tracks[1]
@@ -278,7 +269,7 @@ func testDuplicateTrack(t *testing.T, s Backend) {
 	}
 }
 
-func testUnknownArtist(t *testing.T, s Backend) {
+func testUnknownArtist(t *testing.T, s store.Store) {
 	a := ID("artist/unknown")
 	got, ok, err := s.Artist(ctxFor(t), a)
 	if err != nil || ok {
@@ -287,7 +278,7 @@ func testUnknownArtist(t *testing.T, s Backend) {
 	checkRows(t, s, a, []store.Row{})
 }
 
-func testRejectsInvalid(t *testing.T, s Backend) {
+func testRejectsInvalid(t *testing.T, s store.Store) {
 	a := ID("artist/invalid")
 	valid := result(a, t0, Tracks(a, 0, 3))
 	cases := map[string]func(r *store.Result){
@@ -313,7 +304,7 @@ func testRejectsInvalid(t *testing.T, s Backend) {
 
 // saveArtists saves n artists, a few at a time, and returns their results
 // by artist id.
-func saveArtists(t *testing.T, s Backend, prefix string, n int) map[string]store.Result {
+func saveArtists(t *testing.T, s store.Store, prefix string, n int) map[string]store.Result {
 	t.Helper()
 	want := make(map[string]store.Result, n)
 	for i := range n {
@@ -347,7 +338,7 @@ func saveArtists(t *testing.T, s Backend, prefix string, n int) map[string]store
 	return want
 }
 
-func testScanArtists(t *testing.T, s Backend) {
+func testScanArtists(t *testing.T, s store.Store) {
 	want := saveArtists(t, s, "artist/scan", 120)
 	var (
 		got    = map[string]store.Artist{}
@@ -376,7 +367,7 @@ func testScanArtists(t *testing.T, s Backend) {
 	}
 }
 
-func testScanArtistsStops(t *testing.T, s Backend) {
+func testScanArtistsStops(t *testing.T, s store.Store) {
 	saveArtists(t, s, "artist/scanstop", 40)
 	stop := errors.New("enough")
 	calls := 0
@@ -402,7 +393,7 @@ func testScanArtistsStops(t *testing.T, s Backend) {
 
 // testConcurrentSaves races eight results of one artist, with different
 // fetched_at and overlapping track lists, several rounds.
-func testConcurrentSaves(t *testing.T, s Backend, f Features) {
+func testConcurrentSaves(t *testing.T, s store.Store, f Features) {
 	const writers = 8
 	for round := range 4 {
 		a := ID(fmt.Sprintf("artist/race/%d", round))

@@ -1,0 +1,88 @@
+// Package stores opens the store a URL names: dynamodb:TABLE or
+// sqlite:PATH for the embedded store. It imports no queue backend.
+package stores
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/sixpotify/top-tracks/internal/backend"
+	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
+	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
+)
+
+// ValidateURL checks the form of a store URL without opening it.
+func ValidateURL(u string) error {
+	switch {
+	case backend.IsSQLite(u):
+		_, err := sqlitestore.ParseURL(u)
+		return err
+	case strings.HasPrefix(u, "dynamodb:"):
+		if t := strings.TrimPrefix(u, "dynamodb:"); !validTableName(t) {
+			return fmt.Errorf("%q: a DynamoDB table name is 3 to 255 of [A-Za-z0-9_.-]", u)
+		}
+		return nil
+	}
+	return fmt.Errorf("%q is neither dynamodb:TABLE nor sqlite:PATH", u)
+}
+
+func validTableName(t string) bool {
+	if len(t) < 3 || len(t) > 255 {
+		return false
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Open opens the store named by u, with artistsTable beside the tracks
+// table. The returned func closes it.
+func Open(ctx context.Context, u, artistsTable string) (store.Store, func() error, error) {
+	if err := ValidateURL(u); err != nil {
+		return nil, nil, err
+	}
+	if backend.IsSQLite(u) {
+		path, _ := sqlitestore.ParseURL(u)
+		s, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	}
+	cfg, err := backend.AWSConfig(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	table := strings.TrimPrefix(u, "dynamodb:")
+	return dynamostore.New(dynamodb.NewFromConfig(cfg), table, artistsTable), func() error { return nil }, nil
+}
+
+// Exists checks that the store u names can be read: an embedded store
+// must be a file that exists (reading a typo must not create an empty one).
+// DynamoDB tables are checked when first read.
+func Exists(u string) error {
+	if !backend.IsSQLite(u) {
+		return nil
+	}
+	path, err := sqlitestore.ParseURL(u)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s does not exist (the worker creates it on its first run)", path)
+		}
+		return err
+	}
+	return nil
+}

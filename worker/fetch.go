@@ -1,0 +1,159 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sethvargo/go-retry"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/sixpotify/top-tracks/internal/gate"
+	"github.com/sixpotify/top-tracks/internal/message"
+	"github.com/sixpotify/top-tracks/internal/metrics"
+	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
+)
+
+// maxThrottled bounds how many 429s one delivery waits out before it gives
+// its message back; the waiting itself happens in the gate.
+const maxThrottled = 10
+
+// fetching turns one message into a stored result: it skips an artist that
+// is still fresh, asks Spotify through the gate with retries, and saves the
+// answer, telling the gate how the store calls went (for its outage breaker).
+type fetching struct {
+	opts    *Options // the worker's, read-only
+	store   Store
+	fetcher Fetcher
+	gate    *gate.Gate
+	metrics *metrics.Metrics
+	flights singleflight.Group
+}
+
+// process is the fetching room's door: it fetches and stores one artist and
+// returns the outcome. Deliveries on one lane for the same artist, market
+// and force in flight at once share one fetch.
+func (f *fetching) process(ctx context.Context, lane string, msg message.Message, log *slog.Logger) (string, error) {
+	market := msg.Market
+	if market == "" {
+		market = f.opts.Market
+	}
+	// A forced message never shares a fetch that may skip the artist as
+	// fresh, and a chatbot message never waits on a bulk fetch, which yields
+	// to the chatbot's lane at the limiter.
+	key := fmt.Sprintf("%s/%s/%s/%t", lane, msg.ArtistID, market, msg.Force)
+	v, err, _ := f.flights.Do(key, func() (any, error) {
+		return f.fetchAndSave(ctx, msg.ArtistID, market, msg.Force, log)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bool, log *slog.Logger) (string, error) {
+	first := false // known to have no artists row yet
+	if !force && f.opts.FreshFor > 0 {
+		a, ok, err := f.store.Artist(ctx, id)
+		if ctx.Err() == nil {
+			f.gate.Report(gate.CauseStore, id, err)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read artist %s: %w", id, err)
+		}
+		if ok && a.Market == market && f.opts.Clock().Sub(a.FetchedAt) < f.opts.FreshFor {
+			return metrics.OutcomeFresh, nil
+		}
+		first = !ok
+	}
+	tracks, asked, err := f.fetch(ctx, id, market, log)
+	status, outcome := store.StatusOK, metrics.OutcomeOK
+	if errors.Is(err, spotify.ErrNotFound) {
+		status, outcome, err = store.StatusNotFound, metrics.OutcomeNotFound, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if asked.IsZero() { // a fetcher that tells no send time with a 404
+		asked = f.opts.Clock()
+	}
+	res := Result{ArtistID: id, Market: market, Status: status, FetchedAt: asked.UTC(), Tracks: tracks, FirstFetch: first}
+	start := f.opts.Clock()
+	err = f.store.Save(ctx, res)
+	f.metrics.StoreSaveSeconds.Observe(f.opts.Clock().Sub(start).Seconds())
+	if ctx.Err() == nil {
+		if errors.Is(err, store.ErrStale) {
+			f.gate.Report(gate.CauseStore, id, nil)
+		} else {
+			f.gate.Report(gate.CauseStore, id, err)
+		}
+	}
+	if errors.Is(err, store.ErrStale) {
+		return metrics.OutcomeStale, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("save artist %s: %w", id, err)
+	}
+	return outcome, nil
+}
+
+// fetch asks Spotify, retrying transient failures with capped, jittered
+// exponential backoff. The gate waits out a 429's cooldown before the next
+// attempt, so throttled attempts do not count against MaxRetries; a pause
+// the gate will not wait through (a long cooldown, a refusal, an open
+// breaker) ends the attempts at once with a *gate.PausedError.
+func (f *fetching) fetch(ctx context.Context, id, market string, log *slog.Logger) (tracks []Track, asked time.Time, err error) {
+	inner := retry.WithMaxRetries(uint64(f.opts.MaxRetries),
+		retry.WithCappedDuration(f.opts.RetryCap,
+			retry.WithJitterPercent(20, retry.NewExponential(f.opts.RetryBase))))
+	throttled, throttles := false, 0
+	backoff := retry.BackoffFunc(func() (time.Duration, bool) {
+		if throttled {
+			throttled = false
+			throttles++
+			// The gate sleeps the cooldown out in its Wait.
+			return 0, throttles > maxThrottled
+		}
+		return inner.Next()
+	})
+	tracks, err = retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
+		var tracks []Track
+		var err error
+		if tf, ok := f.fetcher.(timedFetcher); ok {
+			tracks, asked, err = tf.TopTracksAt(ctx, id, market)
+		} else {
+			// Without the send time, the start of the call is the safe side:
+			// never later than when Spotify was asked.
+			asked = f.opts.Clock()
+			tracks, err = f.fetcher.TopTracks(ctx, id, market)
+		}
+		if err == nil {
+			return tracks, nil
+		}
+		var rl *spotify.RateLimitError
+		switch {
+		case ctx.Err() != nil:
+			return nil, err
+		case errors.As(err, new(*gate.PausedError)):
+			return nil, err
+		case errors.As(err, &rl):
+			throttled = true
+			f.metrics.Retries.WithLabelValues("rate_limited").Inc()
+			log.Debug("throttled by Spotify", "retry_after", rl.RetryAfter, "reason", rl.Reason)
+			return nil, retry.RetryableError(err)
+		case spotify.Temporary(err):
+			cause := "transport"
+			if errors.Is(err, spotify.ErrServer) {
+				cause = "server"
+			}
+			f.metrics.Retries.WithLabelValues(cause).Inc()
+			log.Debug("transient Spotify failure; retrying", "err", err)
+			return nil, retry.RetryableError(err)
+		}
+		return nil, err
+	})
+	return tracks, asked, err
+}
