@@ -42,4 +42,3 @@ func Example() {
 	// enqueued 1 artist
 	// 0 rejected "spotify:track:4kLLWz7srcuLKA7Et40PQR" (input 1): invalid artist "spotify:track:4kLLWz7srcuLKA7Et40PQR": a spotify: URI must be spotify:artist:ID
 }
-
