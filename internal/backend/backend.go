@@ -43,6 +43,7 @@ type Store interface {
 	Artist(ctx context.Context, id string) (store.Artist, bool, error)
 	Tracks(ctx context.Context, id string) ([]store.Row, error)
 	ScanArtists(ctx context.Context, fn func(store.Artist) error) error
+	ScanTracks(ctx context.Context, fn func(store.Row) error) error
 }
 
 // QueueOptions tune the embedded queue (SQS takes its settings from the queue).
