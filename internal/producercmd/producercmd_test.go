@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,9 +25,23 @@ import (
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
+	"github.com/sixpotify/top-tracks/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain stops the S3 emulator the export's tests start, then looks for
+// leaked goroutines (the SDK's idle keep-alive connections aside).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Stop()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop")); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 const (
 	pitbull = "0TnOYISbd1XYRBk9myaseg"
@@ -327,7 +342,7 @@ func TestUsageErrors(t *testing.T) {
 		// want is the one line of stderr.
 		want string
 	}{
-		{name: "no command", args: nil, want: `producer: expected one of "enqueue", "reprocess", "help" (see 'producer --help')`},
+		{name: "no command", args: nil, want: `producer: expected one of "enqueue", "reprocess", "export", "help" (see 'producer --help')`},
 		{name: "unknown command", args: []string{"frobnicate"}, want: `producer: unexpected argument frobnicate (see 'producer --help')`},
 		{name: "bad flag", args: []string{"enqueue", pitbull, "--nope"}, want: `producer: unknown flag --nope (see 'producer enqueue --help')`},
 		{name: "bad reprocess flag", args: []string{"reprocess", "--stale-after"}, want: `producer: --stale-after: needs a value (see 'producer reprocess --help')`},
