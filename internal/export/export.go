@@ -131,12 +131,12 @@ func PartName(i int) string { return fmt.Sprintf("part-%05d.parquet", i) }
 
 // Summary is what a run wrote.
 type Summary struct {
-	Date    string
-	Tracks  int64 // rows of top_tracks
-	Artists int64 // rows of artists
-	Files   int
-	Bytes   int64
-	Elapsed time.Duration
+	Date       string
+	TrackRows  int64 // rows of top_tracks
+	ArtistRows int64 // rows of artists
+	Files      int
+	Bytes      int64
+	Elapsed    time.Duration
 }
 
 // Exporter exports one snapshot. Rows may be read while Run runs.
@@ -178,14 +178,14 @@ func (e *Exporter) Run(ctx context.Context) (Summary, error) {
 	artists, err := writeDataset(ctx, e, Artists, func(emit func(ArtistRecord) error) error {
 		return e.src.ScanArtists(ctx, func(a store.Artist) error { return emit(ArtistRecordOf(a)) })
 	})
-	sum.Artists, sum.Files, sum.Bytes = artists.rows, sum.Files+len(artists.parts), sum.Bytes+artists.bytes
+	sum.ArtistRows, sum.Files, sum.Bytes = artists.rows, sum.Files+len(artists.parts), sum.Bytes+artists.bytes
 	if err != nil {
 		return sum, err
 	}
 	tracks, err := writeDataset(ctx, e, TopTracks, func(emit func(TrackRecord) error) error {
 		return e.src.ScanTracks(ctx, func(r store.Row) error { return emit(TrackRecordOf(r)) })
 	})
-	sum.Tracks, sum.Files, sum.Bytes = tracks.rows, sum.Files+len(tracks.parts), sum.Bytes+tracks.bytes
+	sum.TrackRows, sum.Files, sum.Bytes = tracks.rows, sum.Files+len(tracks.parts), sum.Bytes+tracks.bytes
 	if err != nil {
 		return sum, err
 	}

@@ -130,7 +130,7 @@ func s3Lake(t *testing.T, endpoint string) (lake, string) {
 
 func s3LakeAt(t *testing.T, direct *s3.Client, endpoint, prefix string) lake {
 	return lake{
-		dst: s3dest.New(s3Client(endpoint, testenv.S3Config()), testenv.Bucket, prefix, endpoint),
+		dst: s3dest.NewBucket(s3Client(endpoint, testenv.S3Config()), testenv.Bucket, prefix, endpoint),
 		read: func(t *testing.T, name string) []byte {
 			out, err := direct.GetObject(testenv.Context(t), &s3.GetObjectInput{Bucket: aws.String(testenv.Bucket), Key: aws.String(prefix + "/" + name)})
 			if err != nil {
@@ -333,7 +333,7 @@ func TestExport(t *testing.T) {
 					t.Fatalf("export: %v", err)
 				}
 				checkPublished(t, l, rs)
-				if want := int64(len(wantTracks(rs))); sum.Tracks != want || sum.Artists != int64(len(rs)) || sum.Files != 2 || sum.Bytes <= 0 {
+				if want := int64(len(wantTracks(rs))); sum.TrackRows != want || sum.ArtistRows != int64(len(rs)) || sum.Files != 2 || sum.Bytes <= 0 {
 					t.Errorf("summary %+v, want %d tracks, %d artists, 2 files", sum, want, len(rs))
 				}
 			})
@@ -498,13 +498,13 @@ func TestS3Failures(t *testing.T) {
 		want string
 	}{
 		{"missing bucket", func() export.Destination {
-			return s3dest.New(s3Client(testenv.S3Endpoint(t), testenv.S3Config()), "no-such-bucket", prefix, testenv.S3Endpoint(t))
+			return s3dest.NewBucket(s3Client(testenv.S3Endpoint(t), testenv.S3Config()), "no-such-bucket", prefix, testenv.S3Endpoint(t))
 		}, s3dest.NoBucket, "s3://no-such-bucket: the bucket does not exist"},
 		{"denied", func() export.Destination {
-			return s3dest.New(denied, testenv.Bucket, prefix, testenv.S3Endpoint(t))
+			return s3dest.NewBucket(denied, testenv.Bucket, prefix, testenv.S3Endpoint(t))
 		}, s3dest.Denied, "access denied"},
 		{"closed port", func() export.Destination {
-			return s3dest.New(s3Client(closedPort, testenv.S3Config()), testenv.Bucket, prefix, closedPort)
+			return s3dest.NewBucket(s3Client(closedPort, testenv.S3Config()), testenv.Bucket, prefix, closedPort)
 		}, s3dest.Unreachable, "S3 at " + closedPort + " did not answer"},
 		{"outage", func() export.Destination {
 			proxy.Cut()

@@ -90,11 +90,15 @@ func TrackRecordOf(r store.Row) TrackRecord {
 
 // ArtistRecordOf converts an artists row.
 func ArtistRecordOf(a store.Artist) ArtistRecord {
+	// A field read on its own line: internal/deploy takes a selector
+	// passed to a call (int32(a.Tracks)) for a method value, and a store
+	// method is named Tracks.
+	tracks := a.Tracks
 	return ArtistRecord{
 		ArtistID:   a.ArtistID,
 		Market:     a.Market,
 		Status:     string(a.Status),
-		TrackCount: int32(a.Tracks),
+		TrackCount: int32(tracks),
 		FetchedAt:  a.FetchedAt.UTC(),
 	}
 }

@@ -84,8 +84,8 @@ func (c *Cmd) Execute(ctx context.Context, now time.Time, stdout, stderr io.Writ
 	}
 	elapsed := time.Since(start)
 	fmt.Fprintf(stdout, "exported %s dt=%s to %s: %d track rows, %d artists, %d files, %s in %s (%.0f rows/s)\n",
-		c.StoreURL, sum.Date, where, sum.Tracks, sum.Artists, sum.Files, bytesString(sum.Bytes),
-		elapsed.Round(time.Millisecond), float64(sum.Tracks+sum.Artists)/max(elapsed.Seconds(), 0.001))
+		c.StoreURL, sum.Date, where, sum.TrackRows, sum.ArtistRows, sum.Files, bytesString(sum.Bytes),
+		elapsed.Round(time.Millisecond), float64(sum.TrackRows+sum.ArtistRows)/max(elapsed.Seconds(), 0.001))
 	return nil
 }
 
@@ -109,7 +109,7 @@ func openDestination(ctx context.Context, to string) (export.Destination, string
 			}
 			return nil, "", err
 		}
-		b, err := s3dest.NewFromConfig(cfg, to)
+		b, err := s3dest.BucketFromConfig(cfg, to)
 		if err != nil {
 			return nil, "", UsageError{fmt.Errorf("--to: %w", err)}
 		}

@@ -71,9 +71,9 @@ func ParseURL(u string) (bucket, prefix string, err error) {
 	return p.Host, strings.Trim(p.Path, "/"), nil
 }
 
-// New returns the lake at s3://bucket/prefix through client. endpoint names
+// NewBucket returns the lake at s3://bucket/prefix through client. endpoint names
 // the S3 endpoint in error messages ("" for AWS's own).
-func New(client API, bucket, prefix, endpoint string) *Bucket {
+func NewBucket(client API, bucket, prefix, endpoint string) *Bucket {
 	if prefix != "" {
 		prefix = strings.Trim(prefix, "/") + "/"
 	}
@@ -85,12 +85,12 @@ func New(client API, bucket, prefix, endpoint string) *Bucket {
 	return &Bucket{client: client, tm: tm, bucket: bucket, prefix: prefix, endpoint: endpoint}
 }
 
-// NewFromConfig returns the lake at the URL s3://BUCKET/PREFIX with a client
+// BucketFromConfig returns the lake at the URL s3://BUCKET/PREFIX with a client
 // made from cfg. When an endpoint is configured (AWS_ENDPOINT_URL_S3 or
 // AWS_ENDPOINT_URL: an emulator, MinIO), requests use path-style
 // addressing, which such servers answer; AWS's own endpoints get the SDK's
 // default, virtual-hosted addressing.
-func NewFromConfig(cfg aws.Config, u string) (*Bucket, error) {
+func BucketFromConfig(cfg aws.Config, u string) (*Bucket, error) {
 	bucket, prefix, err := ParseURL(u)
 	if err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func NewFromConfig(cfg aws.Config, u string) (*Bucket, error) {
 			o.UsePathStyle = true
 		}
 	})
-	return New(client, bucket, prefix, endpoint), nil
+	return NewBucket(client, bucket, prefix, endpoint), nil
 }
 
 func (b *Bucket) String() string { return "s3://" + b.bucket + "/" + strings.TrimSuffix(b.prefix, "/") }
