@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -167,6 +168,8 @@ func runExport(b *testing.B, src export.Source, dst export.Destination) exportRe
 		sum  export.Summary
 		secs float64
 	)
+	// As bin/producer runs it.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(export.MemoryLimit))
 	peak := peakOf(func() {
 		start := time.Now()
 		sum, err = e.Run(context.Background())

@@ -70,9 +70,11 @@ type Options struct {
 	// Date is the partition, YYYY-MM-DD. Default: today in UTC.
 	Date string
 	// RowGroupBytes is the size at which a row group is flushed, as the
-	// Parquet writer estimates it before compression (an upper bound):
-	// default 64 MiB, which makes row groups of tens of MB on disk, what
-	// Athena splits work by. The writer holds one row group in memory.
+	// Parquet writer estimates it (written pages plus the values still
+	// buffered): default 16 MiB, row groups of about 50 MB uncompressed and
+	// 15 MB on disk for top_tracks, which Athena splits work by. The writer
+	// holds one row group in memory, about 2.5 times its uncompressed size
+	// while it encodes it.
 	RowGroupBytes int64
 	// FileBytes is the estimated size at which a part is closed and the
 	// next begun. Default 512 MiB.
@@ -92,7 +94,7 @@ func (o Options) withDefaults() Options {
 		o.Date = o.Now().UTC().Format(DateFormat)
 	}
 	if o.RowGroupBytes <= 0 {
-		o.RowGroupBytes = 64 << 20
+		o.RowGroupBytes = 16 << 20
 	}
 	if o.FileBytes <= 0 {
 		o.FileBytes = 512 << 20
@@ -102,6 +104,13 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// MemoryLimit is the soft memory limit bin/producer runs with (unless
+// GOMEMLIMIT is set): above the export's live heap (one row group of
+// RowGroupBytes' default being encoded, its zstd encoders, a few batches and
+// upload parts: about 60 MB), so that the collector's headroom does not take
+// the process past 100 MB.
+const MemoryLimit = 96 << 20
 
 // DateFormat is the form of a partition's date.
 const DateFormat = "2006-01-02"
