@@ -49,4 +49,4 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 clean:
-	rm -rf bin sixpotify.db sixpotify.db-wal sixpotify.db-shm
+	rm -rf bin lake sixpotify.db sixpotify.db-wal sixpotify.db-shm

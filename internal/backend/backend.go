@@ -47,7 +47,7 @@ func AWSConfig(ctx context.Context, region string) (aws.Config, error) {
 		cfg.Region = region
 	}
 	if cfg.Region == "" {
-		return aws.Config{}, errors.New("AWS_REGION: is required for SQS and DynamoDB")
+		return aws.Config{}, errors.New("AWS_REGION: is required for SQS, DynamoDB and S3")
 	}
 	return cfg, nil
 }

@@ -1,6 +1,7 @@
 // Package demo is what `make run` runs: it enqueues an embedded sample of
 // artists into the embedded queue, runs the worker until the queue is
-// drained with a live progress display, and prints a summary. Without
+// drained with a live progress display, prints a summary, and exports the
+// store to the lake in the directory lake (DEMO_LAKE). Without
 // Spotify credentials it starts the project's Spotify stand-in and says so.
 package demo
 
@@ -21,6 +22,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sixpotify/top-tracks/internal/backend"
+	"github.com/sixpotify/top-tracks/internal/export"
+	"github.com/sixpotify/top-tracks/internal/export/filedest"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/logging"
 	"github.com/sixpotify/top-tracks/internal/progress"
@@ -116,7 +119,29 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return err
 	}
 	elapsed := time.Since(start)
-	return summary(ctx, stdout, reg, parts.Store, cfg, elapsed, fake)
+	if err := summary(ctx, stdout, reg, parts.Store, cfg, elapsed, fake); err != nil {
+		return err
+	}
+	return exportLake(ctx, stdout, parts.Store, orDefault(getenv("DEMO_LAKE"), "lake"))
+}
+
+// exportLake ends the demo as the nightly job would: the store's snapshot
+// to the lake, here the directory dir.
+func exportLake(ctx context.Context, w io.Writer, st store.Store, dir string) error {
+	e, err := export.New(st, filedest.New(dir), export.Options{})
+	if err != nil {
+		return err
+	}
+	sum, err := e.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("export to file:%s: %w", dir, err)
+	}
+	fmt.Fprintf(w, "\nExported the store to file:%s (what `producer export --to file:%s` does): %d track rows and %d artists as Parquet in %d files, %.1f KiB, partition dt=%s.\n",
+		dir, dir, sum.TrackRows, sum.ArtistRows, sum.Files, float64(sum.Bytes)/1024, sum.Date)
+	fmt.Fprintf(w, "Look at it with DuckDB (or any Parquet reader: pandas, Spark, Athena):\n"+
+		"  duckdb -c \"SELECT artist_id, rank, name, popularity, fetched_at FROM '%s/top_tracks/*/*.parquet' ORDER BY artist_id, rank LIMIT 20\"\n"+
+		"  duckdb -c \"SELECT dt, count(*) FROM read_parquet('%s/artists/*/*.parquet', hive_partitioning = true) GROUP BY dt\"\n", dir, dir)
+	return nil
 }
 
 func summary(ctx context.Context, w io.Writer, reg prometheus.Gatherer, st store.Store, cfg workercmd.Config, elapsed time.Duration, fake *fakespotify.Server) error {

@@ -17,7 +17,8 @@ import (
 func TestRunDrainsTheSampleOffline(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "sixpotify.db")
-	env := map[string]string{"QUEUE_URL": "sqlite:" + db, "STORE_URL": "sqlite:" + db}
+	lake := filepath.Join(dir, "lake")
+	env := map[string]string{"QUEUE_URL": "sqlite:" + db, "STORE_URL": "sqlite:" + db, "DEMO_LAKE": lake}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -29,7 +30,8 @@ func TestRunDrainsTheSampleOffline(t *testing.T) {
 	if !strings.Contains(lines[0], "Spotify stand-in") {
 		t.Errorf("first line %q does not say the stand-in is used", lines[0])
 	}
-	for _, want := range []string{"artists processed", "artists/s", "Spotify calls", "429", "retries", "track rows stored", db} {
+	for _, want := range []string{"artists processed", "artists/s", "Spotify calls", "429", "retries", "track rows stored", db,
+		"Exported the store to file:" + lake, "duckdb -c", lake + "/top_tracks/*/*.parquet"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the summary does not mention %q:\n%s", want, out)
 		}

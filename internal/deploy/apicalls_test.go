@@ -17,13 +17,17 @@ import (
 var awsBackends = []struct{ dir, service string }{
 	{"internal/queue/sqsqueue", "sqs"},
 	{"internal/store/dynamostore", "dynamodb"},
+	{"internal/export/s3dest", "s3"},
 }
 
 // The packages each binary is made of above the backends. Every name they
 // call or mention that a backend declares is an entry into that backend.
 var (
 	workerPackages   = []string{"cmd/worker", "internal/workercmd", "worker", "internal/backend", "internal/backend/queues", "internal/backend/stores"}
-	producerPackages = []string{"cmd/producer", "internal/producercmd", "producer", "internal/backend", "internal/backend/queues", "internal/backend/stores"}
+	producerPackages = []string{"cmd/producer", "internal/producercmd", "producer", "producer/asker", "internal/backend", "internal/backend/queues", "internal/backend/stores"}
+	// producer export: a package of its own below producercmd, so that its
+	// task role is told apart from reprocess's.
+	exportPackages = []string{"internal/exportcmd", "internal/export", "internal/export/filedest", "internal/backend", "internal/backend/stores"}
 )
 
 // devOnlyEntry is the backend method the worker calls only with
@@ -38,6 +42,11 @@ var devOnlyActions = set("dynamodb:CreateTable")
 // iamActions maps an SDK client method to the IAM action that authorizes it.
 // A batch call is authorized by its single-message action. A method missing
 // here fails the test: add it with the action AWS documents for it.
+// extraActions are the further actions a method needs.
+var extraActions = map[string][]string{
+	"s3.CopyObject": {"s3:GetObject"}, // reads the source object
+}
+
 var iamActions = map[string]string{
 	"sqs.ReceiveMessage":               "sqs:ReceiveMessage",
 	"sqs.DeleteMessage":                "sqs:DeleteMessage",
@@ -58,15 +67,34 @@ var iamActions = map[string]string{
 	"dynamodb.Scan":                    "dynamodb:Scan",
 	"dynamodb.CreateTable":             "dynamodb:CreateTable",
 	"dynamodb.DescribeTable":           "dynamodb:DescribeTable",
+	"s3.PutObject":                     "s3:PutObject",
+	"s3.CreateMultipartUpload":         "s3:PutObject",
+	"s3.UploadPart":                    "s3:PutObject",
+	"s3.CompleteMultipartUpload":       "s3:PutObject",
+	"s3.AbortMultipartUpload":          "s3:AbortMultipartUpload",
+	"s3.ListObjectsV2":                 "s3:ListBucket",
+	"s3.CopyObject":                    "s3:PutObject",
+	"s3.DeleteObjects":                 "s3:DeleteObject",
+	"s3.GetObject":                     "s3:GetObject",
+	"s3.HeadObject":                    "s3:GetObject",
 }
 
 // sdkHelpers are the SDK's waiters and paginators, which call the client
 // they are given: constructor name → the client method they call.
 var sdkHelpers = map[string]string{
-	"NewTableExistsWaiter":    "DescribeTable",
-	"NewTableNotExistsWaiter": "DescribeTable",
-	"NewQueryPaginator":       "Query",
-	"NewScanPaginator":        "Scan",
+	"NewTableExistsWaiter":      "DescribeTable",
+	"NewTableNotExistsWaiter":   "DescribeTable",
+	"NewQueryPaginator":         "Query",
+	"NewScanPaginator":          "Scan",
+	"NewListObjectsV2Paginator": "ListObjectsV2",
+}
+
+// sdkClients are the SDK's higher-level clients that take a service client
+// and call it: package.Func → the client methods they call. The S3
+// transfer manager's UploadObject sends a PutObject or a multipart upload
+// (aborted on failure); its download methods are not used.
+var sdkClients = map[string][]string{
+	"transfermanager.New": {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"},
 }
 
 // backendGraph is what one backend package calls, by name: methods on
@@ -231,6 +259,11 @@ func loadBackend(t *testing.T, dir, service string) *backendGraph {
 				if g.api[sel] {
 					g.direct[name][sel] = true
 				}
+				if pkg, ok := x.X.(*ast.Ident); ok {
+					for _, m := range sdkClients[pkg.Name+"."+sel] {
+						g.direct[name][m] = true
+					}
+				}
 				if pkg, ok := x.X.(*ast.Ident); ok && pkg.Name == service && strings.HasPrefix(sel, "New") &&
 					(strings.HasSuffix(sel, "Waiter") || strings.HasSuffix(sel, "Paginator")) {
 					m, known := sdkHelpers[sel]
@@ -288,7 +321,8 @@ func (g *backendGraph) all() map[string]bool {
 type codeActions struct {
 	all      map[string]bool // every action the backends call, the dev-only ones included
 	worker   map[string]bool // what the worker binary reaches, without CREATE_TABLES
-	producer map[string]bool // what the producer binary reaches
+	producer map[string]bool // what the producer's enqueue and reprocess reach
+	export   map[string]bool // what producer export reaches
 	devOnly  map[string]bool // what only CreateTables reaches
 }
 
@@ -303,14 +337,15 @@ func deriveActions(t *testing.T) codeActions {
 		}
 		return all
 	}
-	workerEntries, producerEntries := names(workerPackages), names(producerPackages)
+	workerEntries, producerEntries, exportEntries := names(workerPackages), names(producerPackages), names(exportPackages)
 	if !workerEntries[devOnlyEntry] {
 		t.Errorf("the worker no longer mentions %s: update devOnlyEntry and the exception", devOnlyEntry)
 	}
 	delete(workerEntries, devOnlyEntry)
 	delete(producerEntries, devOnlyEntry)
+	delete(exportEntries, devOnlyEntry)
 
-	ca := codeActions{all: map[string]bool{}, worker: map[string]bool{}, producer: map[string]bool{}, devOnly: map[string]bool{}}
+	ca := codeActions{all: map[string]bool{}, worker: map[string]bool{}, producer: map[string]bool{}, export: map[string]bool{}, devOnly: map[string]bool{}}
 	toActions := func(g *backendGraph, methods map[string]bool, into map[string]bool) {
 		for m := range methods {
 			a, ok := iamActions[g.service+"."+m]
@@ -319,6 +354,9 @@ func deriveActions(t *testing.T) codeActions {
 				continue
 			}
 			into[a] = true
+			for _, x := range extraActions[g.service+"."+m] {
+				into[x] = true
+			}
 		}
 	}
 	for _, b := range awsBackends {
@@ -326,6 +364,7 @@ func deriveActions(t *testing.T) codeActions {
 		toActions(g, g.all(), ca.all)
 		toActions(g, g.reach(workerEntries), ca.worker)
 		toActions(g, g.reach(producerEntries), ca.producer)
+		toActions(g, g.reach(exportEntries), ca.export)
 		toActions(g, g.reach(set(devOnlyEntry)), ca.devOnly)
 	}
 	return ca
@@ -376,20 +415,21 @@ func TestDerivedActions(t *testing.T) {
 	ca := deriveActions(t)
 	t.Logf("worker:   %v", sortedKeys(ca.worker))
 	t.Logf("producer: %v", sortedKeys(ca.producer))
+	t.Logf("export:   %v", sortedKeys(ca.export))
 	t.Logf("dev only: %v", sortedKeys(ca.devOnly))
 	for a := range devOnlyActions {
 		if !ca.devOnly[a] {
 			t.Errorf("%s is no longer reached through %s: update devOnlyActions", a, devOnlyEntry)
 		}
-		if ca.worker[a] || ca.producer[a] {
+		if ca.worker[a] || ca.producer[a] || ca.export[a] {
 			t.Errorf("%s is reached without %s (CREATE_TABLES): production code must not create or describe tables", a, devOnlyEntry)
 		}
 	}
 	prod := minus(ca.all, devOnlyActions)
-	if got := union(ca.worker, ca.producer); fmt.Sprint(sortedKeys(got)) != fmt.Sprint(sortedKeys(prod)) {
+	if got := union(ca.worker, ca.producer, ca.export); fmt.Sprint(sortedKeys(got)) != fmt.Sprint(sortedKeys(prod)) {
 		t.Errorf("actions reached by the binaries %v, want every action the backends call %v", sortedKeys(got), sortedKeys(prod))
 	}
-	if len(ca.worker) == 0 || len(ca.producer) == 0 {
-		t.Errorf("derived nothing for a binary: worker %v, producer %v", sortedKeys(ca.worker), sortedKeys(ca.producer))
+	if len(ca.worker) == 0 || len(ca.producer) == 0 || len(ca.export) == 0 {
+		t.Errorf("derived nothing for a binary: worker %v, producer %v, export %v", sortedKeys(ca.worker), sortedKeys(ca.producer), sortedKeys(ca.export))
 	}
 }

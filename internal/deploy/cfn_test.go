@@ -439,6 +439,15 @@ func (c *cfn) ref(name string) (any, error) {
 		return c.namedProp(name, "TableName")
 	case "AWS::Logs::LogGroup":
 		return c.namedProp(name, "LogGroupName")
+	case "AWS::S3::Bucket":
+		return c.bucketName(name)
+	case "AWS::Athena::WorkGroup":
+		return c.namedProp(name, "Name")
+	case "AWS::Glue::Database":
+		r, _ := c.section("Resources")[name].(map[string]any)
+		p, _ := r["Properties"].(map[string]any)
+		in, _ := p["DatabaseInput"].(map[string]any)
+		return c.evalString(in["Name"])
 	case "AWS::ECS::TaskDefinition":
 		fam, err := c.namedProp(name, "Family")
 		if err != nil {
@@ -458,6 +467,13 @@ func (c *cfn) namedProp(res, prop string) (string, error) {
 		return c.evalString(v)
 	}
 	return testStack + "-" + res, nil
+}
+
+// bucketName is a bucket's BucketName, or the lower-case name
+// CloudFormation would make up.
+func (c *cfn) bucketName(res string) (string, error) {
+	n, err := c.namedProp(res, "BucketName")
+	return strings.ToLower(n), err
 }
 
 func (c *cfn) queueName(res string) (string, error) {
@@ -480,6 +496,9 @@ func (c *cfn) getAtt(res, attr string) (any, error) {
 	case "AWS::DynamoDB::Table.Arn":
 		tn, err := c.namedProp(res, "TableName")
 		return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", testRegion, testAccount, tn), err
+	case "AWS::S3::Bucket.Arn":
+		bn, err := c.bucketName(res)
+		return "arn:aws:s3:::" + bn, err
 	case "AWS::IAM::Role.Arn":
 		return fmt.Sprintf("arn:aws:iam::%s:role/%s-%s", testAccount, testStack, res), nil
 	case "AWS::Logs::LogGroup.Arn":

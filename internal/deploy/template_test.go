@@ -614,6 +614,11 @@ func TestTaskRoles(t *testing.T) {
 		"sqs":      set(arn("BulkQueue")),
 		"dynamodb": set(arn("ArtistsTable"), arn("TracksTable")), // TracksTable: the Query of enqueue --wait
 	})
+	lakePrefix, _ := c.params["LakePrefix"].(string)
+	checkGrants(t, "ExportTaskRole", roleStatements(t, c, "ExportTaskRole"), ca.export, map[string]map[string]bool{
+		"dynamodb": set(arn("TracksTable"), arn("ArtistsTable")),
+		"s3":       set(arn("LakeBucket"), arn("LakeBucket")+"/"+lakePrefix+"/*"),
+	})
 
 	// deploy/iam-policy.json: one policy for both binaries, with placeholders.
 	var doc any
@@ -626,9 +631,10 @@ func TestTaskRoles(t *testing.T) {
 	ph := func(svc, name string) string { return "arn:aws:" + svc + ":REGION:ACCOUNT_ID:" + name }
 	tracks, _ := c.params["TracksTableName"].(string)
 	artists, _ := c.params["ArtistsTableName"].(string)
-	checkGrants(t, "deploy/iam-policy.json", statements(t, nil, doc), union(ca.worker, ca.producer), map[string]map[string]bool{
+	checkGrants(t, "deploy/iam-policy.json", statements(t, nil, doc), union(ca.worker, ca.producer, ca.export), map[string]map[string]bool{
 		"sqs":      set(ph("sqs", "sixpotify-chatbot"), ph("sqs", "sixpotify-bulk")),
 		"dynamodb": set(ph("dynamodb", "table/"+tracks), ph("dynamodb", "table/"+artists)),
+		"s3":       set("arn:aws:s3:::LAKE_BUCKET", "arn:aws:s3:::LAKE_BUCKET/"+lakePrefix+"/*"),
 	})
 }
 

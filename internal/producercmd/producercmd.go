@@ -1,4 +1,4 @@
-// Package producercmd is the producer command: enqueue and reprocess.
+// Package producercmd is the producer command: enqueue, reprocess and export.
 package producercmd
 
 import (
@@ -23,6 +23,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
+	"github.com/sixpotify/top-tracks/internal/exportcmd"
 	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/progress"
 	"github.com/sixpotify/top-tracks/internal/store"
@@ -38,9 +39,10 @@ type grammar struct {
 	QueueURL     string           `name:"queue-url" envvar:"QUEUE_URL" default:"${embedded_url}" help:"The chatbot's lane: an SQS queue URL, or sqlite:PATH[?queue=NAME]."`
 	BulkQueueURL string           `name:"bulk-queue-url" envvar:"BULK_QUEUE_URL" help:"The bulk lane, same forms as QUEUE_URL (empty: one lane)."`
 
-	Enqueue   enqueueCmd   `cmd:"" help:"Enqueue artists named on the command line or in files (-f)."`
-	Reprocess reprocessCmd `cmd:"" help:"Enqueue, on the bulk lane, every artist the store holds, or those fetched longer ago than --stale-after."`
-	Help      cli.Help     `cmd:"" help:"Show help for a command."`
+	Enqueue   enqueueCmd    `cmd:"" help:"Enqueue artists named on the command line or in files (-f)."`
+	Reprocess reprocessCmd  `cmd:"" help:"Enqueue, on the bulk lane, every artist the store holds, or those fetched longer ago than --stale-after."`
+	Export    exportcmd.Cmd `cmd:"" help:"Write a snapshot of the store as Parquet to the data lake: PREFIX/top_tracks/dt=DATE/ and PREFIX/artists/dt=DATE/."`
+	Help      cli.Help      `cmd:"" help:"Show help for a command."`
 }
 
 type enqueueCmd struct {
@@ -92,8 +94,10 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader,
 			}
 		case "reprocess":
 			err = g.Reprocess.run(ctx, &g, stdout, stderr)
+		case "export":
+			err = g.Export.Execute(ctx, time.Now(), stdout, stderr)
 		}
-	} else if !errors.As(err, new(usageError)) {
+	} else if !errors.As(err, new(usageError)) && !errors.As(err, new(exportcmd.UsageError)) {
 		err = usageError{err}
 	}
 	if err == nil {
@@ -102,7 +106,7 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader,
 	for _, line := range strings.Split(err.Error(), "\n") {
 		fmt.Fprintln(stderr, "producer: "+line)
 	}
-	if errors.As(err, new(usageError)) {
+	if errors.As(err, new(usageError)) || errors.As(err, new(exportcmd.UsageError)) {
 		return cli.ExitUsage
 	}
 	return 1

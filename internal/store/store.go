@@ -26,12 +26,14 @@ type Saver interface {
 }
 
 // Store is the whole method set of every backend: a Saver, an artist's rows
-// by rank (Tracks), and a scan of the artists table (ScanArtists, which
-// stops at fn's first error and returns it).
+// by rank (Tracks), and scans of the artists table (ScanArtists) and of the
+// tracks table (ScanTracks, the export's), each of which stops at fn's first
+// error and returns it.
 type Store interface {
 	Saver
 	Tracks(ctx context.Context, id string) ([]Row, error)
 	ScanArtists(ctx context.Context, fn func(Artist) error) error
+	ScanTracks(ctx context.Context, fn func(Row) error) error
 }
 
 // Status of an artist in the artists table.

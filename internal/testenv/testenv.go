@@ -1,6 +1,6 @@
-// Package testenv starts the local AWS emulators (local-aws-sqs and dynalite,
-// installed from package.json by `make test`) for integration tests, one of
-// each per test binary, on free loopback ports.
+// Package testenv starts the local AWS emulators (local-aws-sqs, dynalite and
+// s3rver, installed from package.json by `make test`) for integration tests,
+// one of each per test binary, on free loopback ports.
 //
 // A test that needs an emulator fails, never skips, when it cannot start one:
 // run `make test` (or `npm ci` in the project root) first.
@@ -96,6 +96,44 @@ func dynaliteCommand(root string, port int) *exec.Cmd {
 	return cmd
 }
 
+// Bucket is the bucket that exists in this test binary's S3 emulator from
+// its start; tests keep apart by prefix.
+const Bucket = "sixpotify-lake"
+
+// S3 credentials: s3rver checks request signatures against this one key.
+const (
+	S3AccessKey = "S3RVER"
+	S3SecretKey = "S3RVER"
+)
+
+// S3Endpoint returns the base URL of this test binary's s3rver, starting it
+// on first use. Its objects live in a temporary directory, removed by Stop;
+// Bucket exists. Clients need path-style addressing (UsePathStyle).
+func S3Endpoint(tb testing.TB) string {
+	tb.Helper()
+	return start(tb, "s3", func(root string, port int) *exec.Cmd {
+		dir, err := os.MkdirTemp("", "sixpotify-s3rver-")
+		if err != nil {
+			dir = filepath.Join(os.TempDir(), fmt.Sprintf("sixpotify-s3rver-%d", port))
+		}
+		s3Dirs = append(s3Dirs, dir)
+		return exec.Command("node", filepath.Join(root, "node_modules", "s3rver", "bin", "s3rver.js"),
+			"-d", dir, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "--silent", "--configure-bucket", Bucket)
+	})
+}
+
+// s3Dirs are the data directories of the S3 emulators started (guarded by mu).
+var s3Dirs []string
+
+// S3Config returns an SDK configuration for the S3 emulator: region
+// us-east-1 and its static credentials.
+func S3Config() aws.Config {
+	return aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider(S3AccessKey, S3SecretKey, ""),
+	}
+}
+
 // AWSConfig returns an SDK configuration for the emulators: region us-east-1
 // and static test credentials (never read from the environment).
 func AWSConfig() aws.Config {
@@ -125,6 +163,10 @@ func Stop() {
 		}
 		delete(procs, name)
 	}
+	for _, dir := range s3Dirs {
+		os.RemoveAll(dir)
+	}
+	s3Dirs = nil
 }
 
 func start(tb testing.TB, name string, command func(root string, port int) *exec.Cmd) string {

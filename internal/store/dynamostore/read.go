@@ -85,10 +85,42 @@ func (s *Store) query(ctx context.Context, in *dynamodb.QueryInput, fn func(map[
 // reads), but fn is called from one goroutine at a time. An error from fn
 // stops the scan and is returned as is.
 func (s *Store) ScanArtists(ctx context.Context, fn func(store.Artist) error) error {
+	in := &dynamodb.ScanInput{
+		TableName:            &s.artists,
+		ConsistentRead:       aws.Bool(true),
+		ProjectionExpression: aws.String("#a, #at, #m, #s, #n"),
+		ExpressionAttributeNames: map[string]string{
+			"#a": attrArtistID, "#at": attrFetchedAt, "#m": attrMarket, "#s": attrStatus, "#n": attrTrackCount,
+		},
+	}
+	return parallelScan(ctx, s, "artists", in, s.artistFrom, fn)
+}
+
+// ScanTracks calls fn for every row of the tracks table, in no particular
+// order, with the same parallel segmented scan as ScanArtists: fn is called
+// from one goroutine at a time, and an error from fn stops the scan and is
+// returned as is. The reads are eventually consistent (half the read units
+// of a consistent scan): an export is a snapshot of a moving table anyway,
+// and an artist saved during the scan may show its rows from either save.
+func (s *Store) ScanTracks(ctx context.Context, fn func(store.Row) error) error {
+	in := &dynamodb.ScanInput{TableName: &s.tracks}
+	decode := func(item map[string]types.AttributeValue) (store.Row, bool, error) {
+		r, err := s.rowFrom(item)
+		return r, err == nil, err
+	}
+	return parallelScan(ctx, s, "tracks", in, decode, fn)
+}
+
+// parallelScan reads in with Options.ScanSegments segments in parallel,
+// decodes each item (skipping those decode says are not rows yet) and calls
+// fn with each from this goroutine. fn's error is returned as it is; the
+// scan's own is wrapped naming what was scanned.
+func parallelScan[T any](ctx context.Context, s *Store, what string, in *dynamodb.ScanInput,
+	decode func(map[string]types.AttributeValue) (T, bool, error), fn func(T) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	pages := make(chan []store.Artist)
+	pages := make(chan []T)
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -105,7 +137,10 @@ func (s *Store) ScanArtists(ctx context.Context, fn func(store.Artist) error) er
 	segments := s.opts.ScanSegments
 	for seg := range segments {
 		wg.Go(func() {
-			if err := s.scanSegment(ctx, int32(seg), int32(segments), pages); err != nil {
+			seg := int32(seg)
+			page := *in
+			page.Segment, page.TotalSegments = &seg, aws.Int32(int32(segments))
+			if err := scanSegment(ctx, s, &page, decode, pages); err != nil {
 				fail(err)
 			}
 		})
@@ -117,11 +152,11 @@ func (s *Store) ScanArtists(ctx context.Context, fn func(store.Artist) error) er
 
 	var fnErr error
 	for page := range pages {
-		for _, a := range page {
+		for _, v := range page {
 			if fnErr != nil {
 				break
 			}
-			fnErr = fn(a)
+			fnErr = fn(v)
 		}
 		if fnErr != nil {
 			cancel() // the segments stop; keep draining until they have
@@ -131,22 +166,13 @@ func (s *Store) ScanArtists(ctx context.Context, fn func(store.Artist) error) er
 		return fnErr
 	}
 	if scanErr != nil {
-		return fmt.Errorf("dynamostore: scan artists: %w", scanErr)
+		return fmt.Errorf("dynamostore: scan %s: %w", what, scanErr)
 	}
 	return nil
 }
 
-func (s *Store) scanSegment(ctx context.Context, seg, total int32, pages chan<- []store.Artist) error {
-	in := &dynamodb.ScanInput{
-		TableName:            &s.artists,
-		Segment:              aws.Int32(seg),
-		TotalSegments:        aws.Int32(total),
-		ConsistentRead:       aws.Bool(true),
-		ProjectionExpression: aws.String("#a, #at, #m, #s, #n"),
-		ExpressionAttributeNames: map[string]string{
-			"#a": attrArtistID, "#at": attrFetchedAt, "#m": attrMarket, "#s": attrStatus, "#n": attrTrackCount,
-		},
-	}
+func scanSegment[T any](ctx context.Context, s *Store, in *dynamodb.ScanInput,
+	decode func(map[string]types.AttributeValue) (T, bool, error), pages chan<- []T) error {
 	for {
 		var out *dynamodb.ScanOutput
 		err := s.retrying(ctx, func(ctx context.Context) error {
@@ -155,16 +181,16 @@ func (s *Store) scanSegment(ctx context.Context, seg, total int32, pages chan<- 
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("segment %d: %w", seg, err)
+			return fmt.Errorf("segment %d: %w", *in.Segment, err)
 		}
-		page := make([]store.Artist, 0, len(out.Items))
+		page := make([]T, 0, len(out.Items))
 		for _, item := range out.Items {
-			a, ok, err := s.artistFrom(item)
+			v, ok, err := decode(item)
 			if err != nil {
 				return err
 			}
 			if ok {
-				page = append(page, a)
+				page = append(page, v)
 			}
 		}
 		if len(page) > 0 {

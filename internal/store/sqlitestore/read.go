@@ -42,25 +42,9 @@ func (s *Store) Tracks(ctx context.Context, id string) ([]store.Row, error) {
 	defer rows.Close()
 	var out []store.Row
 	for rows.Next() {
-		var (
-			r                            store.Row
-			album, artists, externalURLs string
-			fetched                      string
-		)
-		t := &r.Track
-		if err := rows.Scan(&r.ArtistID, &t.ID, &r.Rank, &t.Name, &t.Popularity, &t.DurationMS, &t.Explicit, &t.URI,
-			&album, &artists, &externalURLs, &t.PreviewURL, &t.TrackNumber, &r.Market, &fetched); err != nil {
+		r, err := scanRow(rows)
+		if err != nil {
 			return nil, fmt.Errorf("sqlitestore: tracks %s: %w", id, err)
-		}
-		if err := errors.Join(
-			unmarshal("album", album, &t.Album),
-			unmarshal("artists", artists, &t.Artists),
-			unmarshal("external_urls", externalURLs, &t.ExternalURLs),
-		); err != nil {
-			return nil, fmt.Errorf("sqlitestore: tracks %s: track %s: %w", id, t.ID, err)
-		}
-		if r.FetchedAt, err = parseTime(fetched); err != nil {
-			return nil, fmt.Errorf("sqlitestore: tracks %s: track %s: %w", id, t.ID, err)
 		}
 		out = append(out, r)
 	}
@@ -68,6 +52,102 @@ func (s *Store) Tracks(ctx context.Context, id string) ([]store.Row, error) {
 		return nil, fmt.Errorf("sqlitestore: tracks %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// trackColumns are the columns scanRow reads, in its order.
+const trackColumns = `artist_id, id, rank, name, popularity, duration_ms, explicit, uri,
+	album, artists, external_urls, preview_url, track_number, market, fetched_at`
+
+// scanRow reads one row of trackColumns.
+func scanRow(rows *sql.Rows) (store.Row, error) {
+	var (
+		r                            store.Row
+		album, artists, externalURLs string
+		fetched                      string
+	)
+	t := &r.Track
+	if err := rows.Scan(&r.ArtistID, &t.ID, &r.Rank, &t.Name, &t.Popularity, &t.DurationMS, &t.Explicit, &t.URI,
+		&album, &artists, &externalURLs, &t.PreviewURL, &t.TrackNumber, &r.Market, &fetched); err != nil {
+		return store.Row{}, err
+	}
+	if err := errors.Join(
+		unmarshal("album", album, &t.Album),
+		unmarshal("artists", artists, &t.Artists),
+		unmarshal("external_urls", externalURLs, &t.ExternalURLs),
+	); err != nil {
+		return store.Row{}, fmt.Errorf("track %s: %w", t.ID, err)
+	}
+	var err error
+	if r.FetchedAt, err = parseTime(fetched); err != nil {
+		return store.Row{}, fmt.Errorf("track %s: %w", t.ID, err)
+	}
+	return r, nil
+}
+
+// tracksPage is how many track rows ScanTracks reads at a time.
+const tracksPage = 1000
+
+// ScanTracks calls fn with every row of top_tracks, in (artist_id, id)
+// order, tracksPage rows at a time: like ScanArtists it holds no
+// transaction while fn runs, so Saves go on meanwhile and an artist saved
+// during the scan may show rows of either save. An error of fn stops the
+// scan and is returned as it is.
+func (s *Store) ScanTracks(ctx context.Context, fn func(store.Row) error) error {
+	var afterArtist, afterID string
+	first := true
+	page := make([]store.Row, 0, tracksPage)
+	for {
+		var err error
+		if page, err = s.tracksPage(ctx, page[:0], afterArtist, afterID, first); err != nil {
+			return fmt.Errorf("sqlitestore: scan tracks: %w", err)
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < tracksPage {
+			return nil
+		}
+		last := page[len(page)-1]
+		afterArtist, afterID, first = last.ArtistID, last.ID, false
+	}
+}
+
+// tracksPage appends to page up to tracksPage rows after the key
+// (afterArtist, afterID), or from the first when first is true.
+func (s *Store) tracksPage(ctx context.Context, page []store.Row, afterArtist, afterID string, first bool) ([]store.Row, error) {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if first {
+		rows, err = s.db.QueryContext(ctx, `SELECT `+trackColumns+` FROM top_tracks ORDER BY artist_id, id LIMIT ?`, tracksPage)
+	} else {
+		rows, err = s.db.QueryContext(ctx, `SELECT `+trackColumns+` FROM top_tracks
+			WHERE (artist_id, id) > (?, ?) ORDER BY artist_id, id LIMIT ?`, afterArtist, afterID, tracksPage)
+	}
+	if err != nil {
+		return page, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRow(rows)
+		if err != nil {
+			return page, err
+		}
+		page = append(page, r)
+	}
+	return page, rows.Err()
+}
+
+// CountTracks returns how many track rows the store holds (for progress).
+func (s *Store) CountTracks(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM top_tracks`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count tracks: %w", err)
+	}
+	return n, nil
 }
 
 // ScanArtists calls fn with every artists row, in artist_id order, one page

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, features Feature
 		{"RejectsInvalid", testRejectsInvalid},
 		{"ScanArtists", testScanArtists},
 		{"ScanArtistsStops", testScanArtistsStops},
+		{"ScanTracks", testScanTracks},
 		{"ConcurrentSaves", func(t *testing.T, s store.Store) { testConcurrentSaves(t, s, features) }},
 	}
 	for _, c := range cases {
@@ -388,6 +389,71 @@ func testScanArtistsStops(t *testing.T, s store.Store) {
 	cancel()
 	if err := s.ScanArtists(ctx, func(store.Artist) error { return nil }); err == nil {
 		t.Error("ScanArtists(cancelled context) = nil, want an error")
+	}
+}
+
+// testScanTracks saves more rows than one page of any backend and checks
+// ScanTracks visits each exactly once, from one goroutine at a time, and
+// stops at fn's error.
+func testScanTracks(t *testing.T, s store.Store) {
+	const artists, perArtist = 130, 10
+	ctx := ctxFor(t)
+	want := map[string]store.Row{}
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 8)
+		errs = make(chan error, artists)
+	)
+	for i := range artists {
+		a := ID(fmt.Sprintf("artist/scantracks/%d", i))
+		r := result(a, t0.Add(time.Duration(i)*time.Millisecond), Tracks(a, 0, perArtist))
+		for _, row := range Rows(r) {
+			want[row.ArtistID+"/"+row.ID] = row
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := s.Save(ctx, r); err != nil {
+				errs <- fmt.Errorf("Save(%s): %w", r.ArtistID, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got := map[string]store.Row{}
+	var inside atomic.Int32
+	err := s.ScanTracks(ctx, func(r store.Row) error {
+		if inside.Add(1) != 1 {
+			t.Error("fn called from two goroutines at once")
+		}
+		defer inside.Add(-1)
+		k := r.ArtistID + "/" + r.ID
+		if _, dup := got[k]; dup {
+			t.Errorf("ScanTracks visited %s twice", k)
+		}
+		got[k] = r
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ScanTracks: %v", err)
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("ScanTracks mismatch (-got +want):\n%s", diff)
+	}
+
+	stop := errors.New("enough")
+	calls := 0
+	err = s.ScanTracks(ctx, func(store.Row) error {
+		if calls++; calls == 5 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 5 {
+		t.Errorf("ScanTracks = %v after %d calls, want fn's error after 5", err, calls)
 	}
 }
 
