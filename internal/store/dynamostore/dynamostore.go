@@ -140,7 +140,6 @@ type Store struct {
 	tracks  string
 	artists string
 	opts    Options
-	enc     *attributevalue.Encoder
 	dec     *attributevalue.Decoder
 	stats   counters
 }
@@ -162,7 +161,6 @@ func NewWithOptions(client API, tracksTable, artistsTable string, opts Options) 
 		tracks:  tracksTable,
 		artists: artistsTable,
 		opts:    opts.withDefaults(),
-		enc:     attributevalue.NewEncoder(func(o *attributevalue.EncoderOptions) { o.TagKey = "json" }),
 		dec:     attributevalue.NewDecoder(func(o *attributevalue.DecoderOptions) { o.TagKey = "json" }),
 	}, nil
 }

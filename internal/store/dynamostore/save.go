@@ -39,10 +39,7 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 			return nil
 		}
 	}
-	puts, keep, err := s.trackPuts(r, fetched)
-	if err != nil {
-		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
-	}
+	puts, keep := s.trackPuts(r, fetched)
 	l, err := s.lock(ctx, r.ArtistID, fetched)
 	if err != nil {
 		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
@@ -94,9 +91,9 @@ func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash
 	return done, err
 }
 
-// trackPuts marshals the put requests of the result's tracks, the first of
+// trackPuts builds the put requests of the result's tracks, the first of
 // each id only, and returns the set of ids kept.
-func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest, map[string]bool, error) {
+func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest, map[string]bool) {
 	puts := make([]types.WriteRequest, 0, len(r.Tracks))
 	keep := make(map[string]bool, len(r.Tracks))
 	for i, t := range r.Tracks {
@@ -107,13 +104,10 @@ func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest,
 			continue
 		}
 		keep[t.ID] = true
-		item, err := s.marshal(trackItem{ArtistID: r.ArtistID, Rank: i + 1, Market: r.Market, FetchedAt: fetched, Track: t})
-		if err != nil {
-			return nil, nil, fmt.Errorf("track %s: %w", t.ID, err)
-		}
+		item := trackAttrs(r.ArtistID, i+1, r.Market, fetched, &r.Tracks[i])
 		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 	}
-	return puts, keep, nil
+	return puts, keep
 }
 
 // lease is a Save's hold on an artist.
@@ -292,11 +286,8 @@ func countKinds(reqs []types.WriteRequest) (puts, deletes int) {
 // commit writes the artists row in place of the lease, if the lease is
 // still ours.
 func (s *Store) commit(ctx context.Context, l *lease, it artistItem) error {
-	item, err := s.marshal(it)
-	if err != nil {
-		return fmt.Errorf("artists row: %w", err)
-	}
-	err = s.retrying(ctx, func(ctx context.Context) error {
+	item := artistAttrs(it)
+	err := s.retrying(ctx, func(ctx context.Context) error {
 		s.stats.putCalls.Add(1)
 		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName:                &s.artists,
