@@ -48,6 +48,11 @@ func artistAttrs(it artistItem) map[string]types.AttributeValue {
 	if it.ListHash != "" {
 		m[attrListHash] = str(it.ListHash)
 	}
+	ids := make([]types.AttributeValue, len(it.TrackIDs))
+	for i, id := range it.TrackIDs {
+		ids[i] = str(id)
+	}
+	m[attrTrackIDs] = &types.AttributeValueMemberL{Value: ids}
 	return m
 }
 

@@ -55,8 +55,8 @@ func TestAttrsMatchTheEncoder(t *testing.T) {
 		})
 	}
 	for _, it := range []artistItem{
-		{ArtistID: "a", FetchedAt: "2026-01-02T03:04:05.006Z", Market: "US", Status: "ok", TrackCount: 10, ListHash: "h"},
-		{ArtistID: "a", FetchedAt: "2026-01-02T03:04:05.006Z", Market: "US", Status: "not_found"},
+		{ArtistID: "a", FetchedAt: "2026-01-02T03:04:05.006Z", Market: "US", Status: "ok", TrackCount: 2, ListHash: "h", TrackIDs: []string{"x", "y"}},
+		{ArtistID: "a", FetchedAt: "2026-01-02T03:04:05.006Z", Market: "US", Status: "not_found", TrackIDs: []string{}},
 	} {
 		if diff := cmp.Diff(encode(t, it), artistAttrs(it), attrsCmp); diff != "" {
 			t.Errorf("artistAttrs(%+v) (-encoder +hand-built):\n%s", it, diff)

@@ -21,6 +21,7 @@ const (
 	attrStatus     = "status"
 	attrTrackCount = "track_count"
 	attrListHash   = "list_hash" // store.ListHash of the stored result
+	attrTrackIDs   = "track_ids" // L of S: the ids of the artist's track rows
 	attrLockOwner  = "lock_owner"
 	attrLockUntil  = "lock_until" // N, Unix milliseconds
 )
@@ -44,6 +45,9 @@ type artistItem struct {
 	Status     string `json:"status"`
 	TrackCount int    `json:"track_count"`
 	ListHash   string `json:"list_hash,omitempty"`
+	// TrackIDs are the ids of the artist's track rows, in rank order;
+	// written by every commit, an empty list when there are none.
+	TrackIDs []string `json:"track_ids"`
 }
 
 // formatTime writes fetched_at. store.TimeFormat in UTC has a fixed width,

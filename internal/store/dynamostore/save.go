@@ -117,6 +117,16 @@ type lease struct {
 	// deadline (monotonic) is when the holder stops writing: three
 	// quarters of the lease after the request that took it was sent.
 	deadline time.Time
+	// stored is the ids of the artist's track rows, as the artists row
+	// listed them when the lease was taken; known says whether it did.
+	// It did not for a row written before rows listed their ids, one whose
+	// last Save did not commit, or when the answer that took the lease was
+	// lost: then the tracks table is asked (a Query). No row at all is an
+	// artist never saved: it has no track rows.
+	stored []string
+	known  bool
+	// wrote says writeTracks may have sent writes to the tracks table.
+	wrote bool
 }
 
 // lock takes the artist's lease, waiting while another writer holds it, or
@@ -128,14 +138,21 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 		sent := time.Now()
 		now := s.opts.Now()
 		s.stats.lockCalls.Add(1)
-		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		// Taking the lease removes track_ids and list_hash, atomically
+		// with reading them: until the commit writes them anew, the row
+		// claims nothing about the track rows, so a Save that dies part
+		// way leaves a row that makes the next one ask the tracks table
+		// (and not take the unchanged fast path).
+		out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:           &s.artists,
 			Key:                 artistKey(artistID),
-			UpdateExpression:    aws.String("SET #owner = :owner, #until = :until"),
+			UpdateExpression:    aws.String("SET #owner = :owner, #until = :until REMOVE #ids, #h"),
 			ConditionExpression: aws.String("(attribute_not_exists(#until) OR #until < :now) AND (attribute_not_exists(#at) OR #at <= :at)"),
 			ExpressionAttributeNames: map[string]string{
 				"#owner": attrLockOwner, "#until": attrLockUntil, "#at": attrFetchedAt,
+				"#ids": attrTrackIDs, "#h": attrListHash,
 			},
+			ReturnValues: types.ReturnValueAllOld,
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":owner": str(token),
 				":until": num(now.Add(s.opts.Lease).UnixMilli()),
@@ -161,8 +178,19 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 				s.stats.lockWaits.Add(1)
 				return &again{errors.New("another writer holds the artist's lease")}
 			}
+			// Ours, but what the row held before is gone with the lost
+			// answer: the tracks table will tell.
+			l = &lease{artistID: artistID, token: token, deadline: sent.Add(s.opts.Lease * 3 / 4)}
+			return nil
 		}
 		l = &lease{artistID: artistID, token: token, deadline: sent.Add(s.opts.Lease * 3 / 4)}
+		old := out.Attributes
+		switch ids, ok := attrStrings(old, attrTrackIDs); {
+		case len(old) == 0:
+			l.known = true // never saved: no track rows
+		case ok:
+			l.stored, l.known = ids, true
+		}
 		return nil
 	})
 	return l, err
@@ -173,8 +201,12 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetched, hash string, puts []types.WriteRequest, keep map[string]bool) error {
 	wctx, cancel := context.WithDeadline(ctx, l.deadline)
 	defer cancel()
-	err := s.writeTracks(wctx, r.ArtistID, puts, keep)
+	err := s.writeTracks(wctx, l, puts, keep)
 	if err == nil {
+		ids := make([]string, 0, len(puts))
+		for _, p := range puts {
+			ids = append(ids, attrString(p.PutRequest.Item, attrID))
+		}
 		err = s.commit(wctx, l, artistItem{
 			ArtistID:   r.ArtistID,
 			FetchedAt:  fetched,
@@ -182,6 +214,7 @@ func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetch
 			Status:     string(r.Status),
 			TrackCount: len(puts),
 			ListHash:   hash,
+			TrackIDs:   ids,
 		})
 	}
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
@@ -191,12 +224,19 @@ func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetch
 }
 
 // writeTracks puts the result's tracks and deletes the artist's other rows,
-// puts first so that a reader sees a track that stays throughout.
-func (s *Store) writeTracks(ctx context.Context, artistID string, puts []types.WriteRequest, keep map[string]bool) error {
-	existing, err := s.trackIDs(ctx, artistID)
-	if err != nil {
-		return err
+// puts first so that a reader sees a track that stays throughout. The rows
+// there are are the ones the artists row listed when the lease was taken,
+// or, when it listed none, those a Query finds.
+func (s *Store) writeTracks(ctx context.Context, l *lease, puts []types.WriteRequest, keep map[string]bool) error {
+	artistID := l.artistID
+	existing := l.stored
+	if !l.known {
+		var err error
+		if existing, err = s.trackIDs(ctx, artistID); err != nil {
+			return err
+		}
 	}
+	l.wrote = true
 	reqs := puts
 	for _, id := range existing {
 		if !keep[id] {
@@ -325,23 +365,27 @@ func (s *Store) commit(ctx context.Context, l *lease, it artistItem) error {
 }
 
 // unlock releases a lease that did not commit: it removes a placeholder row
-// (a first Save), or the lease attributes. It runs even when ctx has ended.
+// (a first Save) to which no track rows may have been written, or else the
+// lease attributes, leaving a row that lists no track ids, so that the next
+// Save asks the tracks table what is there. It runs even when ctx has ended.
 func (s *Store) unlock(ctx context.Context, l *lease) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	values := map[string]types.AttributeValue{":owner": str(l.token)}
 	return s.retrying(ctx, func(ctx context.Context) error {
-		_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-			TableName:                 &s.artists,
-			Key:                       artistKey(l.artistID),
-			ConditionExpression:       aws.String("#owner = :owner AND attribute_not_exists(#at)"),
-			ExpressionAttributeNames:  map[string]string{"#owner": attrLockOwner, "#at": attrFetchedAt},
-			ExpressionAttributeValues: values,
-		})
-		if err == nil || !isConditionFailed(err) {
-			return err
+		if !l.wrote {
+			_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+				TableName:                 &s.artists,
+				Key:                       artistKey(l.artistID),
+				ConditionExpression:       aws.String("#owner = :owner AND attribute_not_exists(#at)"),
+				ExpressionAttributeNames:  map[string]string{"#owner": attrLockOwner, "#at": attrFetchedAt},
+				ExpressionAttributeValues: values,
+			})
+			if err == nil || !isConditionFailed(err) {
+				return err
+			}
 		}
-		_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 &s.artists,
 			Key:                       artistKey(l.artistID),
 			UpdateExpression:          aws.String("REMOVE #owner, #until"),
@@ -375,6 +419,24 @@ func attrString(item map[string]types.AttributeValue, name string) string {
 		return v.Value
 	}
 	return ""
+}
+
+// attrStrings reads a list of strings; ok is false when the item has no
+// such list.
+func attrStrings(item map[string]types.AttributeValue, name string) (v []string, ok bool) {
+	l, ok := item[name].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil, false
+	}
+	v = make([]string, 0, len(l.Value))
+	for _, e := range l.Value {
+		s, ok := e.(*types.AttributeValueMemberS)
+		if !ok {
+			return nil, false
+		}
+		v = append(v, s.Value)
+	}
+	return v, true
 }
 
 func attrNumber(item map[string]types.AttributeValue, name string) string {
