@@ -188,7 +188,9 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 		switch ids, ok := attrStrings(old, attrTrackIDs); {
 		case len(old) == 0:
 			l.known = true // never saved: no track rows
-		case ok:
+		case ok && attrString(old, attrLockOwner) == "":
+			// A lease that ran out under the ids means a writer that
+			// does not remove them (an earlier version) died writing.
 			l.stored, l.known = ids, true
 		}
 		return nil

@@ -96,6 +96,16 @@ func TestRowWithoutTrackIDs(t *testing.T) {
 		t.Errorf("the next Save sent %d Queries; want 0", got.queries)
 	}
 	checkRows(t, s, again)
+
+	// An expired lease over listed ids is what an earlier version that
+	// died writing leaves (it did not remove them): the ids are not
+	// trusted.
+	holdLease(t, s.client, s.artists, a, time.Now().Add(-time.Second))
+	later := result(a, t0.Add(3*time.Hour), 2)
+	if got := saveCounting(t, s, f, later); got.queries != 1 {
+		t.Errorf("Save over an expired lease sent %d Queries; want 1", got.queries)
+	}
+	checkRows(t, s, later)
 }
 
 // TestSaveThatDidNotCommit checks that a Save whose track writes landed but
