@@ -15,24 +15,50 @@ import (
 // with; TestAttrsMatchTheEncoder holds the two together: a nil map, slice or
 // pointer is NULL, an empty one an empty M or L, an empty string an S "".
 
+// slab hands out the scalar attribute values of one Save's rows from
+// chunks, a few allocations instead of one per value: the SDK only reads
+// them, and they all live as long as the Save's requests.
+type slab struct {
+	s []types.AttributeValueMemberS
+	n []types.AttributeValueMemberN
+}
+
+const slabChunk = 64
+
+func (b *slab) str(v string) types.AttributeValue {
+	if len(b.s) == cap(b.s) {
+		b.s = make([]types.AttributeValueMemberS, 0, slabChunk)
+	}
+	b.s = append(b.s, types.AttributeValueMemberS{Value: v})
+	return &b.s[len(b.s)-1]
+}
+
+func (b *slab) num(v int) types.AttributeValue {
+	if len(b.n) == cap(b.n) {
+		b.n = make([]types.AttributeValueMemberN, 0, slabChunk)
+	}
+	b.n = append(b.n, types.AttributeValueMemberN{Value: strconv.Itoa(v)})
+	return &b.n[len(b.n)-1]
+}
+
 // trackAttrs is the tracks row of t at rank for the artist.
-func trackAttrs(artistID string, rank int, market, fetched string, t *spotify.Track) map[string]types.AttributeValue {
+func (b *slab) trackAttrs(artistID string, rank int, market, fetched string, t *spotify.Track) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		attrArtistID:    str(artistID),
-		attrID:          str(t.ID),
-		"rank":          numInt(rank),
-		attrMarket:      str(market),
-		attrFetchedAt:   str(fetched),
-		"name":          str(t.Name),
-		"popularity":    numInt(t.Popularity),
-		"duration_ms":   numInt(t.DurationMS),
+		attrArtistID:    b.str(artistID),
+		attrID:          b.str(t.ID),
+		"rank":          b.num(rank),
+		attrMarket:      b.str(market),
+		attrFetchedAt:   b.str(fetched),
+		"name":          b.str(t.Name),
+		"popularity":    b.num(t.Popularity),
+		"duration_ms":   b.num(t.DurationMS),
 		"explicit":      boolean(t.Explicit),
-		"uri":           str(t.URI),
-		"album":         albumAttr(&t.Album),
-		"artists":       artistsAttr(t.Artists),
-		"external_urls": stringMap(t.ExternalURLs),
-		"preview_url":   strPtr(t.PreviewURL),
-		"track_number":  numInt(t.TrackNumber),
+		"uri":           b.str(t.URI),
+		"album":         b.albumAttr(&t.Album),
+		"artists":       b.artistsAttr(t.Artists),
+		"external_urls": b.stringMap(t.ExternalURLs),
+		"preview_url":   b.strPtr(t.PreviewURL),
+		"track_number":  b.num(t.TrackNumber),
 	}
 }
 
@@ -56,35 +82,35 @@ func artistAttrs(it artistItem) map[string]types.AttributeValue {
 	return m
 }
 
-func albumAttr(a *spotify.Album) types.AttributeValue {
+func (b *slab) albumAttr(a *spotify.Album) types.AttributeValue {
 	var images types.AttributeValue = null
 	if a.Images != nil {
 		l := make([]types.AttributeValue, len(a.Images))
 		for i := range a.Images {
 			img := &a.Images[i]
 			l[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-				"url":    str(img.URL),
-				"height": intPtr(img.Height),
-				"width":  intPtr(img.Width),
+				"url":    b.str(img.URL),
+				"height": b.intPtr(img.Height),
+				"width":  b.intPtr(img.Width),
 			}}
 		}
 		images = &types.AttributeValueMemberL{Value: l}
 	}
 	return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-		"id":                     str(a.ID),
-		"name":                   str(a.Name),
-		"album_type":             str(a.AlbumType),
-		"total_tracks":           numInt(a.TotalTracks),
-		"release_date":           str(a.ReleaseDate),
-		"release_date_precision": str(a.ReleaseDatePrecision),
-		"uri":                    str(a.URI),
+		"id":                     b.str(a.ID),
+		"name":                   b.str(a.Name),
+		"album_type":             b.str(a.AlbumType),
+		"total_tracks":           b.num(a.TotalTracks),
+		"release_date":           b.str(a.ReleaseDate),
+		"release_date_precision": b.str(a.ReleaseDatePrecision),
+		"uri":                    b.str(a.URI),
 		"images":                 images,
-		"external_urls":          stringMap(a.ExternalURLs),
-		"artists":                artistsAttr(a.Artists),
+		"external_urls":          b.stringMap(a.ExternalURLs),
+		"artists":                b.artistsAttr(a.Artists),
 	}}
 }
 
-func artistsAttr(as []spotify.SimpleArtist) types.AttributeValue {
+func (b *slab) artistsAttr(as []spotify.SimpleArtist) types.AttributeValue {
 	if as == nil {
 		return null
 	}
@@ -92,45 +118,56 @@ func artistsAttr(as []spotify.SimpleArtist) types.AttributeValue {
 	for i := range as {
 		a := &as[i]
 		l[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-			"id":            str(a.ID),
-			"name":          str(a.Name),
-			"uri":           str(a.URI),
-			"external_urls": stringMap(a.ExternalURLs),
+			"id":            b.str(a.ID),
+			"name":          b.str(a.Name),
+			"uri":           b.str(a.URI),
+			"external_urls": b.stringMap(a.ExternalURLs),
 		}}
 	}
 	return &types.AttributeValueMemberL{Value: l}
 }
 
-func stringMap(m map[string]string) types.AttributeValue {
+func (b *slab) stringMap(m map[string]string) types.AttributeValue {
 	if m == nil {
 		return null
 	}
 	v := make(map[string]types.AttributeValue, len(m))
 	for k, s := range m {
-		v[k] = str(s)
+		v[k] = b.str(s)
 	}
 	return &types.AttributeValueMemberM{Value: v}
 }
 
-// null is the one NULL value every nil field shares: the SDK only reads it.
+// null is the one NULL value every nil field shares, as avTrue and avFalse
+// are the booleans': the SDK only reads them.
 var null types.AttributeValue = &types.AttributeValueMemberNULL{Value: true}
 
 func numInt(v int) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.Itoa(v)}
 }
 
-func boolean(v bool) types.AttributeValue { return &types.AttributeValueMemberBOOL{Value: v} }
+var (
+	avTrue  types.AttributeValue = &types.AttributeValueMemberBOOL{Value: true}
+	avFalse types.AttributeValue = &types.AttributeValueMemberBOOL{Value: false}
+)
 
-func strPtr(p *string) types.AttributeValue {
-	if p == nil {
-		return null
+func boolean(v bool) types.AttributeValue {
+	if v {
+		return avTrue
 	}
-	return str(*p)
+	return avFalse
 }
 
-func intPtr(p *int) types.AttributeValue {
+func (b *slab) strPtr(p *string) types.AttributeValue {
 	if p == nil {
 		return null
 	}
-	return numInt(*p)
+	return b.str(*p)
+}
+
+func (b *slab) intPtr(p *int) types.AttributeValue {
+	if p == nil {
+		return null
+	}
+	return b.num(*p)
 }

@@ -96,6 +96,7 @@ func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash
 func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest, map[string]bool) {
 	puts := make([]types.WriteRequest, 0, len(r.Tracks))
 	keep := make(map[string]bool, len(r.Tracks))
+	var b slab
 	for i, t := range r.Tracks {
 		if keep[t.ID] {
 			s.stats.duplicateTracks.Add(1)
@@ -104,7 +105,7 @@ func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest,
 			continue
 		}
 		keep[t.ID] = true
-		item := trackAttrs(r.ArtistID, i+1, r.Market, fetched, &r.Tracks[i])
+		item := b.trackAttrs(r.ArtistID, i+1, r.Market, fetched, &r.Tracks[i])
 		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 	}
 	return puts, keep
