@@ -1,6 +1,7 @@
 package spotify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
@@ -265,11 +267,38 @@ func (c *Client) attempt(ctx context.Context, u, artistID string, refreshed bool
 		return a, err
 	}
 	a.sent = c.now()
-	a.status, a.header, a.body, err = c.get(ctx, u, a.tok)
-	if err == nil && a.status == http.StatusOK {
-		a.tracks, a.decodeErr = decodeTopTracks(a.body)
+	buf := getBody()
+	defer putBody(buf)
+	a.status, a.header, err = c.get(ctx, u, a.tok, buf)
+	switch {
+	case err != nil:
+	case a.status == http.StatusOK:
+		// Decoded from the pooled buffer; the tracks own their strings.
+		a.tracks, a.decodeErr = decodeTopTracks(buf.Bytes())
+	default:
+		a.body = bytes.Clone(buf.Bytes())
 	}
 	return a, err
+}
+
+// bodies holds the buffers answers are read into, so that each request does
+// not grow a new one to the answer's size (some 40 KiB for ten tracks).
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody is the largest buffer put back in the pool: one grown by an
+// unusually large answer is left to the collector.
+const maxPooledBody = 256 << 10
+
+func getBody() *bytes.Buffer {
+	b := bodies.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bodies.Put(b)
+	}
 }
 
 // outcome is what one request tells the gate.
@@ -303,13 +332,13 @@ func outcome(ctx context.Context, artistID string, refreshed bool, a answer, err
 	return o
 }
 
-// get sends one GET and returns the answer's status, header and body (cut
-// at maxErrorBody unless the status is 200). The body is always drained and
-// closed, so that the connection is reused.
-func (c *Client) get(ctx context.Context, u, tok string) (int, http.Header, []byte, error) {
+// get sends one GET, reads the answer's body into buf (cut at maxErrorBody
+// unless the status is 200) and returns its status and header. The body is
+// always drained and closed, so that the connection is reused.
+func (c *Client) get(ctx context.Context, u, tok string, buf *bytes.Buffer) (int, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%w: cannot build the request", ErrTransport)
+		return 0, nil, fmt.Errorf("%w: cannot build the request", ErrTransport)
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "application/json")
@@ -318,7 +347,7 @@ func (c *Client) get(ctx context.Context, u, tok string) (int, http.Header, []by
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.observe(0, time.Since(start))
-		return 0, nil, nil, transportError(ctx, err)
+		return 0, nil, transportError(ctx, err)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
@@ -328,19 +357,22 @@ func (c *Client) get(ctx context.Context, u, tok string) (int, http.Header, []by
 	limit := int64(maxErrorBody)
 	if resp.StatusCode == http.StatusOK {
 		limit = maxBody
+		if n := resp.ContentLength; n > 0 && n <= maxBody {
+			buf.Grow(int(n) + bytes.MinRead)
+		}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
 	c.observe(resp.StatusCode, time.Since(start))
 	if err != nil {
-		return 0, nil, nil, transportError(ctx, err)
+		return 0, nil, transportError(ctx, err)
 	}
-	if int64(len(body)) > limit {
+	if int64(buf.Len()) > limit {
 		if resp.StatusCode == http.StatusOK {
-			return 0, nil, nil, fmt.Errorf("%w: body larger than %d bytes", ErrBadResponse, maxBody)
+			return 0, nil, fmt.Errorf("%w: body larger than %d bytes", ErrBadResponse, maxBody)
 		}
-		body = body[:limit]
+		buf.Truncate(int(limit))
 	}
-	return resp.StatusCode, resp.Header, body, nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 func (c *Client) observe(status int, elapsed time.Duration) {

@@ -15,10 +15,17 @@
 //     is not newer than the result's. If the row holds a newer fetch, Save
 //     returns store.ErrStale before it writes anything. If another writer
 //     holds the lease, Save waits (backoff with jitter) and tries again.
-//  2. Write: Query the artist's track ids, then BatchWriteItem the puts of
-//     every returned track and the deletes of every id that left the list.
+//     The same UpdateItem removes track_ids and list_hash and returns what
+//     the row held (ReturnValues ALL_OLD).
+//  2. Write: BatchWriteItem the puts of every returned track and the
+//     deletes of every id that left the list. The ids there are are the
+//     track_ids the lock returned; when the row had none (a row written
+//     before rows listed their ids, one whose last Save did not commit, or
+//     a lock whose answer was lost), a Query of the tracks table tells. An
+//     artist with no row at all has never been saved and has no rows.
 //  3. Commit: a PutItem of the artists row, conditional on still owning the
-//     lease, replaces the whole row and so releases the lease.
+//     lease, replaces the whole row (with track_ids and list_hash of the
+//     new rows) and so releases the lease.
 //
 // Change-aware writes: the artists row keeps list_hash, store.ListHash of
 // the stored result. A Save whose result has the same hash first tries one
@@ -41,7 +48,11 @@
 //
 // A Save that fails part way through releases its lease and leaves rows that
 // the next successful Save of the artist converges; the caller keeps the
-// message, so that Save happens.
+// message, so that Save happens. Its artists row then lists no track ids and
+// no list hash (the lock removed them), so the next Save asks the tracks
+// table and cannot take the unchanged fast path; a first Save that may have
+// written track rows leaves its placeholder row (no fetched_at, ignored by
+// readers) for the same reason.
 package dynamostore
 
 import (
@@ -140,7 +151,6 @@ type Store struct {
 	tracks  string
 	artists string
 	opts    Options
-	enc     *attributevalue.Encoder
 	dec     *attributevalue.Decoder
 	stats   counters
 }
@@ -162,7 +172,6 @@ func NewWithOptions(client API, tracksTable, artistsTable string, opts Options) 
 		tracks:  tracksTable,
 		artists: artistsTable,
 		opts:    opts.withDefaults(),
-		enc:     attributevalue.NewEncoder(func(o *attributevalue.EncoderOptions) { o.TagKey = "json" }),
 		dec:     attributevalue.NewDecoder(func(o *attributevalue.DecoderOptions) { o.TagKey = "json" }),
 	}, nil
 }

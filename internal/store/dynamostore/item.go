@@ -2,6 +2,7 @@ package dynamostore
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -20,11 +21,13 @@ const (
 	attrStatus     = "status"
 	attrTrackCount = "track_count"
 	attrListHash   = "list_hash" // store.ListHash of the stored result
+	attrTrackIDs   = "track_ids" // L of S: the ids of the artist's track rows
 	attrLockOwner  = "lock_owner"
 	attrLockUntil  = "lock_until" // N, Unix milliseconds
 )
 
-// trackItem is a row of the tracks table. The embedded spotify.Track is
+// trackItem is a row of the tracks table, as the reads decode it (Save
+// builds it with trackAttrs). The embedded spotify.Track is
 // flattened, its json tags naming the attributes.
 type trackItem struct {
 	ArtistID  string `json:"artist_id"`
@@ -42,6 +45,9 @@ type artistItem struct {
 	Status     string `json:"status"`
 	TrackCount int    `json:"track_count"`
 	ListHash   string `json:"list_hash,omitempty"`
+	// TrackIDs are the ids of the artist's track rows, in rank order;
+	// written by every commit, an empty list when there are none.
+	TrackIDs []string `json:"track_ids"`
 }
 
 // formatTime writes fetched_at. store.TimeFormat in UTC has a fixed width,
@@ -51,18 +57,6 @@ func formatTime(t time.Time) string { return t.UTC().Format(store.TimeFormat) }
 func parseTime(s string) (time.Time, error) {
 	// RFC 3339 parsing accepts the fractional seconds of store.TimeFormat.
 	return time.Parse(time.RFC3339, s)
-}
-
-func (s *Store) marshal(v any) (map[string]types.AttributeValue, error) {
-	av, err := s.enc.Encode(v)
-	if err != nil {
-		return nil, err
-	}
-	m, ok := av.(*types.AttributeValueMemberM)
-	if !ok {
-		return nil, fmt.Errorf("marshal %T: not a map", v)
-	}
-	return m.Value, nil
 }
 
 func (s *Store) unmarshal(item map[string]types.AttributeValue, v any) error {
@@ -108,7 +102,7 @@ func (s *Store) rowFrom(item map[string]types.AttributeValue) (store.Row, error)
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
 func num(v int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: fmt.Sprint(v)}
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
 }
 
 func artistKey(id string) map[string]types.AttributeValue {

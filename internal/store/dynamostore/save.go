@@ -39,10 +39,7 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 			return nil
 		}
 	}
-	puts, keep, err := s.trackPuts(r, fetched)
-	if err != nil {
-		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
-	}
+	puts, keep := s.trackPuts(r, fetched)
 	l, err := s.lock(ctx, r.ArtistID, fetched)
 	if err != nil {
 		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
@@ -94,11 +91,12 @@ func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash
 	return done, err
 }
 
-// trackPuts marshals the put requests of the result's tracks, the first of
+// trackPuts builds the put requests of the result's tracks, the first of
 // each id only, and returns the set of ids kept.
-func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest, map[string]bool, error) {
+func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest, map[string]bool) {
 	puts := make([]types.WriteRequest, 0, len(r.Tracks))
 	keep := make(map[string]bool, len(r.Tracks))
+	var b slab
 	for i, t := range r.Tracks {
 		if keep[t.ID] {
 			s.stats.duplicateTracks.Add(1)
@@ -107,13 +105,10 @@ func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest,
 			continue
 		}
 		keep[t.ID] = true
-		item, err := s.marshal(trackItem{ArtistID: r.ArtistID, Rank: i + 1, Market: r.Market, FetchedAt: fetched, Track: t})
-		if err != nil {
-			return nil, nil, fmt.Errorf("track %s: %w", t.ID, err)
-		}
+		item := b.trackAttrs(r.ArtistID, i+1, r.Market, fetched, &r.Tracks[i])
 		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 	}
-	return puts, keep, nil
+	return puts, keep
 }
 
 // lease is a Save's hold on an artist.
@@ -123,6 +118,16 @@ type lease struct {
 	// deadline (monotonic) is when the holder stops writing: three
 	// quarters of the lease after the request that took it was sent.
 	deadline time.Time
+	// stored is the ids of the artist's track rows, as the artists row
+	// listed them when the lease was taken; known says whether it did.
+	// It did not for a row written before rows listed their ids, one whose
+	// last Save did not commit, or when the answer that took the lease was
+	// lost: then the tracks table is asked (a Query). No row at all is an
+	// artist never saved: it has no track rows.
+	stored []string
+	known  bool
+	// wrote says writeTracks may have sent writes to the tracks table.
+	wrote bool
 }
 
 // lock takes the artist's lease, waiting while another writer holds it, or
@@ -134,14 +139,21 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 		sent := time.Now()
 		now := s.opts.Now()
 		s.stats.lockCalls.Add(1)
-		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		// Taking the lease removes track_ids and list_hash, atomically
+		// with reading them: until the commit writes them anew, the row
+		// claims nothing about the track rows, so a Save that dies part
+		// way leaves a row that makes the next one ask the tracks table
+		// (and not take the unchanged fast path).
+		out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:           &s.artists,
 			Key:                 artistKey(artistID),
-			UpdateExpression:    aws.String("SET #owner = :owner, #until = :until"),
+			UpdateExpression:    aws.String("SET #owner = :owner, #until = :until REMOVE #ids, #h"),
 			ConditionExpression: aws.String("(attribute_not_exists(#until) OR #until < :now) AND (attribute_not_exists(#at) OR #at <= :at)"),
 			ExpressionAttributeNames: map[string]string{
 				"#owner": attrLockOwner, "#until": attrLockUntil, "#at": attrFetchedAt,
+				"#ids": attrTrackIDs, "#h": attrListHash,
 			},
+			ReturnValues: types.ReturnValueAllOld,
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":owner": str(token),
 				":until": num(now.Add(s.opts.Lease).UnixMilli()),
@@ -167,8 +179,21 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 				s.stats.lockWaits.Add(1)
 				return &again{errors.New("another writer holds the artist's lease")}
 			}
+			// Ours, but what the row held before is gone with the lost
+			// answer: the tracks table will tell.
+			l = &lease{artistID: artistID, token: token, deadline: sent.Add(s.opts.Lease * 3 / 4)}
+			return nil
 		}
 		l = &lease{artistID: artistID, token: token, deadline: sent.Add(s.opts.Lease * 3 / 4)}
+		old := out.Attributes
+		switch ids, ok := attrStrings(old, attrTrackIDs); {
+		case len(old) == 0:
+			l.known = true // never saved: no track rows
+		case ok && attrString(old, attrLockOwner) == "":
+			// A lease that ran out under the ids means a writer that
+			// does not remove them (an earlier version) died writing.
+			l.stored, l.known = ids, true
+		}
 		return nil
 	})
 	return l, err
@@ -179,8 +204,12 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetched, hash string, puts []types.WriteRequest, keep map[string]bool) error {
 	wctx, cancel := context.WithDeadline(ctx, l.deadline)
 	defer cancel()
-	err := s.writeTracks(wctx, r.ArtistID, puts, keep)
+	err := s.writeTracks(wctx, l, puts, keep)
 	if err == nil {
+		ids := make([]string, 0, len(puts))
+		for _, p := range puts {
+			ids = append(ids, attrString(p.PutRequest.Item, attrID))
+		}
 		err = s.commit(wctx, l, artistItem{
 			ArtistID:   r.ArtistID,
 			FetchedAt:  fetched,
@@ -188,6 +217,7 @@ func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetch
 			Status:     string(r.Status),
 			TrackCount: len(puts),
 			ListHash:   hash,
+			TrackIDs:   ids,
 		})
 	}
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
@@ -197,12 +227,19 @@ func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetch
 }
 
 // writeTracks puts the result's tracks and deletes the artist's other rows,
-// puts first so that a reader sees a track that stays throughout.
-func (s *Store) writeTracks(ctx context.Context, artistID string, puts []types.WriteRequest, keep map[string]bool) error {
-	existing, err := s.trackIDs(ctx, artistID)
-	if err != nil {
-		return err
+// puts first so that a reader sees a track that stays throughout. The rows
+// there are are the ones the artists row listed when the lease was taken,
+// or, when it listed none, those a Query finds.
+func (s *Store) writeTracks(ctx context.Context, l *lease, puts []types.WriteRequest, keep map[string]bool) error {
+	artistID := l.artistID
+	existing := l.stored
+	if !l.known {
+		var err error
+		if existing, err = s.trackIDs(ctx, artistID); err != nil {
+			return err
+		}
 	}
+	l.wrote = true
 	reqs := puts
 	for _, id := range existing {
 		if !keep[id] {
@@ -292,11 +329,8 @@ func countKinds(reqs []types.WriteRequest) (puts, deletes int) {
 // commit writes the artists row in place of the lease, if the lease is
 // still ours.
 func (s *Store) commit(ctx context.Context, l *lease, it artistItem) error {
-	item, err := s.marshal(it)
-	if err != nil {
-		return fmt.Errorf("artists row: %w", err)
-	}
-	err = s.retrying(ctx, func(ctx context.Context) error {
+	item := artistAttrs(it)
+	err := s.retrying(ctx, func(ctx context.Context) error {
 		s.stats.putCalls.Add(1)
 		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName:                &s.artists,
@@ -334,23 +368,27 @@ func (s *Store) commit(ctx context.Context, l *lease, it artistItem) error {
 }
 
 // unlock releases a lease that did not commit: it removes a placeholder row
-// (a first Save), or the lease attributes. It runs even when ctx has ended.
+// (a first Save) to which no track rows may have been written, or else the
+// lease attributes, leaving a row that lists no track ids, so that the next
+// Save asks the tracks table what is there. It runs even when ctx has ended.
 func (s *Store) unlock(ctx context.Context, l *lease) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	values := map[string]types.AttributeValue{":owner": str(l.token)}
 	return s.retrying(ctx, func(ctx context.Context) error {
-		_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-			TableName:                 &s.artists,
-			Key:                       artistKey(l.artistID),
-			ConditionExpression:       aws.String("#owner = :owner AND attribute_not_exists(#at)"),
-			ExpressionAttributeNames:  map[string]string{"#owner": attrLockOwner, "#at": attrFetchedAt},
-			ExpressionAttributeValues: values,
-		})
-		if err == nil || !isConditionFailed(err) {
-			return err
+		if !l.wrote {
+			_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+				TableName:                 &s.artists,
+				Key:                       artistKey(l.artistID),
+				ConditionExpression:       aws.String("#owner = :owner AND attribute_not_exists(#at)"),
+				ExpressionAttributeNames:  map[string]string{"#owner": attrLockOwner, "#at": attrFetchedAt},
+				ExpressionAttributeValues: values,
+			})
+			if err == nil || !isConditionFailed(err) {
+				return err
+			}
 		}
-		_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 &s.artists,
 			Key:                       artistKey(l.artistID),
 			UpdateExpression:          aws.String("REMOVE #owner, #until"),
@@ -384,6 +422,24 @@ func attrString(item map[string]types.AttributeValue, name string) string {
 		return v.Value
 	}
 	return ""
+}
+
+// attrStrings reads a list of strings; ok is false when the item has no
+// such list.
+func attrStrings(item map[string]types.AttributeValue, name string) (v []string, ok bool) {
+	l, ok := item[name].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil, false
+	}
+	v = make([]string, 0, len(l.Value))
+	for _, e := range l.Value {
+		s, ok := e.(*types.AttributeValueMemberS)
+		if !ok {
+			return nil, false
+		}
+		v = append(v, s.Value)
+	}
+	return v, true
 }
 
 func attrNumber(item map[string]types.AttributeValue, name string) string {
