@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
+	"github.com/sixpotify/top-tracks/internal/ctxsleep"
 	"github.com/sixpotify/top-tracks/internal/store"
 )
 
@@ -292,7 +293,7 @@ func (a *Asker) wait(ctx context.Context, k *ask, start time.Time) (Answer, erro
 	delay := a.opts.PollMin
 	var lastErr error
 	for {
-		if !sleep(ctx, delay) {
+		if !ctxsleep.For(ctx, delay) {
 			err := fmt.Errorf("artist %s: %w (enqueued %s ago; the worker will still store it): %w",
 				k.id, ErrNoAnswer, time.Since(start).Round(time.Millisecond), context.Cause(ctx))
 			if lastErr != nil {
@@ -331,7 +332,7 @@ func (a *Asker) answer(ctx context.Context, art Artist) (Answer, error) {
 		if rows, err = a.r.Tracks(ctx, art.ArtistID); err != nil {
 			return Answer{}, fmt.Errorf("read the tracks of %s: %w", art.ArtistID, err)
 		}
-		if len(rows) == art.Tracks || try == 3 || !sleep(ctx, a.opts.PollMin) {
+		if len(rows) == art.Tracks || try == 3 || !ctxsleep.For(ctx, a.opts.PollMin) {
 			break
 		}
 		next, ok, err := a.r.Artist(ctx, art.ArtistID)
@@ -343,16 +344,4 @@ func (a *Asker) answer(ctx context.Context, art Artist) (Answer, error) {
 		}
 	}
 	return Answer{ArtistID: art.ArtistID, Market: art.Market, Status: art.Status, FetchedAt: art.FetchedAt, Tracks: rows}, nil
-}
-
-// sleep waits d or until ctx ends; it reports whether the full d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

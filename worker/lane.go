@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sixpotify/top-tracks/internal/ctxsleep"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue"
@@ -85,21 +86,9 @@ func (l *lane) attributes(ctx context.Context) {
 			return
 		}
 		l.log.Error("cannot read the queue's attributes; retrying", "err", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
+		if !ctxsleep.For(ctx, backoff) {
 			return
 		}
 		backoff = min(2*backoff, maxAttributesBackoff)
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether the full d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

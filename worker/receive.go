@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sixpotify/top-tracks/internal/ctxsleep"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue"
 )
@@ -54,7 +55,7 @@ func (l *lane) receive(r *run) {
 		// queue. Keep it in the queue, except the breaker's one probe.
 		wait, _, endProbe := l.gate.Hold()
 		if wait > 0 {
-			if !sleep(ctx, min(wait, time.Second)) {
+			if !ctxsleep.For(ctx, min(wait, time.Second)) {
 				break
 			}
 			continue
@@ -88,7 +89,7 @@ func (l *lane) receive(r *run) {
 			l.metrics.ReceiveErrors.WithLabelValues(l.name).Inc()
 			l.receiving.Store(false)
 			l.log.Error("receive failed; retrying", "err", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
+			if !ctxsleep.For(ctx, backoff) {
 				break
 			}
 			backoff = min(2*backoff, maxReceiveBackoff)

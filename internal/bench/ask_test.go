@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sixpotify/top-tracks/internal/ctxsleep"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
@@ -143,7 +144,7 @@ func runAsk(b *testing.B) askResult {
 	asking := make([]time.Duration, len(asked))
 	var wg sync.WaitGroup
 	for i, id := range asked {
-		if !sleepCtx(runCtx, time.Until(start.Add(askFirst+time.Duration(i)*askEvery))) {
+		if !ctxsleep.For(runCtx, time.Until(start.Add(askFirst+time.Duration(i)*askEvery))) {
 			break
 		}
 		wg.Go(func() {

@@ -73,6 +73,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/sixpotify/top-tracks/internal/ctxsleep"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/workercmd"
@@ -223,7 +224,7 @@ func (b *Baseline) Run(ctx context.Context) error {
 				break
 			}
 			// The event source mapping keeps polling after an error.
-			if !sleep(ctx, 100*time.Millisecond) {
+			if !ctxsleep.For(ctx, 100*time.Millisecond) {
 				break
 			}
 			continue
@@ -434,15 +435,4 @@ func acquire(ctx context.Context, slots chan struct{}, want int) int {
 		}
 	}
 	return n
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -33,6 +33,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/sixpotify/top-tracks/internal/ctxsleep"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/spotify"
@@ -82,7 +83,7 @@ func (f retryingFetcher) TopTracks(ctx context.Context, id, market string) ([]sp
 		if !errors.As(err, &rl) {
 			return tracks, err
 		}
-		if !sleepCtx(ctx, max(rl.RetryAfter, time.Second)) {
+		if !ctxsleep.For(ctx, max(rl.RetryAfter, time.Second)) {
 			return nil, ctx.Err()
 		}
 	}
@@ -433,7 +434,7 @@ func runLatency(b *testing.B) latencyResult {
 	sent := make(chan error, 1)
 	go func() {
 		for i, id := range asked {
-			if !sleepCtx(ctx, time.Until(start.Add(chatbotFirst+time.Duration(i)*chatbotEvery))) {
+			if !ctxsleep.For(ctx, time.Until(start.Add(chatbotFirst+time.Duration(i)*chatbotEvery))) {
 				sent <- ctx.Err()
 				return
 			}

@@ -271,15 +271,3 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func secs(d time.Duration) float64 { return d.Seconds() }
-
-// sleepCtx waits d or until ctx ends; it reports whether the full d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
