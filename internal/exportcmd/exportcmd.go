@@ -39,13 +39,7 @@ func failf(env, format string, args ...any) UsageError {
 
 // Execute runs the export: progress on stderr, the summary on stdout.
 func (c *Cmd) Execute(ctx context.Context, now time.Time, stdout, stderr io.Writer) error {
-	if c.StoreURL == "" {
-		return failf("STORE_URL", "is empty")
-	}
-	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return failf("STORE_URL", "%v", err)
-	}
-	if err := stores.Exists(c.StoreURL); err != nil {
+	if err := stores.Readable(c.StoreURL); err != nil {
 		return failf("STORE_URL", "%v", err)
 	}
 	date := c.Date

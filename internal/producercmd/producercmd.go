@@ -301,13 +301,7 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	if c.StoreURL == "" {
-		return failf("STORE_URL", "is empty")
-	}
-	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return failf("STORE_URL", "%v", err)
-	}
-	if err := stores.Exists(c.StoreURL); err != nil {
+	if err := stores.Readable(c.StoreURL); err != nil {
 		return failf("STORE_URL", "%v", err)
 	}
 	stale := c.StaleAfter

@@ -86,3 +86,15 @@ func Exists(u string) error {
 	}
 	return nil
 }
+
+// Readable checks a store URL a command is about to read (reprocess,
+// export): set, well formed, and, when embedded, an existing file.
+func Readable(u string) error {
+	if u == "" {
+		return errors.New("is empty")
+	}
+	if err := ValidateURL(u); err != nil {
+		return err
+	}
+	return Exists(u)
+}

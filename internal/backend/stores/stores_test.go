@@ -28,3 +28,24 @@ func TestExists(t *testing.T) {
 		t.Error("StoreExists created the file")
 	}
 }
+
+func TestReadable(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		url, want string // want: a part of the error, or "" for none
+	}{
+		{"", "is empty"},
+		{"mysql:x", "mysql:x"},
+		{"sqlite:" + filepath.Join(dir, "missing.db"), "does not exist"},
+		{"dynamodb:top_tracks", ""},
+	} {
+		err := Readable(c.url)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("Readable(%q) = %v, want nil", c.url, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Readable(%q) = %v, want an error containing %q", c.url, err, c.want)
+		}
+	}
+}
