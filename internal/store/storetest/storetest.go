@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -316,13 +317,20 @@ func saveArtists(t *testing.T, s store.Store, prefix string, n int) map[string]s
 		}
 		want[a] = r
 	}
+	saveAll(t, s, slices.Collect(maps.Values(want)))
+	return want
+}
+
+// saveAll saves rs, eight at a time, and fails t on the first error.
+func saveAll(t *testing.T, s store.Store, rs []store.Result) {
+	t.Helper()
 	ctx := ctxFor(t)
 	var (
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, 8)
-		errs = make(chan error, n)
+		errs = make(chan error, len(rs))
 	)
-	for _, r := range want {
+	for _, r := range rs {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -336,7 +344,6 @@ func saveArtists(t *testing.T, s store.Store, prefix string, n int) map[string]s
 	for err := range errs {
 		t.Fatal(err)
 	}
-	return want
 }
 
 func testScanArtists(t *testing.T, s store.Store) {
@@ -399,30 +406,16 @@ func testScanTracks(t *testing.T, s store.Store) {
 	const artists, perArtist = 130, 10
 	ctx := ctxFor(t)
 	want := map[string]store.Row{}
-	var (
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 8)
-		errs = make(chan error, artists)
-	)
+	var rs []store.Result
 	for i := range artists {
 		a := ID(fmt.Sprintf("artist/scantracks/%d", i))
 		r := result(a, t0.Add(time.Duration(i)*time.Millisecond), Tracks(a, 0, perArtist))
 		for _, row := range Rows(r) {
 			want[row.ArtistID+"/"+row.ID] = row
 		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := s.Save(ctx, r); err != nil {
-				errs <- fmt.Errorf("Save(%s): %w", r.ArtistID, err)
-			}
-		})
+		rs = append(rs, r)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	saveAll(t, s, rs)
 	got := map[string]store.Row{}
 	var inside atomic.Int32
 	err := s.ScanTracks(ctx, func(r store.Row) error {
