@@ -352,14 +352,17 @@ func TestEmptyStore(t *testing.T) {
 	}
 }
 
+// bothLakes makes a fresh lake of each destination.
+var bothLakes = map[string]func(*testing.T) lake{
+	"file": fileLake,
+	"s3":   func(t *testing.T) lake { l, _ := s3Lake(t, ""); return l },
+}
+
 // TestRerunReplaces runs the same date again after the store changed, with
 // fewer parts than the first run: the partition holds the new snapshot once,
 // the first run's extra parts gone.
 func TestRerunReplaces(t *testing.T) {
-	for name, newLake := range map[string]func(*testing.T) lake{
-		"file": fileLake,
-		"s3":   func(t *testing.T) lake { l, _ := s3Lake(t, ""); return l },
-	} {
+	for name, newLake := range bothLakes {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s, l := newSQLite(t), newLake(t)
@@ -423,10 +426,7 @@ func (f *failing) Promote(ctx context.Context, from, to string) error {
 // untouched) and one while it publishes (the partition is a mixture); the
 // next run completes the partition each time.
 func TestInterruptedRun(t *testing.T) {
-	for name, newLake := range map[string]func(*testing.T) lake{
-		"file": fileLake,
-		"s3":   func(t *testing.T) lake { l, _ := s3Lake(t, ""); return l },
-	} {
+	for name, newLake := range bothLakes {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s, l := newSQLite(t), newLake(t)
