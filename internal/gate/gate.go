@@ -210,8 +210,8 @@ type Event struct {
 // Gate is safe for concurrent use. Create one with New.
 type Gate struct {
 	opts Options
-	lim  *rate.Limiter // every call
-	bulk *rate.Limiter // the bulk lane's share
+	lim  *pacer // every call
+	bulk *pacer // the bulk lane's share
 
 	mu      sync.Mutex
 	quota   *quota // nil: a fixed or unlimited rate
@@ -239,14 +239,14 @@ func New(opts Options) *Gate {
 	}
 	g := &Gate{
 		opts:       opts,
-		lim:        rate.NewLimiter(limit, 1),
-		bulk:       rate.NewLimiter(limit*rate.Limit(opts.BulkShare), 1),
+		lim:        newPacer(limit),
+		bulk:       newPacer(limit * rate.Limit(opts.BulkShare)),
 		probing:    true,
 		probeDone:  make(chan struct{}),
 		urgentDone: make(chan struct{}),
 	}
 	if opts.Rate <= 0 {
-		g.bulk = rate.NewLimiter(rate.Inf, 1)
+		g.bulk = newPacer(rate.Inf)
 	}
 	if !opts.Fixed {
 		g.quota = newQuota(opts.Rate, opts.Clock())
@@ -499,12 +499,8 @@ func (g *Gate) emit(events []Event) {
 
 // setRate changes the rate; g.mu is held.
 func (g *Gate) setRate(r float64) {
-	if rate.Limit(r) == g.lim.Limit() {
-		return
-	}
-	now := time.Now()
-	g.lim.SetLimitAt(now, rate.Limit(r))
-	g.bulk.SetLimitAt(now, rate.Limit(r*g.opts.BulkShare))
+	g.lim.SetLimit(rate.Limit(r))
+	g.bulk.SetLimit(rate.Limit(r * g.opts.BulkShare))
 }
 
 // yield waits while chatbot callers are waiting.
