@@ -20,12 +20,15 @@ import (
 //     used it fully: known to be admitted;
 //   - hi, the rate that drew the latest 429: known to be too high.
 //
-// Each step it moves to the middle of the two (never more than a quarter
-// above lo), and stops once they are within tolerance of each other, at lo:
-// a bisection, so that it settles within 2% of the admitted rate in a
+// Each step it moves to the middle of the two (never more than half above
+// lo), and stops once they are within tolerance (5%) of each other, at lo:
+// a bisection, so that it settles close under the admitted rate in a
 // handful of steps from any starting SPOTIFY_RATE, where a climb of a fixed
 // share would saw through the line and pay a pause of a second or more for
-// each 429. A step lasts at least as long as the longest window the answers
+// each 429. The tolerance is wide because every step that finds the line
+// costs such a pause (Retry-After counts whole seconds: half of a 2s
+// window), and the narrower the tolerance the more steps above the line;
+// the probes below close what is left. A step lasts at least as long as the longest window the answers
 // have shown (the first volley into an empty window fills it exactly: its
 // duration plus the Retry-After is the window), so that a step that held
 // proves its rate. The first volley also gives lo at once: the calls it got
@@ -33,7 +36,9 @@ import (
 //
 // Quotas move: the app's quota, and the share other tasks leave. A 429 to a
 // rate at or under lo means lo no longer holds, and the search starts again
-// below it. After a quiet spell at lo the controller probes a little above
+// below it: a little below for the first such 429 in a while, which is most
+// often calls that bunched on their way at the edge, and by a tenth for
+// another soon after. After a quiet spell at lo the controller probes a little above
 // it (the quota may have grown, or another task left); a probe that holds
 // searches a little higher, and each probe that fails doubles the
 // spell, up to probeMax.
@@ -86,7 +91,8 @@ type quota struct {
 	probeHi     float64       // hi when it began
 	nextSpell   time.Duration // the quiet spell before the next probe (0: not drawn yet)
 
-	penalties   int // costly episodes within penaltyMemory
+	lastYield   time.Time // the latest 429 to a rate at or under lo
+	penalties   int       // costly episodes within penaltyMemory
 	lastPenalty time.Time
 
 	rng *rand.Rand // spreads the probes of a fleet's processes apart
@@ -94,8 +100,10 @@ type quota struct {
 
 const (
 	cutShare      = 0.9  // with no lo, the rate resumes at this share of what drew a 429
-	tolerance     = 0.02 // the search stops when hi−lo is this share of hi
-	yieldShare    = 0.05 // a rate that stopped holding settles this much lower
+	tolerance     = 0.05 // the search stops when hi−lo is this share of hi
+	yieldShare    = 0.05 // a rate that stopped holding settles this much lower...
+	edgeYield     = 0.03 // ...or this much, the first time in yieldMemory
+	yieldMemory   = 30 * time.Second
 	climbStep     = 0.25 // a step is at most this share above lo...
 	penaltyClimb  = 0.5  // ...or this one after a penalty, with longer steps
 	minStep       = time.Second
@@ -241,7 +249,12 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		// A 429 to a process that hardly sends (other tasks spent the
 		// app's quota, or a restart inside a penalty) teaches nothing
 		// about this process's share: it only pauses.
+		// A newcomer's first call, sent alone, can meet a window that
+		// other tasks filled; its first busy volley after the pause still
+		// shows the share they leave it, so it still counts as the first.
+		fresh := q.fresh
 		q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
+		q.fresh = fresh
 		return q.rate
 	}
 	drew := q.stepRate // the rate the calls of this step were paced at
@@ -277,7 +290,19 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		// a share. Yield a share of the rate, as a TCP flow does on a loss:
 		// the larger the rate, the more often it meets a full window and
 		// the more it yields, so that the fleet's shares even out.
-		q.lo, q.hi = cutShare*drew, drew*(1-yieldShare)
+		//
+		// But the first such 429 after a quiet spell is most likely the
+		// edge, not a new share: calls paced just under the quota that
+		// bunched on their way (a busy core, a collection) and put one
+		// call too many in a window. It yields edgeYield, and searches no
+		// higher than a third of that under what drew it. Only another
+		// within yieldMemory yields the full share.
+		if now.Sub(q.lastYield) > yieldMemory {
+			q.lo, q.hi = (1-edgeYield)*drew, drew*(1-edgeYield/3)
+		} else {
+			q.lo, q.hi = cutShare*drew, drew*(1-yieldShare)
+		}
+		q.lastYield = now
 	}
 	if q.probed.After(q.lastEpisode) && now.Sub(q.probed) <= max(q.span, q.step)+q.step {
 		// The probe failed: what was known before it still holds.
