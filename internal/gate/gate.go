@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/sixpotify/top-tracks/internal/ctxsleep"
 )
 
 // Fault is what an Outcome says about the app's standing with Spotify.
@@ -342,8 +344,8 @@ func (g *Gate) sleepPauses(ctx context.Context, probe bool) error {
 		if wait <= 0 {
 			return ctx.Err()
 		}
-		if err := sleep(ctx, wait); err != nil {
-			return err
+		if !ctxsleep.For(ctx, wait) {
+			return ctx.Err()
 		}
 	}
 }
@@ -625,15 +627,4 @@ func errorText(err error) string {
 		return "see the log"
 	}
 	return err.Error()
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
