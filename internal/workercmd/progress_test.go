@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 type syncBuffer struct {
@@ -28,6 +29,20 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
+// gatherSignal tells when a Gather has read the counts: a tick's counts
+// are read after the tick is received, so a test that moves a count before
+// the read has ended races with it.
+type gatherSignal struct {
+	prometheus.Gatherer
+	read chan struct{}
+}
+
+func (g gatherSignal) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := g.Gatherer.Gather()
+	g.read <- struct{}{}
+	return mfs, err
+}
+
 // The progress line is logged after a tick only when a count moved.
 func TestLogProgressOnlyWhenSomethingHappened(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -41,15 +56,20 @@ func TestLogProgressOnlyWhenSomethingHappened(t *testing.T) {
 		}
 		return a
 	}}))
-	tick := make(chan time.Time) // unbuffered: a send returns once the loop has it
-	stop := logProgress(reg, log, tick)
+	tick := make(chan time.Time)
+	g := gatherSignal{reg, make(chan struct{}, 1)}
+	stop := logProgress(g, log, tick)
+	<-g.read // the counts at the start
 
 	tick <- time.Time{} // nothing happened
+	<-g.read
 	processed.WithLabelValues("chatbot", "ok").Add(3)
 	processed.WithLabelValues("bulk", "skipped_fresh").Inc()
 	requests.WithLabelValues("429").Add(2)
 	tick <- time.Time{}
+	<-g.read
 	tick <- time.Time{} // nothing more happened
+	<-g.read
 	stop()
 
 	want := "level=INFO msg=\"worker progress\" artists_done=3 artists_skipped=1 artists_not_found=0 messages_failed=0 spotify_429s=2 spotify_rate=0\n"
