@@ -59,7 +59,7 @@ const trackColumns = `artist_id, id, rank, name, popularity, duration_ms, explic
 	album, artists, external_urls, preview_url, track_number, market, fetched_at`
 
 // scanRow reads one row of trackColumns.
-func scanRow(rows *sql.Rows) (store.Row, error) {
+func scanRow(rows rowScanner) (store.Row, error) {
 	var (
 		r                            store.Row
 		album, artists, externalURLs string
@@ -93,52 +93,14 @@ const tracksPage = 1000
 // during the scan may show rows of either save. An error of fn stops the
 // scan and is returned as it is.
 func (s *Store) ScanTracks(ctx context.Context, fn func(store.Row) error) error {
-	var afterArtist, afterID string
-	first := true
-	page := make([]store.Row, 0, tracksPage)
-	for {
-		var err error
-		if page, err = s.tracksPage(ctx, page[:0], afterArtist, afterID, first); err != nil {
-			return fmt.Errorf("sqlitestore: scan tracks: %w", err)
+	const cols = `SELECT ` + trackColumns + ` FROM top_tracks`
+	return scanPages(ctx, "tracks", tracksPage, func(after *store.Row) (*sql.Rows, error) {
+		if after == nil {
+			return s.db.QueryContext(ctx, cols+` ORDER BY artist_id, id LIMIT ?`, tracksPage)
 		}
-		for _, r := range page {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if len(page) < tracksPage {
-			return nil
-		}
-		last := page[len(page)-1]
-		afterArtist, afterID, first = last.ArtistID, last.ID, false
-	}
-}
-
-// tracksPage appends to page up to tracksPage rows after the key
-// (afterArtist, afterID), or from the first when first is true.
-func (s *Store) tracksPage(ctx context.Context, page []store.Row, afterArtist, afterID string, first bool) ([]store.Row, error) {
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if first {
-		rows, err = s.db.QueryContext(ctx, `SELECT `+trackColumns+` FROM top_tracks ORDER BY artist_id, id LIMIT ?`, tracksPage)
-	} else {
-		rows, err = s.db.QueryContext(ctx, `SELECT `+trackColumns+` FROM top_tracks
-			WHERE (artist_id, id) > (?, ?) ORDER BY artist_id, id LIMIT ?`, afterArtist, afterID, tracksPage)
-	}
-	if err != nil {
-		return page, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return page, err
-		}
-		page = append(page, r)
-	}
-	return page, rows.Err()
+		return s.db.QueryContext(ctx, cols+` WHERE (artist_id, id) > (?, ?) ORDER BY artist_id, id LIMIT ?`,
+			after.ArtistID, after.ID, tracksPage)
+	}, scanRow, fn)
 }
 
 // CountTracks returns how many track rows the store holds (for progress).
@@ -156,56 +118,66 @@ func (s *Store) CountTracks(ctx context.Context) (int, error) {
 // not be visited, but none is visited twice). An error of fn stops the scan
 // and is returned as it is.
 func (s *Store) ScanArtists(ctx context.Context, fn func(store.Artist) error) error {
-	after, first := "", true
+	const cols = `SELECT artist_id, fetched_at, market, status, track_count FROM artists`
+	return scanPages(ctx, "artists", scanPage, func(after *store.Artist) (*sql.Rows, error) {
+		if after == nil {
+			return s.db.QueryContext(ctx, cols+` ORDER BY artist_id LIMIT ?`, scanPage)
+		}
+		return s.db.QueryContext(ctx, cols+` WHERE artist_id > ? ORDER BY artist_id LIMIT ?`, after.ArtistID, scanPage)
+	}, scanArtist, fn)
+}
+
+// scanPages calls fn with every row that query selects, size rows at a
+// time: query selects the page after the last row of the one before (nil:
+// the first page), in the order of its key, and no transaction is held
+// while fn runs. fn's error is returned as it is; the reads' own, and a
+// cancelled ctx, are wrapped naming what was scanned.
+func scanPages[T any](ctx context.Context, what string, size int, query func(after *T) (*sql.Rows, error),
+	scan func(rowScanner) (T, error), fn func(T) error) error {
+	page := make([]T, 0, size)
+	var after *T
 	for {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("sqlitestore: scan artists: %w", err)
+			return fmt.Errorf("sqlitestore: scan %s: %w", what, err)
 		}
-		page, err := s.artistsPage(ctx, after, first)
-		if err != nil {
-			return fmt.Errorf("sqlitestore: scan artists: %w", err)
+		var err error
+		if page, err = readPage(page[:0], after, query, scan); err != nil {
+			return fmt.Errorf("sqlitestore: scan %s: %w", what, err)
 		}
-		for _, a := range page {
-			if err := fn(a); err != nil {
+		for _, v := range page {
+			if err := fn(v); err != nil {
 				return err
 			}
 		}
-		if len(page) < scanPage {
+		if len(page) < size {
 			return nil
 		}
-		after, first = page[len(page)-1].ArtistID, false
+		last := page[len(page)-1] // a copy: the next page reuses the buffer
+		after = &last
 	}
 }
 
-// artistsPage reads up to scanPage artists rows after the artist_id after
-// (from the first when first is true).
-func (s *Store) artistsPage(ctx context.Context, after string, first bool) ([]store.Artist, error) {
-	const cols = `SELECT artist_id, fetched_at, market, status, track_count FROM artists`
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if first {
-		rows, err = s.db.QueryContext(ctx, cols+` ORDER BY artist_id LIMIT ?`, scanPage)
-	} else {
-		rows, err = s.db.QueryContext(ctx, cols+` WHERE artist_id > ? ORDER BY artist_id LIMIT ?`, after, scanPage)
-	}
+// readPage appends to page the rows query selects after after.
+func readPage[T any](page []T, after *T, query func(after *T) (*sql.Rows, error), scan func(rowScanner) (T, error)) ([]T, error) {
+	rows, err := query(after)
 	if err != nil {
-		return nil, err
+		return page, err
 	}
 	defer rows.Close()
-	page := make([]store.Artist, 0, scanPage)
 	for rows.Next() {
-		a, err := scanArtist(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, err
+			return page, err
 		}
-		page = append(page, a)
+		page = append(page, v)
 	}
 	return page, rows.Err()
 }
 
-func scanArtist(row interface{ Scan(...any) error }) (store.Artist, error) {
+// rowScanner is a *sql.Row or a *sql.Rows.
+type rowScanner interface{ Scan(...any) error }
+
+func scanArtist(row rowScanner) (store.Artist, error) {
 	var (
 		a       store.Artist
 		fetched string
