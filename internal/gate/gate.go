@@ -15,8 +15,11 @@
 //     artists in a row open it; then one probe at a time, with capped
 //     exponential backoff, tests for recovery, and the first success closes
 //     it;
-//   - lane priority: the bulk lane takes at most BulkShare of the rate, and
-//     steps aside while chatbot callers wait.
+//   - lane priority: chatbot callers go first, and the bulk lane takes what
+//     they leave: the whole rate during a backfill alone; while the chatbot's
+//     lane is served too, the two keep a tenth of the rate clear of the
+//     quota's line once it is found, and look no higher (see admit). The bulk lane also takes at most BulkShare
+//     of a worker's slots.
 //
 // The protocol is one call and one report: Wait lets a call through and
 // returns done, which the caller calls exactly once with the call's Outcome.
@@ -100,7 +103,7 @@ type Priority int
 
 const (
 	Chatbot Priority = iota // served first
-	Bulk                    // at most BulkShare of the rate, after waiting chatbot callers
+	Bulk                    // what chatbot callers leave (see Options.BulkShare)
 )
 
 type priorityKey struct{}
@@ -135,8 +138,9 @@ type Options struct {
 	Rate float64
 	// Fixed keeps the rate at Rate instead of learning the quota.
 	Fixed bool
-	// BulkShare is the most of the rate, and of the worker's slots, the
-	// bulk lane may take (default 0.75).
+	// BulkShare is the most of the worker's slots the bulk lane may take
+	// (default 0.75). Of the rate it takes what chatbot calls leave (see
+	// admit).
 	BulkShare float64
 	// MaxWait is the longest pause Wait sleeps through; a longer one is
 	// answered with a *PausedError (default 30s).
@@ -228,6 +232,11 @@ type Gate struct {
 
 	urgent     int // chatbot callers waiting
 	urgentDone chan struct{}
+	bulkTurn   chan struct{} // one bulk caller at a time at the pacers
+
+	// When each lane last sent a call; mixed: both did within laneMemory.
+	lastChatbot, lastBulk time.Time
+	mixed                 bool
 
 	breaker breaker
 }
@@ -242,13 +251,11 @@ func New(opts Options) *Gate {
 	g := &Gate{
 		opts:       opts,
 		lim:        newPacer(limit),
-		bulk:       newPacer(limit * rate.Limit(opts.BulkShare)),
+		bulk:       newPacer(limit),
 		probing:    true,
 		probeDone:  make(chan struct{}),
 		urgentDone: make(chan struct{}),
-	}
-	if opts.Rate <= 0 {
-		g.bulk = newPacer(rate.Inf)
+		bulkTurn:   make(chan struct{}, 1),
 	}
 	if !opts.Fixed {
 		g.quota = newQuota(opts.Rate, opts.Clock())
@@ -265,8 +272,7 @@ func (g *Gate) OnEvent(f func(Event)) {
 	g.mu.Unlock()
 }
 
-// BulkShare is the most of the rate, and of a worker's slots, the bulk lane
-// may take.
+// BulkShare is the most of a worker's slots the bulk lane may take.
 func (g *Gate) BulkShare() float64 { return g.opts.BulkShare }
 
 // Wait blocks until the caller may send one call, and returns done, to be
@@ -294,29 +300,54 @@ func (g *Gate) Wait(ctx context.Context) (done func(Outcome), err error) {
 		if err := g.sleepPauses(ctx, probe); err != nil {
 			return nil, err
 		}
-		if bulk {
-			if err := g.yield(ctx); err != nil {
-				return nil, err
-			}
-			if err := g.bulk.Wait(ctx); err != nil {
-				return nil, err
-			}
-		}
-		first, err := g.takeTurn(ctx)
+		first, err := g.pass(ctx, bulk)
 		if err != nil {
-			return nil, err
-		}
-		if err := g.lim.Wait(ctx); err != nil {
-			g.endTurn(first, false)
 			return nil, err
 		}
 		// A pause may have begun while this caller waited for the rate: then
 		// the token is spent, and the caller waits again.
-		if g.admit(probe) {
+		if g.admit(probe, bulk) {
+			if bulk {
+				<-g.bulkTurn
+			}
 			return g.doneFunc(first), nil
 		}
 		g.endTurn(first, false)
+		if bulk {
+			<-g.bulkTurn
+		}
 	}
+}
+
+// pass waits for the caller's turn and the rate. A bulk caller waits for its
+// lane's turn first and holds it (the caller releases it): so at most one
+// bulk caller stands at the pacer ahead of a chatbot caller that arrives,
+// which then waits at most about one interval, whatever the bulk backlog.
+func (g *Gate) pass(ctx context.Context, bulk bool) (first bool, err error) {
+	if bulk {
+		select {
+		case g.bulkTurn <- struct{}{}:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		if err := g.yield(ctx); err != nil {
+			<-g.bulkTurn
+			return false, err
+		}
+		if err := g.bulk.Wait(ctx); err != nil {
+			<-g.bulkTurn
+			return false, err
+		}
+	}
+	if first, err = g.takeTurn(ctx); err == nil {
+		if err = g.lim.Wait(ctx); err != nil {
+			g.endTurn(first, false)
+		}
+	}
+	if err != nil && bulk {
+		<-g.bulkTurn
+	}
+	return first, err
 }
 
 // sleepPauses returns once no pause holds the caller back, sleeping through
@@ -352,7 +383,20 @@ func (g *Gate) sleepPauses(ctx context.Context, probe bool) error {
 
 // admit reports whether the caller may send now: no pause began while it
 // waited for the rate. It records the call.
-func (g *Gate) admit(probe bool) bool {
+//
+// It also keeps the lanes' mode. A backfill alone takes the whole rate, and
+// the quota is learnt as for one lane. While the chatbot's lane is served
+// too (both lanes sent within laneMemory) and the quota's line is found,
+// the two together keep to mixedShare of the rate, the chatbot's calls
+// first, and the quota does not probe above the line: a rate at the line
+// draws a 429 now and then, a probe above it draws one for sure, and each
+// pauses the user's call with the backfill's for a whole Retry-After. The
+// headroom keeps the process clear of the line while users ask. A search
+// that has not found the line yet (a cold start, or after the quota moved)
+// goes on at the whole rate, since what it finds the backfill keeps; a 429
+// still cuts the rate; and probing resumes once the chatbot's lane has
+// been quiet for laneMemory.
+func (g *Gate) admit(probe, bulk bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.opts.Clock()
@@ -362,11 +406,31 @@ func (g *Gate) admit(probe bool) bool {
 	if g.breaker.open && !probe {
 		return false
 	}
+	if bulk {
+		g.lastBulk = now
+	} else {
+		g.lastChatbot = now
+		g.bulk.Take() // the bulk lane gets what the chatbot's leaves
+	}
+	if mixed := now.Sub(g.lastChatbot) < laneMemory && now.Sub(g.lastBulk) < laneMemory; mixed != g.mixed {
+		g.mixed = mixed
+		g.setBulk()
+	}
 	if g.quota != nil {
+		g.quota.noProbe = g.mixed
 		g.setRate(g.quota.onSend(now))
 	}
 	return true
 }
+
+const (
+	// laneMemory: a lane that sent within it is being served.
+	laneMemory = 30 * time.Second
+	// mixedShare: while both lanes are served and the line is found, the
+	// calls of both keep to this share of the rate (the bulk lane waits for
+	// it), clear of the line.
+	mixedShare = 0.9
+)
 
 // takeTurn holds the caller while the first call after a pause is out, and
 // makes the caller that call when one is needed.
@@ -502,7 +566,17 @@ func (g *Gate) emit(events []Event) {
 // setRate changes the rate; g.mu is held.
 func (g *Gate) setRate(r float64) {
 	g.lim.SetLimit(rate.Limit(r))
-	g.bulk.SetLimit(rate.Limit(r * g.opts.BulkShare))
+	g.setBulk()
+}
+
+// setBulk sets the bulk lane's pacer from the rate and the lanes' mode; g.mu
+// is held. Every call is counted on it, and bulk callers wait on it.
+func (g *Gate) setBulk() {
+	r := g.lim.Limit()
+	if g.mixed && g.quota != nil && g.quota.found() {
+		r *= mixedShare
+	}
+	g.bulk.SetLimit(r)
 }
 
 // yield waits while chatbot callers are waiting.

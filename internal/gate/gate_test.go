@@ -305,3 +305,35 @@ func TestFixedRateDoesNotAdapt(t *testing.T) {
 		t.Errorf("fixed rate after a 429 = %v, want 1000", got)
 	}
 }
+
+// TestBulkTakesWhatTheChatbotLeaves: a backfill alone is paced at the whole
+// rate; while both lanes are served and the quota's line is found, the two
+// keep a tenth of it clear and do not probe; a chatbot lane quiet for
+// laneMemory gives the backfill the whole rate again.
+func TestBulkTakesWhatTheChatbotLeaves(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Rate: 1000, Clock: clock.Now})
+	ctx := context.Background()
+	bulk := WithPriority(ctx, Bulk)
+	mustWait(t, g, bulk)(ok)
+	if b, l := g.bulk.Limit(), g.lim.Limit(); b != l {
+		t.Fatalf("a backfill alone is paced at %v of the rate %v; want all of it", b, l)
+	}
+	g.mu.Lock()
+	g.quota.lo, g.quota.hi = 500, 510
+	g.quota.set(500) // the line is found
+	g.mu.Unlock()
+	mustWait(t, g, ctx)(ok) // a chatbot call
+	mustWait(t, g, bulk)(ok)
+	if b, l := float64(g.bulk.Limit()), float64(g.lim.Limit()); b < 0.89*l || b > 0.91*l {
+		t.Errorf("with both lanes served the bulk lane is paced at %.0f of %.0f; want nine tenths", b, l)
+	}
+	if !g.quota.noProbe {
+		t.Error("the quota may probe while both lanes are served")
+	}
+	clock.Add(laneMemory + time.Second)
+	mustWait(t, g, bulk)(ok)
+	if b, l := g.bulk.Limit(), g.lim.Limit(); b != l || g.quota.noProbe {
+		t.Errorf("after the chatbot's lane was quiet for %v the bulk lane is paced at %v of %v (noProbe %v); want all of it", laneMemory, b, l, g.quota.noProbe)
+	}
+}

@@ -75,5 +75,10 @@ func (p *pacer) SetLimit(r rate.Limit) {
 	p.mu.Unlock()
 }
 
+// Take counts a call made without waiting: the next callers wait for it.
+func (p *pacer) Take() {
+	p.lim.Reserve()
+}
+
 // Limit returns the rate.
 func (p *pacer) Limit() rate.Limit { return p.lim.Limit() }

@@ -95,6 +95,11 @@ type quota struct {
 	penalties   int       // costly episodes within penaltyMemory
 	lastPenalty time.Time
 
+	// noProbe: once the line is found, look no higher, while the chatbot's
+	// lane is served beside a backfill: a probe finds the line with a 429,
+	// which pauses the user's call too (see Gate.admit).
+	noProbe bool
+
 	rng *rand.Rand // spreads the probes of a fleet's processes apart
 }
 
@@ -208,7 +213,7 @@ func (q *quota) held(now time.Time, r float64) {
 	default:
 		// Found: stay at lo. After a quiet spell, probe a little above it.
 		next = q.lo
-		if spell := q.spell(); now.Sub(q.pauseEnd) >= spell && now.Sub(q.probed) >= spell {
+		if spell := q.spell(); !q.noProbe && now.Sub(q.pauseEnd) >= spell && now.Sub(q.probed) >= spell {
 			next = q.lo + max(probeShare*q.lo, probeCeiling*q.ceiling)
 			q.probed, q.probeHi, q.nextSpell = now, q.hi, 0
 		}
@@ -356,6 +361,12 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	}
 	q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
 	return q.rate
+}
+
+// found reports whether the search has found the line: the rate is lo,
+// within tolerance of a rate that drew a 429.
+func (q *quota) found() bool {
+	return q.hi > 0 && q.hi-q.lo <= tolerance*q.hi && q.rate <= q.lo
 }
 
 func (q *quota) set(r float64) {
