@@ -18,8 +18,8 @@
 //   - lane priority: chatbot callers go first, and the bulk lane takes what
 //     they leave: the whole rate during a backfill alone; while the chatbot's
 //     lane is served too, the two keep a tenth of the rate clear of the
-//     quota's line once it is found, and look no higher (see admit). The bulk lane also takes at most BulkShare
-//     of a worker's slots.
+//     quota's line once it is found, and look no higher (see admit). The
+//     bulk lane also takes at most BulkShare of a worker's slots.
 //
 // The protocol is one call and one report: Wait lets a call through and
 // returns done, which the caller calls exactly once with the call's Outcome.
@@ -300,54 +300,56 @@ func (g *Gate) Wait(ctx context.Context) (done func(Outcome), err error) {
 		if err := g.sleepPauses(ctx, probe); err != nil {
 			return nil, err
 		}
-		first, err := g.pass(ctx, bulk)
+		release, err := g.laneTurn(ctx, bulk)
 		if err != nil {
+			return nil, err
+		}
+		first, err := g.takeTurn(ctx)
+		if err == nil {
+			if err = g.lim.Wait(ctx); err != nil {
+				g.endTurn(first, false)
+			}
+		}
+		if err != nil {
+			release()
 			return nil, err
 		}
 		// A pause may have begun while this caller waited for the rate: then
 		// the token is spent, and the caller waits again.
-		if g.admit(probe, bulk) {
-			if bulk {
-				<-g.bulkTurn
-			}
+		admitted := g.admit(probe, bulk)
+		release()
+		if admitted {
 			return g.doneFunc(first), nil
 		}
 		g.endTurn(first, false)
-		if bulk {
-			<-g.bulkTurn
-		}
 	}
 }
 
-// pass waits for the caller's turn and the rate. A bulk caller waits for its
-// lane's turn first and holds it (the caller releases it): so at most one
-// bulk caller stands at the pacer ahead of a chatbot caller that arrives,
-// which then waits at most about one interval, whatever the bulk backlog.
-func (g *Gate) pass(ctx context.Context, bulk bool) (first bool, err error) {
-	if bulk {
-		select {
-		case g.bulkTurn <- struct{}{}:
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
-		if err := g.yield(ctx); err != nil {
-			<-g.bulkTurn
-			return false, err
-		}
-		if err := g.bulk.Wait(ctx); err != nil {
-			<-g.bulkTurn
-			return false, err
-		}
+// laneTurn is a bulk caller's wait before the rate's: its lane's turn, then
+// no chatbot caller waiting, then the bulk lane's pacer. It holds the turn
+// until release: so at most one bulk caller stands at the rate's pacer ahead
+// of a chatbot caller that arrives, which then waits at most about one
+// interval, whatever the bulk backlog. A chatbot caller has nothing to wait
+// for here.
+func (g *Gate) laneTurn(ctx context.Context, bulk bool) (release func(), err error) {
+	if !bulk {
+		return func() {}, nil
 	}
-	if first, err = g.takeTurn(ctx); err == nil {
-		if err = g.lim.Wait(ctx); err != nil {
-			g.endTurn(first, false)
-		}
+	select {
+	case g.bulkTurn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	if err != nil && bulk {
-		<-g.bulkTurn
+	release = func() { <-g.bulkTurn }
+	if err := g.yield(ctx); err != nil {
+		release()
+		return nil, err
 	}
-	return first, err
+	if err := g.bulk.Wait(ctx); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
 }
 
 // sleepPauses returns once no pause holds the caller back, sleeping through
@@ -412,11 +414,8 @@ func (g *Gate) admit(probe, bulk bool) bool {
 		g.lastChatbot = now
 		g.bulk.Take() // the bulk lane gets what the chatbot's leaves
 	}
-	if mixed := now.Sub(g.lastChatbot) < laneMemory && now.Sub(g.lastBulk) < laneMemory; mixed != g.mixed {
-		g.mixed = mixed
-		g.setBulk()
-	}
-	if g.quota != nil {
+	g.mixed = now.Sub(g.lastChatbot) < laneMemory && now.Sub(g.lastBulk) < laneMemory
+	if g.quota != nil { // (a fixed rate keeps no headroom: setBulk)
 		g.quota.noProbe = g.mixed
 		g.setRate(g.quota.onSend(now))
 	}
