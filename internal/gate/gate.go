@@ -415,7 +415,9 @@ func (g *Gate) admit(probe, bulk bool) bool {
 		g.bulk.Take() // the bulk lane gets what the chatbot's leaves
 	}
 	g.mixed = now.Sub(g.lastChatbot) < laneMemory && now.Sub(g.lastBulk) < laneMemory
-	if g.quota != nil { // (a fixed rate keeps no headroom: setBulk)
+	// setRate applies the mode to the bulk pacer. A fixed rate has no
+	// quota line to keep clear of, so its bulk pacer never changes.
+	if g.quota != nil {
 		g.quota.noProbe = g.mixed
 		g.setRate(g.quota.onSend(now))
 	}
