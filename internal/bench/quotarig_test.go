@@ -175,6 +175,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the writer beneath (the
+// stand-in flushes a 429 before it counts its Retry-After).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // timedStore is a worker.Store that records when each artist's rows became
 // durable (Save returned nil).
 type timedStore struct {

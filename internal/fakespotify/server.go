@@ -346,21 +346,24 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if a.retryAfter > 0 {
-		// The Retry-After counts from when the client can read it: after the
-		// latency, not when the call was decided.
-		s.mu.Lock()
-		until := s.clock().Add(time.Duration(a.retryAfter) * time.Second)
-		if until.After(s.retryAfter) {
-			s.retryAfter = until
-		}
-		if tok := bearer(r); until.After(s.retryFor[tok]) {
-			s.retryFor[tok] = until
-		}
-		s.mu.Unlock()
-	}
 	if a.status != http.StatusOK {
 		writeError(w, a)
+		if a.retryAfter > 0 {
+			// The Retry-After counts from when the client can read it: once
+			// the answer is on its way, after the latency, not when the call
+			// was decided. A call the client sent before that was already on
+			// its way too, and is not one sent inside the Retry-After.
+			_ = http.NewResponseController(w).Flush()
+			s.mu.Lock()
+			until := s.clock().Add(time.Duration(a.retryAfter) * time.Second)
+			if until.After(s.retryAfter) {
+				s.retryAfter = until
+			}
+			if tok := bearer(r); until.After(s.retryFor[tok]) {
+				s.retryFor[tok] = until
+			}
+			s.mu.Unlock()
+		}
 		return
 	}
 	body := struct {
