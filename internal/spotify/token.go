@@ -25,7 +25,9 @@ const (
 // no usable token share one request for a new one: the first starts it in a
 // goroutine, which ends when the request does (within tokenTimeout), and each
 // caller waits for it or for its own context, whichever ends first. A caller
-// that gives up does not cancel the request for the others.
+// that gives up does not cancel the request for the others. A refresh, due
+// before the token expires, runs the same way but nobody waits for it: the
+// token is used until the new one arrives or it expires.
 type tokenSource struct {
 	conf    clientcredentials.Config
 	client  *http.Client
@@ -83,12 +85,22 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 		return tok, nil
 	}
 	call := s.call
-	if call == nil && s.lastErr != nil && s.now().Before(s.retryAt) {
-		tok, exp, err := s.tok, s.expiresAt, s.lastErr
-		s.mu.Unlock()
-		if tok != "" && !exp.IsZero() && s.now().Before(exp) {
-			return tok, nil // the failed refresh was early: the token still works
+	if s.tok != "" && !s.expiresAt.IsZero() && s.now().Before(s.expiresAt) {
+		// The refresh is due and the token still works: start the refresh
+		// (unless one is under way, or a failed one's backoff runs) and go
+		// on with the token, so that calls the gate has let through are not
+		// held back by the token endpoint, however slow it answers.
+		if call == nil && (s.lastErr == nil || !s.now().Before(s.retryAt)) {
+			s.call = &tokenCall{done: make(chan struct{})}
+			go s.fetch(s.call)
 		}
+		tok := s.tok
+		s.mu.Unlock()
+		return tok, nil
+	}
+	if call == nil && s.lastErr != nil && s.now().Before(s.retryAt) {
+		err := s.lastErr
+		s.mu.Unlock()
 		return "", err
 	}
 	if call == nil {
@@ -100,16 +112,6 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 
 	select {
 	case <-call.done:
-		if call.err != nil {
-			// A refresh that failed early, while the token still works:
-			// keep using it until it expires (or Spotify refuses it).
-			s.mu.Lock()
-			tok, exp := s.tok, s.expiresAt
-			s.mu.Unlock()
-			if tok != "" && !exp.IsZero() && s.now().Before(exp) {
-				return tok, nil
-			}
-		}
 		return call.tok, call.err
 	case <-ctx.Done():
 		return "", ctx.Err()

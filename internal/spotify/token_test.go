@@ -3,6 +3,7 @@ package spotify_test
 import (
 	"context"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,7 +54,8 @@ func TestTokenRefresh(t *testing.T) {
 				if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err != nil {
 					t.Fatalf("call %d: %v", i, err)
 				}
-				if got := e.fake.Stats().TokenRequests; got != s.wantTokens {
+				// A refresh due while the token works runs beside the call.
+				if got := waitTokens(e, s.wantTokens); got != s.wantTokens {
 					t.Errorf("call %d: token requests = %d, want %d", i, got, s.wantTokens)
 				}
 			}
@@ -67,6 +69,67 @@ func TestTokenRefresh(t *testing.T) {
 type step struct {
 	advance    time.Duration
 	wantTokens int64
+}
+
+// waitTokens waits, a few seconds at most, for the stand-in to have seen
+// want token requests, and returns how many it saw (a refresh runs in the
+// background; one request too many shows at once).
+func waitTokens(e *env, want int64) int64 {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := e.fake.Stats().TokenRequests
+		if got >= want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSlowRefreshDoesNotHoldCalls: a token endpoint that does not answer
+// when the refresh is due holds no call back while the token still works,
+// and the calls made meanwhile share one refresh.
+func TestSlowRefreshDoesNotHoldCalls(t *testing.T) {
+	clock := newFakeClock()
+	var hang atomic.Bool
+	release := make(chan struct{})
+	var e *env
+	e = newEnv(t, fakespotify.Config{TokenTTL: time.Hour, Clock: clock.Now}, envOptions{
+		token: func(w http.ResponseWriter, r *http.Request) {
+			if hang.Load() {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			e.serveToken(w, r)
+		},
+	})
+	var once sync.Once
+	unhang := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unhang) // before the server closes: it waits for the handler
+	spotify.SetClock(e.client, clock.Now)
+	if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err != nil {
+		t.Fatal(err)
+	}
+	hang.Store(true)
+	clock.Add(59*time.Minute + 10*time.Second) // refresh due, token valid 50s more
+	for i := range 3 {
+		// Were a call to wait for the refresh, it would wait until release.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := e.client.TopTracks(ctx, artistA, "US")
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d while the refresh hangs: %v", i, err)
+		}
+	}
+	unhang()
+	if got := waitTokens(e, 2); got != 2 {
+		t.Errorf("token requests = %d, want 2 (the first token and one refresh)", got)
+	}
+	if got := e.fake.Stats().Unauthorized; got != 0 {
+		t.Errorf("401 answers = %d, want 0", got)
+	}
 }
 
 // TestFailedRefreshKeepsTheValidToken: a refresh that fails in the minute
