@@ -151,10 +151,11 @@ func runFleet(b *testing.B, design string, cfg fakespotify.Config, procs, artist
 	if len(calls) == 0 {
 		b.Fatalf("%s: no call reached the stand-in", design)
 	}
-	row.goodput = goodputSince(calls, calls[0].at.Add(steadyAfter(cfg.Window)), cfg)
-	row.steady429 = share429Since(calls, calls[0].at.Add(steadyAfter(cfg.Window)))
+	steady := calls[0].at.Add(steadyAfter(cfg.Window))
+	row.goodput = goodputSince(calls, steady, cfg)
+	row.steady429 = share429Since(calls, steady)
 	for _, c := range calls {
-		if c.status == 429 && c.at.Before(calls[0].at.Add(steadyAfter(cfg.Window))) {
+		if c.status == 429 && c.at.Before(steady) {
 			row.cold429++
 		}
 	}

@@ -91,8 +91,7 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 		// on with the token, so that calls the gate has let through are not
 		// held back by the token endpoint, however slow it answers.
 		if call == nil && (s.lastErr == nil || !s.now().Before(s.retryAt)) {
-			s.call = &tokenCall{done: make(chan struct{})}
-			go s.fetch(s.call)
+			s.start()
 		}
 		tok := s.tok
 		s.mu.Unlock()
@@ -104,9 +103,7 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if call == nil {
-		call = &tokenCall{done: make(chan struct{})}
-		s.call = call
-		go s.fetch(call)
+		call = s.start()
 	}
 	s.mu.Unlock()
 
@@ -116,6 +113,13 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+}
+
+// start begins a token request in a goroutine; s.mu is held.
+func (s *tokenSource) start() *tokenCall {
+	s.call = &tokenCall{done: make(chan struct{})}
+	go s.fetch(s.call)
+	return s.call
 }
 
 // invalidate forgets tok after Spotify refused it, unless it was already
