@@ -71,6 +71,7 @@ type quota struct {
 	// The current cycle: since the last pause ended.
 	cycleStart time.Time
 	fresh      bool // the cycle began with the window empty: at the start
+	shared     bool // a newcomer: its first call met a window other tasks had filled
 	lastSend   time.Time
 	sent       int          // calls let through in the cycle
 	recent     [4]time.Time // the last calls let through, a ring
@@ -154,7 +155,7 @@ func (q *quota) restart(now time.Time) {
 func (q *quota) onSend(now time.Time) float64 {
 	if !q.lastSend.IsZero() && now.Sub(q.lastSend) >= max(idleFresh, 2*q.win) {
 		q.restart(now)
-		q.fresh = true
+		q.fresh, q.shared = true, false
 	}
 	q.lastSend = now
 	q.recent[q.recentI] = now
@@ -256,10 +257,14 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		// about this process's share: it only pauses.
 		// A newcomer's first call, sent alone, can meet a window that
 		// other tasks filled; its first busy volley after the pause still
-		// shows the share they leave it, so it still counts as the first.
+		// shows the share they leave it, so it still counts as the first
+		// (but see shared below).
 		fresh := q.fresh
 		q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
 		q.fresh = fresh
+		if fresh && retryAfter < penaltyMin && reason != "QUOTA_EXCEEDED" {
+			q.shared = true
+		}
 		return q.rate
 	}
 	drew := q.stepRate // the rate the calls of this step were paced at
@@ -277,6 +282,18 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	var volley float64
 	if q.fresh {
 		volley = float64(accepted) / (cycle + retryAfter).Seconds()
+		if q.shared {
+			// A newcomer's volley is biased high: the tasks whose calls
+			// filled the window when its first call came were answered
+			// 429 then too, and paused, and its volley took the room
+			// their pauses left. It counts what it saw as shared with
+			// one other task at least; if it is alone after all, the
+			// steps that hold find the rest (hi is not halved).
+			// In the simulator's fleet of four at a 2s window this took
+			// the 429 share from 2.9% to 2.2% and Jain from 0.85 to 0.92.
+			volley /= 2
+			q.shared = false
+		}
 	}
 	if !costly {
 		q.win = max(q.win, retryAfter)

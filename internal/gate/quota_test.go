@@ -233,17 +233,36 @@ func TestAnEdge429YieldsLittleASecondMore(t *testing.T) {
 // TestANewcomerStillLearnsFromItsFirstVolley: a task that starts while
 // others fill the window has its first call, sent alone, answered 429. That
 // teaches nothing, but the busy volley after the pause still counts as the
-// first: the newcomer starts at what it got through, not near SPOTIFY_RATE.
+// first: the newcomer starts at what it got through, not near SPOTIFY_RATE,
+// and at half of it, since the tasks that filled the window were paused by
+// it too and left their room to the volley. A lone task whose first call
+// meets a penalty (a long Retry-After: a restart inside one) is not sharing
+// a window with anyone it knows of: its volley counts whole.
 func TestANewcomerStillLearnsFromItsFirstVolley(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	q := newQuota(60, now)
-	q.onSend(now)
-	now = now.Add(20 * time.Millisecond)
-	q.on429(now, true, time.Second, "") // the lone first call
-	now = now.Add(time.Second)
-	sendAt(q, &now, 60, 120*time.Millisecond) // 8 calls: the window is full at the 8th
-	r := q.on429(now, true, time.Second, "")
-	if q.lo <= 0 || r > 10 {
-		t.Errorf("after the newcomer's first volley lo=%.2f and the rate %.2f; want lo from the volley (7 calls in 1.1s), not a cut from 60", q.lo, r)
+	for _, c := range []struct {
+		name  string
+		first time.Duration // the Retry-After to the lone first call
+		share float64       // of the volley's rate, the lo it learns
+	}{
+		{"a newcomer", time.Second, 0.5},
+		{"a restart inside a penalty", 30 * time.Second, 1},
+	} {
+		now := time.Unix(1_000_000, 0)
+		q := newQuota(60, now)
+		q.onSend(now)
+		now = now.Add(20 * time.Millisecond)
+		q.on429(now, true, c.first, "") // the lone first call
+		now = now.Add(c.first)
+		start := now
+		sendAt(q, &now, 60, 120*time.Millisecond) // 8 calls: the window is full at the 8th
+		r := q.on429(now, true, time.Second, "")
+		volley := 7 / (now.Sub(start) + time.Second).Seconds()
+		if want := c.share * volley; math.Abs(q.lo-want) > 0.01 || math.Abs(r-want) > 0.01 {
+			t.Errorf("%s: after the first volley lo=%.2f and the rate %.2f; want %.2f (%.1f of 7 calls in %v), not a cut from 60",
+				c.name, q.lo, r, want, c.share, now.Sub(start)+time.Second)
+		}
+		if q.hi < volley {
+			t.Errorf("%s: hi=%.2f after the first volley; want at least the volley's own %.2f, so that steps can find the rest", c.name, q.hi, volley)
+		}
 	}
 }
