@@ -262,7 +262,7 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		fresh := q.fresh
 		q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
 		q.fresh = fresh
-		if fresh && retryAfter < penaltyMin && reason != "QUOTA_EXCEEDED" {
+		if fresh && !isCostly(retryAfter, reason) {
 			q.shared = true
 		}
 		return q.rate
@@ -272,7 +272,7 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	cycle := now.Sub(q.cycleStart)
 	// A long pause is costly whatever drew it (a penalty, or a volley into a
 	// long window): the climb after it is careful.
-	costly := reason == "QUOTA_EXCEEDED" || retryAfter >= penaltyMin
+	costly := isCostly(retryAfter, reason)
 
 	// The first volley into an empty window filled it: it ran for the
 	// window less the Retry-After, and what it got through is the window's
@@ -378,6 +378,13 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	}
 	q.restart(now.Add(retryAfter)) // the next cycle starts when the pause ends
 	return q.rate
+}
+
+// isCostly reports whether a pause is costly: a penalty (Spotify's
+// QUOTA_EXCEEDED, or a Retry-After of penaltyMin or more), or a volley into
+// a long window.
+func isCostly(retryAfter time.Duration, reason string) bool {
+	return reason == "QUOTA_EXCEEDED" || retryAfter >= penaltyMin
 }
 
 // found reports whether the search has found the line: the rate is lo,
