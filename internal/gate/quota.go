@@ -199,6 +199,12 @@ func (q *quota) held(now time.Time, r float64) {
 		q.hi = q.lo * (1 + 2*probeShare)
 		q.probeAfter = probeFirst
 	}
+	if q.penalties > 0 && now.Sub(q.lastPenalty) >= penaltyMemory {
+		// The penalties are forgotten: the climb is an ordinary one again,
+		// with ordinary steps, and nothing caps it.
+		q.cap, q.penalties = 0, 0
+		q.step = min(max(q.win, minStep), maxStep)
+	}
 	g := climbStep
 	if q.penalties > 0 {
 		g = penaltyClimb
@@ -220,11 +226,7 @@ func (q *quota) held(now time.Time, r float64) {
 		}
 	}
 	if q.cap > 0 {
-		if now.Sub(q.lastPenalty) >= penaltyMemory {
-			q.cap, q.penalties = 0, 0
-		} else {
-			next = min(next, q.cap)
-		}
+		next = min(next, q.cap)
 	}
 	q.set(next)
 }
@@ -359,7 +361,7 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	q.step = min(max(q.win, minStep), maxStep)
 	if costly {
 		if now.Sub(q.lastPenalty) >= penaltyMemory {
-			q.penalties = 0
+			q.penalties, q.cap = 0, 0
 		}
 		q.penalties++
 		q.lastPenalty = now

@@ -266,3 +266,34 @@ func TestANewcomerStillLearnsFromItsFirstVolley(t *testing.T) {
 		}
 	}
 }
+
+// TestPenaltiesAreForgotten: the careful climb after a penalty, and the cap
+// after two, last penaltyMemory; then a held step climbs as ever, with steps
+// as long as the window, and nothing caps it.
+func TestPenaltiesAreForgotten(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		penalties int
+		ago       time.Duration
+		want      float64
+		step      time.Duration
+	}{
+		{"one penalty, lately", 1, time.Minute, 10 * (1 + penaltyClimb), 15 * time.Second},
+		{"one penalty, long ago", 1, penaltyMemory + time.Second, 10 * (1 + climbStep), 2 * time.Second},
+		{"two penalties, lately", 2, time.Minute, 10, 15 * time.Second},
+		{"two penalties, long ago", 2, penaltyMemory + time.Second, 10 * (1 + climbStep), 2 * time.Second},
+	} {
+		now := time.Unix(1_000_000, 0)
+		q := newQuota(60, now)
+		q.fresh = false
+		q.lo, q.rate, q.win, q.span, q.step = 10, 10, 2*time.Second, 2*time.Second, 15*time.Second
+		q.penalties, q.lastPenalty = c.penalties, now.Add(-c.ago)
+		if c.penalties >= 2 {
+			q.cap = 10
+		}
+		q.held(now, 10)
+		if math.Abs(q.rate-c.want) > 1e-9 || q.step != c.step {
+			t.Errorf("%s: after a held step the rate is %.2f and steps last %v; want %.2f and %v", c.name, q.rate, q.step, c.want, c.step)
+		}
+	}
+}
