@@ -59,7 +59,7 @@ func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bo
 	if !force && f.opts.FreshFor > 0 {
 		a, ok, err := f.store.Artist(ctx, id)
 		if ctx.Err() == nil {
-			f.gate.Report(gate.CauseStore, id, err)
+			f.gate.Report(ctx, gate.CauseStore, id, err)
 		}
 		if err != nil {
 			return "", fmt.Errorf("read artist %s: %w", id, err)
@@ -86,9 +86,9 @@ func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bo
 	f.metrics.StoreSaveSeconds.Observe(f.opts.Clock().Sub(start).Seconds())
 	if ctx.Err() == nil {
 		if errors.Is(err, store.ErrStale) {
-			f.gate.Report(gate.CauseStore, id, nil)
+			f.gate.Report(ctx, gate.CauseStore, id, nil)
 		} else {
-			f.gate.Report(gate.CauseStore, id, err)
+			f.gate.Report(ctx, gate.CauseStore, id, err)
 		}
 	}
 	if errors.Is(err, store.ErrStale) {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/ctxsleep"
-	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue"
 )
 
@@ -53,7 +52,7 @@ func (l *lane) receive(r *run) {
 		// A pause (a cooldown, a refusal, an open outage breaker): what is
 		// received now would only wait, or cycle towards the dead-letter
 		// queue. Keep it in the queue, except the breaker's one probe.
-		wait, _, endProbe := l.gate.Hold()
+		wait, _, probe := l.gate.Hold()
 		if wait > 0 {
 			if !ctxsleep.For(ctx, min(wait, time.Second)) {
 				break
@@ -61,13 +60,13 @@ func (l *lane) receive(r *run) {
 			continue
 		}
 		want := queue.MaxBatch
-		if endProbe != nil {
+		if probe != nil {
 			want = 1
 		}
 		n := acquire(ctx, r.slots, held, limit, want)
 		if n == 0 {
-			if endProbe != nil {
-				endProbe()
+			if probe != nil {
+				probe.End()
 			}
 			break
 		}
@@ -78,8 +77,8 @@ func (l *lane) receive(r *run) {
 			held.add(-1)
 		}
 		if err != nil || len(msgs) == 0 {
-			if endProbe != nil {
-				endProbe() // no message to probe with
+			if probe != nil {
+				probe.End() // no message to probe with
 			}
 		}
 		if err != nil {
@@ -106,9 +105,9 @@ func (l *lane) receive(r *run) {
 			r.work.Go(func() {
 				defer func() { <-r.slots; held.add(-1); r.idle.add(-1) }()
 				wctx := r.workCtx
-				if endProbe != nil {
-					defer endProbe()
-					wctx = gate.WithProbe(wctx)
+				if probe != nil {
+					defer probe.End()
+					wctx = probe.Context(wctx)
 				}
 				l.handle(wctx, d)
 			})

@@ -1,7 +1,9 @@
 package gate
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -24,7 +26,45 @@ type breaker struct {
 	openedAt  time.Time
 	nextProbe time.Time
 	backoff   time.Duration
-	probeOut  bool // a probe is in flight
+	// probe is the probe out (nil: none): from Hold until its message is
+	// handled. Its calls pass, its retries too (a Spotify that fails one
+	// call in five is up: a probe judged by one call would keep it shut),
+	// and only its own outcomes judge it: its first failure doubles the
+	// backoff, and any success closes the breaker.
+	probe       *Probe
+	probeFailed bool
+}
+
+// Probe is the outage breaker's one probe: the message a receive loop takes
+// when Hold says one is due. Hand it to the message's work with Context, and
+// call End once the message is handled.
+type Probe struct {
+	g    *Gate
+	once sync.Once
+}
+
+// Context returns ctx marked as the probe's: its calls pass the open
+// breaker, and its outcomes, and only its, judge the probe.
+func (p *Probe) Context(ctx context.Context) context.Context {
+	return context.WithValue(ctx, probeKey{}, p)
+}
+
+// End ends the probe: the next follows after the backoff, doubled if the
+// probe failed. It may be called more than once.
+func (p *Probe) End() {
+	p.once.Do(func() {
+		p.g.mu.Lock()
+		p.g.breaker.endProbe(p, p.g.opts.Clock())
+		p.g.mu.Unlock()
+	})
+}
+
+type probeKey struct{}
+
+// probeOf returns the probe ctx is marked with, or nil.
+func probeOf(ctx context.Context) *Probe {
+	p, _ := ctx.Value(probeKey{}).(*Probe)
+	return p
 }
 
 // streak is one cause's failures in a row.
@@ -38,11 +78,39 @@ func (b *breaker) init(opts *Options) {
 	b.streaks = map[Cause]*streak{}
 }
 
-// endProbe ends a probe that no report resolved (its message needed no
-// call of the failing kind): the next probe follows after the same backoff.
-func (b *breaker) endProbe(now time.Time) {
-	if b.open && b.probeOut {
-		b.probeOut = false
+// claim hands out the probe when none is out.
+func (b *breaker) claim(g *Gate) *Probe {
+	if b.probe != nil {
+		return nil
+	}
+	b.probe, b.probeFailed = &Probe{g: g}, false
+	return b.probe
+}
+
+// next returns when the next probe may go: while one is out, a backoff
+// from now at the soonest (it is set when the probe ends).
+func (b *breaker) next(now time.Time) time.Time {
+	if b.probe != nil && !b.nextProbe.After(now) {
+		return now.Add(b.backoff)
+	}
+	return b.nextProbe
+}
+
+// passes reports whether a call of probe p (nil: none) may go now.
+func (b *breaker) passes(p *Probe) bool {
+	return !b.open || (p != nil && p == b.probe)
+}
+
+// endProbe ends probe p, if it is still the one out: the next follows after
+// the backoff (doubled already if p failed). A probe that no outcome
+// judged (its message needed no call of the failing kind) leaves the
+// backoff as it was.
+func (b *breaker) endProbe(p *Probe, now time.Time) {
+	if b.probe != p {
+		return
+	}
+	b.probe = nil
+	if b.open {
 		b.nextProbe = now.Add(b.backoff)
 	}
 }
@@ -57,12 +125,13 @@ func (b *breaker) success(cause Cause, now time.Time) []Event {
 	if !b.open || b.cause != cause {
 		return nil
 	}
-	b.open, b.probeOut = false, false
+	b.open, b.probe = false, nil
 	return []Event{{Kind: EventBreakerClosed, Cause: cause, Lasted: now.Sub(b.openedAt)}}
 }
 
-// failure records a failure of cause for artist key.
-func (b *breaker) failure(cause Cause, key string, err error, now time.Time) []Event {
+// failure records a failure of cause for artist key; p is the probe the
+// failed work belonged to (nil: none).
+func (b *breaker) failure(cause Cause, key string, err error, p *Probe, now time.Time) []Event {
 	s := b.streaks[cause]
 	if s == nil {
 		s = &streak{artists: map[string]struct{}{}}
@@ -74,25 +143,28 @@ func (b *breaker) failure(cause Cause, key string, err error, now time.Time) []E
 	}
 	b.lastErr = err
 	if b.open {
-		if b.probeOut {
-			// The probe failed: wait longer before the next. (Failures of
-			// work in flight when it opened change nothing.)
-			b.probeOut = false
-			b.backoff = min(2*b.backoff, b.opts.ProbeCap)
-			b.nextProbe = now.Add(b.backoff)
+		if p != nil && p == b.probe && !b.probeFailed {
+			// The probe failed: if of the outage's cause, the next waits
+			// longer (once for the probe, whatever its retries meet).
+			// (Failures of work in flight when the breaker opened change
+			// nothing.)
+			b.probeFailed = true
+			if cause == b.cause {
+				b.backoff = min(2*b.backoff, b.opts.ProbeCap)
+			}
 		}
 		return nil
 	}
 	if s.n < b.opts.BreakerFailures || len(s.artists) < b.opts.BreakerArtists {
 		return nil
 	}
-	b.open, b.cause, b.openedAt = true, cause, now
+	b.open, b.cause, b.openedAt, b.probe = true, cause, now, nil
 	b.backoff = b.opts.ProbeBase
 	b.nextProbe = now.Add(b.backoff)
 	return []Event{{Kind: EventBreakerOpened, Cause: cause, Err: err}}
 }
 
-func (b *breaker) describe() string {
+func (b *breaker) describe(now time.Time) string {
 	return fmt.Sprintf("%s failing since %s (%v); next probe at %s", b.cause,
-		b.openedAt.UTC().Format(time.RFC3339), errorText(b.lastErr), b.nextProbe.UTC().Format(time.RFC3339))
+		b.openedAt.UTC().Format(time.RFC3339), errorText(b.lastErr), b.next(now).UTC().Format(time.RFC3339))
 }

@@ -118,20 +118,6 @@ func priorityOf(ctx context.Context) Priority {
 	return p
 }
 
-type probeKey struct{}
-
-// WithProbe marks ctx as the breaker's probe: its calls pass while the
-// breaker is open. The worker's receive loop hands the one message it
-// receives at a probe time such a context.
-func WithProbe(ctx context.Context) context.Context {
-	return context.WithValue(ctx, probeKey{}, true)
-}
-
-func isProbe(ctx context.Context) bool {
-	b, _ := ctx.Value(probeKey{}).(bool)
-	return b
-}
-
 // Options configure a Gate. The zero value of each field means its default.
 type Options struct {
 	// Rate is the most calls a second (SPOTIFY_RATE); 0 or less: unlimited.
@@ -295,7 +281,7 @@ func (g *Gate) Wait(ctx context.Context) (done func(Outcome), err error) {
 			g.mu.Unlock()
 		}()
 	}
-	probe := isProbe(ctx)
+	probe := probeOf(ctx)
 	for {
 		if err := g.sleepPauses(ctx, probe); err != nil {
 			return nil, err
@@ -319,7 +305,7 @@ func (g *Gate) Wait(ctx context.Context) (done func(Outcome), err error) {
 		admitted := g.admit(probe, bulk)
 		release()
 		if admitted {
-			return g.doneFunc(first), nil
+			return g.doneFunc(first, probe), nil
 		}
 		g.endTurn(first, false)
 	}
@@ -354,7 +340,7 @@ func (g *Gate) laneTurn(ctx context.Context, bulk bool) (release func(), err err
 
 // sleepPauses returns once no pause holds the caller back, sleeping through
 // a short cooldown and answering a *PausedError for anything longer.
-func (g *Gate) sleepPauses(ctx context.Context, probe bool) error {
+func (g *Gate) sleepPauses(ctx context.Context, probe *Probe) error {
 	for {
 		g.mu.Lock()
 		now := g.opts.Clock()
@@ -363,8 +349,8 @@ func (g *Gate) sleepPauses(ctx context.Context, probe bool) error {
 		switch {
 		case g.refused.After(now):
 			perr = &PausedError{Reason: ReasonRefused, Until: g.refused, Detail: errorText(g.refusal)}
-		case g.breaker.open && !probe:
-			perr = &PausedError{Reason: ReasonOutage, Until: g.breaker.nextProbe, Detail: g.breaker.describe()}
+		case !g.breaker.passes(probe):
+			perr = &PausedError{Reason: ReasonOutage, Until: g.breaker.next(now), Detail: g.breaker.describe(now)}
 		case g.cooling.After(now):
 			if wait = g.cooling.Sub(now); wait > g.opts.MaxWait {
 				perr = &PausedError{Reason: ReasonCooldown, Until: g.cooling, Detail: "rate limited by Spotify"}
@@ -398,14 +384,14 @@ func (g *Gate) sleepPauses(ctx context.Context, probe bool) error {
 // goes on at the whole rate, since what it finds the backfill keeps; a 429
 // still cuts the rate; and probing resumes once the chatbot's lane has
 // been quiet for laneMemory.
-func (g *Gate) admit(probe, bulk bool) bool {
+func (g *Gate) admit(probe *Probe, bulk bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.opts.Clock()
 	if g.cooling.After(now) || g.refused.After(now) {
 		return false
 	}
-	if g.breaker.open && !probe {
+	if !g.breaker.passes(probe) {
 		return false
 	}
 	if bulk {
@@ -477,13 +463,13 @@ func (g *Gate) finishTurn(open bool) {
 	g.probeDone = make(chan struct{})
 }
 
-func (g *Gate) doneFunc(first bool) func(Outcome) {
+func (g *Gate) doneFunc(first bool, probe *Probe) func(Outcome) {
 	var once sync.Once
-	return func(o Outcome) { once.Do(func() { g.report(first, o) }) }
+	return func(o Outcome) { once.Do(func() { g.report(first, probe, o) }) }
 }
 
 // report takes one call's outcome: it is decided here, once.
-func (g *Gate) report(first bool, o Outcome) {
+func (g *Gate) report(first bool, probe *Probe, o Outcome) {
 	var events []Event
 	g.mu.Lock()
 	now := g.opts.Clock()
@@ -524,7 +510,7 @@ func (g *Gate) report(first bool, o Outcome) {
 		}
 		events = append(events, g.breaker.success(CauseSpotify, now)...)
 	case Failed:
-		events = append(events, g.breaker.failure(CauseSpotify, o.Key, o.Err, now)...)
+		events = append(events, g.breaker.failure(CauseSpotify, o.Key, o.Err, probe, now)...)
 	case Abandoned:
 	default:
 		events = append(events, g.breaker.success(CauseSpotify, now)...)
@@ -536,14 +522,15 @@ func (g *Gate) report(first bool, o Outcome) {
 // Report tells the breaker how work that is not a Spotify call went: err nil
 // for a success, else a failure of cause for the artist key that is not the
 // artist's own fault (an error of DynamoDB, say, after its SDK's retries).
-func (g *Gate) Report(cause Cause, key string, err error) {
+// ctx is the work's: a probe's (see Probe.Context) judges the probe.
+func (g *Gate) Report(ctx context.Context, cause Cause, key string, err error) {
 	g.mu.Lock()
 	now := g.opts.Clock()
 	var events []Event
 	if err == nil {
 		events = g.breaker.success(cause, now)
 	} else {
-		events = g.breaker.failure(cause, key, err, now)
+		events = g.breaker.failure(cause, key, err, probeOf(ctx), now)
 	}
 	g.mu.Unlock()
 	g.emit(events)
@@ -606,7 +593,7 @@ func (g *Gate) pause(now time.Time) (reason string, left time.Duration) {
 	case g.refused.After(now):
 		return ReasonRefused, g.refused.Sub(now)
 	case g.breaker.open:
-		return ReasonOutage, max(g.breaker.nextProbe.Sub(now), 0)
+		return ReasonOutage, max(g.breaker.next(now).Sub(now), 0)
 	case g.cooling.After(now):
 		return ReasonCooldown, g.cooling.Sub(now)
 	}
@@ -615,27 +602,20 @@ func (g *Gate) pause(now time.Time) (reason string, left time.Duration) {
 
 // Hold tells a receive loop whether to receive now: wait > 0 means not for
 // that long (reason says why). While the breaker is open and a probe is due,
-// it claims the probe and returns endProbe: receive one message only, handle
-// it WithProbe, and call endProbe when it is handled.
-func (g *Gate) Hold() (wait time.Duration, reason string, endProbe func()) {
+// it hands out the probe: receive one message only, handle it with
+// probe.Context, and call probe.End when it is handled. One probe is out at
+// a time.
+func (g *Gate) Hold() (wait time.Duration, reason string, probe *Probe) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	reason, wait = g.pause(g.opts.Clock())
 	if reason != ReasonOutage || wait > 0 {
 		return wait, reason, nil
 	}
-	if g.breaker.probeOut {
-		return 100 * time.Millisecond, ReasonOutage, nil
+	if probe = g.breaker.claim(g); probe == nil {
+		return 100 * time.Millisecond, ReasonOutage, nil // one is out
 	}
-	g.breaker.probeOut = true
-	var once sync.Once
-	return 0, ReasonOutage, func() {
-		once.Do(func() {
-			g.mu.Lock()
-			g.breaker.endProbe(g.opts.Clock())
-			g.mu.Unlock()
-		})
-	}
+	return 0, ReasonOutage, probe
 }
 
 // Paused reports how long the pause that would meet a call now lasts, and
@@ -651,13 +631,14 @@ func (g *Gate) Paused() (left time.Duration, reason string) {
 func (g *Gate) Ready() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	reason, left := g.pause(g.opts.Clock())
+	now := g.opts.Clock()
+	reason, left := g.pause(now)
 	switch reason {
 	case ReasonRefused:
 		return fmt.Errorf("refused by Spotify (403 for top-tracks, or the app's credentials) for %s more: %s",
 			left.Round(time.Second), errorText(g.refusal))
 	case ReasonOutage:
-		return fmt.Errorf("outage breaker open: %s", g.breaker.describe())
+		return fmt.Errorf("outage breaker open: %s", g.breaker.describe(now))
 	case ReasonCooldown:
 		return fmt.Errorf("throttled by Spotify for %s more", left.Round(time.Second))
 	}

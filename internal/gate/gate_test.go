@@ -236,13 +236,13 @@ func TestBreakerOpensOnAnOutageNotOnOneArtist(t *testing.T) {
 		if _, _, again := g.Hold(); again != nil {
 			t.Fatal("a second probe was handed out while one is out")
 		}
-		mustWait(t, g, WithProbe(ctx))(Outcome{Fault: Failed, Key: "p", Err: errors.New("HTTP 503")})
-		end()
+		mustWait(t, g, end.Context(ctx))(Outcome{Fault: Failed, Key: "p", Err: errors.New("HTTP 503")})
+		end.End()
 	}
 	clock.Add(8 * time.Second)
 	_, _, end := g.Hold()
-	mustWait(t, g, WithProbe(ctx))(ok)
-	end()
+	mustWait(t, g, end.Context(ctx))(ok)
+	end.End()
 	if g.BreakerOpen() {
 		t.Fatal("a successful probe did not close the breaker")
 	}
@@ -260,8 +260,8 @@ func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		mustWait(t, g, ctx)(ok)                                 // Spotify answers…
-		g.Report(CauseStore, k, errors.New("connection reset")) // …DynamoDB does not
+		mustWait(t, g, ctx)(ok)                                      // Spotify answers…
+		g.Report(ctx, CauseStore, k, errors.New("connection reset")) // …DynamoDB does not
 	}
 	if !g.BreakerOpen() {
 		t.Fatal("5 store failures over 5 artists did not open the breaker")
@@ -271,12 +271,12 @@ func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
 	if end == nil {
 		t.Fatal("no probe due")
 	}
-	mustWait(t, g, WithProbe(ctx))(ok)
+	mustWait(t, g, end.Context(ctx))(ok)
 	if !g.BreakerOpen() {
 		t.Fatal("a Spotify answer closed a store outage")
 	}
-	g.Report(CauseStore, "p", nil)
-	end()
+	g.Report(end.Context(ctx), CauseStore, "p", nil)
+	end.End()
 	if g.BreakerOpen() {
 		t.Fatal("a store success did not close the store outage")
 	}
@@ -335,5 +335,121 @@ func TestBulkTakesWhatTheChatbotLeaves(t *testing.T) {
 	mustWait(t, g, bulk)(ok)
 	if b, l := g.bulk.Limit(), g.lim.Limit(); b != l || g.quota.noProbe {
 		t.Errorf("after the chatbot's lane was quiet for %v the bulk lane is paced at %v of %v (noProbe %v); want all of it", laneMemory, b, l, g.quota.noProbe)
+	}
+}
+
+// openBreaker opens g's breaker on Spotify failures of five artists and
+// returns the done of a call let through before it opened, still in flight.
+func openBreaker(t *testing.T, g *Gate) (inFlight func(Outcome)) {
+	t.Helper()
+	ctx := context.Background()
+	mustWait(t, g, ctx)(ok) // the first call goes alone
+	inFlight = mustWait(t, g, ctx)
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		mustWait(t, g, ctx)(Outcome{Fault: Failed, Key: k, Err: errors.New("HTTP 503")})
+	}
+	if !g.BreakerOpen() {
+		t.Fatal("5 failures of 5 artists did not open the breaker")
+	}
+	return inFlight
+}
+
+var fail503 = Outcome{Fault: Failed, Key: "p", Err: errors.New("HTTP 503")}
+
+// TestOnlyTheProbeJudgesItself: while the probe is out, a failure of work
+// that was in flight when the breaker opened is not the probe's: no second
+// probe is handed out and the backoff does not grow. The probe's own
+// failure does grow it, once however many of its retries fail.
+func TestOnlyTheProbeJudgesItself(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now})
+	ctx := context.Background()
+	inFlight := openBreaker(t, g)
+	clock.Add(time.Second)
+	_, _, p := g.Hold()
+	if p == nil {
+		t.Fatal("no probe due 1s after opening")
+	}
+	inFlight(fail503) // not the probe's
+	if _, _, again := g.Hold(); again != nil {
+		t.Fatal("a failure of work in flight since opening let a second probe out")
+	}
+	pctx := p.Context(ctx)
+	mustWait(t, g, pctx)(fail503) // the probe's own call fails
+	mustWait(t, g, pctx)(fail503) // and its retry
+	if _, err := g.Wait(ctx); err == nil {
+		t.Fatal("an ordinary call passed the open breaker")
+	} else if pe, _ := IsPaused(err); pe == nil || pe.Reason != ReasonOutage || pe.Until.Sub(clock.Now()) != 2*time.Second {
+		t.Fatalf("with the probe out and failed, an ordinary call got %v; want an outage pause of the doubled backoff", err)
+	}
+	p.End()
+	if wait, _, next := g.Hold(); next != nil || wait != 2*time.Second {
+		t.Fatalf("after the probe failed, Hold = %v (probe %v); want the next in 2s, not 1s", wait, next != nil)
+	}
+	clock.Add(2 * time.Second)
+	_, _, p2 := g.Hold()
+	if p2 == nil {
+		t.Fatal("no second probe due 2s after the first failed")
+	}
+	p.End() // again: changes nothing
+	if _, _, again := g.Hold(); again != nil {
+		t.Fatal("ending the first probe again let a third out beside the second")
+	}
+	mustWait(t, g, p2.Context(ctx))(ok)
+	p2.End()
+	if g.BreakerOpen() {
+		t.Fatal("the second probe's success did not close the breaker")
+	}
+}
+
+// TestAStaleProbeEndsNothing: a probe still being handled when the breaker
+// closed (on another call's success) and opened again does not end the
+// probe of the new outage, nor is its failure that probe's.
+func TestAStaleProbeEndsNothing(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now})
+	ctx := context.Background()
+	inFlight := openBreaker(t, g)
+	clock.Add(time.Second)
+	_, _, old := g.Hold()
+	inFlight(ok) // closes it
+	if g.BreakerOpen() {
+		t.Fatal("a success did not close the breaker")
+	}
+	openBreaker(t, g)
+	clock.Add(time.Second)
+	_, _, p := g.Hold()
+	if p == nil {
+		t.Fatal("no probe due in the new outage")
+	}
+	g.Report(old.Context(ctx), CauseSpotify, "x", errors.New("HTTP 503"))
+	old.End()
+	if _, _, again := g.Hold(); again != nil {
+		t.Fatal("the old probe's end let a second probe out")
+	}
+	if _, err := g.Wait(p.Context(ctx)); err != nil {
+		t.Fatalf("the new probe's call was held back by the old probe's failure: %v", err)
+	}
+}
+
+// TestAProbeFailingOfAnotherCause: during a DynamoDB outage the probe's
+// Spotify call fails; that says nothing of DynamoDB, so the backoff stays,
+// but the probe is over.
+func TestAProbeFailingOfAnotherCause(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now})
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		g.Report(ctx, CauseStore, k, errors.New("connection reset"))
+	}
+	clock.Add(time.Second)
+	_, _, p := g.Hold()
+	if p == nil {
+		t.Fatal("no probe due")
+	}
+	mustWait(t, g, p.Context(ctx))(fail503)
+	p.End()
+	if wait, _, _ := g.Hold(); wait != time.Second {
+		t.Errorf("after the probe's Spotify call failed in a store outage, the next probe is in %v; want 1s", wait)
 	}
 }
