@@ -38,10 +38,10 @@ import (
 // rate at or under lo means lo no longer holds, and the search starts again
 // below it: a little below for the first such 429 in a while, which is most
 // often calls that bunched on their way at the edge, and by a tenth for
-// another soon after. After a quiet spell at lo the controller probes a little above
-// it (the quota may have grown, or another task left); a probe that holds
-// searches a little higher, and each probe that fails doubles the
-// spell, up to probeMax.
+// another soon after. After a quiet spell at lo the controller probes a
+// little above it (the quota may have grown, or another task left); a probe
+// that holds climbs on, a little higher each step, until a 429, and each
+// probe that fails doubles the spell, up to probeMax.
 //
 // A penalty (a Retry-After far longer than the calls that drew it took, or
 // Spotify's QUOTA_EXCEEDED) is costly, so the climb after one is careful:
@@ -186,6 +186,8 @@ func (q *quota) endStep(now time.Time, el time.Duration) {
 // held takes a rate that held a whole step and chooses the next one.
 func (q *quota) held(now time.Time, r float64) {
 	q.streak = 0
+	// A step above lo that holds after a probe began (no 429 since) is
+	// the probe's climb: the probe itself, or a step after it.
 	probe := q.probed.After(q.lastEpisode) && r > q.lo
 	q.lo = max(q.lo, r)
 	if q.hi > 0 && q.lo >= q.hi {
@@ -193,10 +195,20 @@ func (q *quota) held(now time.Time, r float64) {
 	}
 	if probe {
 		// A probe held: the quota grew, or another task left or yielded.
-		// Search a little higher, no further: in a fleet a probe holds
-		// whenever the 429 it causes falls on another task, and a task
-		// that then climbed freely would take the larger share.
+		// Search a little higher, and no further than that from each step
+		// that holds: so the rate climbs probeShare a step until a 429,
+		// the slow increase of TCP's congestion avoidance, never the
+		// search's leaps. In a fleet a probe holds whenever the 429 it
+		// causes falls on another task; a task that then leapt would take
+		// the larger share, while this climb lets a small share catch up
+		// (stopping it at the first step took the virtual sweep from 10
+		// cases missing a goal to 13, all fairness but one).
 		q.hi = q.lo * (1 + 2*probeShare)
+		if q.noProbe {
+			// The chatbot's lane is served beside a backfill: the climb
+			// stops here, at a rate that held (see noProbe).
+			q.hi = q.lo * (1 + probeShare)
+		}
 		q.probeAfter = probeFirst
 	}
 	if q.penalties > 0 && now.Sub(q.lastPenalty) >= penaltyMemory {

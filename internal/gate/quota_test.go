@@ -297,3 +297,49 @@ func TestPenaltiesAreForgotten(t *testing.T) {
 		}
 	}
 }
+
+// TestAProbeThatHoldsClimbsSlowly: after a probe holds, each step that holds
+// climbs probeShare more until a 429, never the search's leaps; while the
+// chatbot's lane is served beside a backfill the climb stops at once.
+func TestAProbeThatHoldsClimbsSlowly(t *testing.T) {
+	for _, mixed := range []bool{false, true} {
+		now := time.Unix(1_000_000, 0)
+		q := newQuota(60, now)
+		q.fresh = false
+		q.lo, q.hi, q.rate, q.win, q.span, q.step = 19.4, 19.8, 19.4, 2*time.Second, 2*time.Second, 2*time.Second
+		q.lastEpisode, q.pauseEnd, q.probed = now.Add(-2*time.Minute), now.Add(-2*time.Minute), now.Add(-2*time.Minute)
+		q.probeAfter, q.nextSpell = probeFirst, probeFirst
+		q.restart(now)
+		sendAt(q, &now, q.rate, 3*time.Second) // a held step at lo: a probe is due
+		if want := 19.4 * (1 + probeShare); math.Abs(q.rate-want) > 1e-9 {
+			t.Fatalf("the probe is at %.3f; want %.3f", q.rate, want)
+		}
+		q.noProbe = mixed
+		rates := []float64{q.rate} // the rate after each step
+		for end := now.Add(10 * time.Second); now.Before(end); {
+			start := q.stepStart
+			now = now.Add(time.Duration(float64(time.Second) / q.rate))
+			q.onSend(now)
+			if q.stepStart != start {
+				rates = append(rates, q.rate)
+			}
+		}
+		if len(rates) < 4 {
+			t.Fatalf("mixed lanes %v: %d steps in 10s; want 4 or more", mixed, len(rates)-1)
+		}
+		for i := 1; i < len(rates); i++ {
+			want := rates[i-1] * (1 + probeShare)
+			if mixed {
+				want = rates[i-1]
+			}
+			if math.Abs(rates[i]-want)/want > 0.001 {
+				t.Errorf("mixed lanes %v: after the probe held the rates are %.3v; want each step %s", mixed, rates,
+					map[bool]string{false: "3% above the last", true: "the same as the last"}[mixed])
+				break
+			}
+		}
+		if mixed && !q.found() {
+			t.Errorf("mixed lanes: the climb stopped but the line is not found (lo %.3f, hi %.3f, rate %.3f)", q.lo, q.hi, q.rate)
+		}
+	}
+}
