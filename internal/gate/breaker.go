@@ -30,7 +30,8 @@ type breaker struct {
 	// handled. Its calls pass, its retries too (a Spotify that fails one
 	// call in five is up: a probe judged by one call would keep it shut),
 	// and only its own outcomes judge it: its first failure doubles the
-	// backoff, and any success closes the breaker.
+	// backoff and times the next probe from then, and any success closes
+	// the breaker.
 	probe       *Probe
 	probeFailed bool
 }
@@ -49,8 +50,9 @@ func (p *Probe) Context(ctx context.Context) context.Context {
 	return context.WithValue(ctx, probeKey{}, p)
 }
 
-// End ends the probe: the next follows after the backoff, doubled if the
-// probe failed. It may be called more than once.
+// End ends the probe: the next follows a backoff after the probe's first
+// failure (the backoff doubled), or after End if nothing failed. It may be
+// called more than once.
 func (p *Probe) End() {
 	p.once.Do(func() {
 		p.g.mu.Lock()
@@ -101,16 +103,17 @@ func (b *breaker) passes(p *Probe) bool {
 	return !b.open || (p != nil && p == b.probe)
 }
 
-// endProbe ends probe p, if it is still the one out: the next follows after
-// the backoff (doubled already if p failed). A probe that no outcome
-// judged (its message needed no call of the failing kind) leaves the
-// backoff as it was.
+// endProbe ends probe p, if it is still the one out. A probe that failed
+// set the next probe's time when it failed (its retries are not waited
+// for: the next is due at once if they outlasted the backoff); one that no
+// outcome judged (its message needed no call of the failing kind) is
+// followed after the same backoff.
 func (b *breaker) endProbe(p *Probe, now time.Time) {
 	if b.probe != p {
 		return
 	}
 	b.probe = nil
-	if b.open {
+	if b.open && !b.probeFailed {
 		b.nextProbe = now.Add(b.backoff)
 	}
 }
@@ -152,6 +155,7 @@ func (b *breaker) failure(cause Cause, key string, err error, p *Probe, now time
 			if cause == b.cause {
 				b.backoff = min(2*b.backoff, b.opts.ProbeCap)
 			}
+			b.nextProbe = now.Add(b.backoff)
 		}
 		return nil
 	}

@@ -453,3 +453,28 @@ func TestAProbeFailingOfAnotherCause(t *testing.T) {
 		t.Errorf("after the probe's Spotify call failed in a store outage, the next probe is in %v; want 1s", wait)
 	}
 }
+
+// TestTheNextProbeIsTimedFromTheFailure: a probe whose retries outlast the
+// backoff is followed at once when its message is handled, not a backoff
+// later; while its retries go on, no other probe is out.
+func TestTheNextProbeIsTimedFromTheFailure(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now})
+	ctx := context.Background()
+	openBreaker(t, g)
+	clock.Add(time.Second)
+	_, _, p := g.Hold()
+	pctx := p.Context(ctx)
+	mustWait(t, g, pctx)(fail503)
+	for range 3 { // its retries, over 3s
+		clock.Add(time.Second)
+		if _, _, again := g.Hold(); again != nil {
+			t.Fatal("a second probe was handed out while the first still retries")
+		}
+		mustWait(t, g, pctx)(fail503)
+	}
+	p.End()
+	if wait, _, next := g.Hold(); next == nil || wait != 0 {
+		t.Fatalf("the probe failed 3s ago with a 2s backoff and has ended; Hold = %v (probe %v), want the next probe now", wait, next != nil)
+	}
+}
