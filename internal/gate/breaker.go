@@ -89,8 +89,9 @@ func (b *breaker) claim(g *Gate) *Probe {
 	return b.probe
 }
 
-// next returns when the next probe may go: while one is out, a backoff
-// from now at the soonest (it is set when the probe ends).
+// next returns when the next probe may go. While one is out and that time
+// has passed (the probe is unjudged, or still retrying after it failed), no
+// other goes before it ends: a backoff from now is the estimate.
 func (b *breaker) next(now time.Time) time.Time {
 	if b.probe != nil && !b.nextProbe.After(now) {
 		return now.Add(b.backoff)
