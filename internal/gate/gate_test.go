@@ -255,9 +255,10 @@ func TestBreakerOpensOnAnOutageNotOnOneArtist(t *testing.T) {
 	}
 }
 
-func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
-	clock := newFakeClock()
-	g := New(Options{Clock: clock.Now})
+// openStoreOutage opens g's breaker on store failures of five artists,
+// while Spotify answers each of them.
+func openStoreOutage(t *testing.T, g *Gate) {
+	t.Helper()
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
 		mustWait(t, g, ctx)(ok)                                      // Spotify answers…
@@ -266,6 +267,13 @@ func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
 	if !g.BreakerOpen() {
 		t.Fatal("5 store failures over 5 artists did not open the breaker")
 	}
+}
+
+func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now})
+	ctx := context.Background()
+	openStoreOutage(t, g)
 	clock.Add(time.Second)
 	_, _, end := g.Hold()
 	if end == nil {
@@ -439,9 +447,7 @@ func TestAProbeFailingOfAnotherCause(t *testing.T) {
 	clock := newFakeClock()
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
-	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		g.Report(ctx, CauseStore, k, errors.New("connection reset"))
-	}
+	openStoreOutage(t, g)
 	clock.Add(time.Second)
 	_, _, p := g.Hold()
 	if p == nil {
