@@ -71,6 +71,9 @@ func (f fixedRate) Wait(ctx context.Context) (func(gate.Outcome), error) {
 	return func(gate.Outcome) {}, f.lim.Wait(ctx)
 }
 
+// StillClear: a fixedRate never pauses.
+func (fixedRate) StillClear() bool { return true }
+
 // retryingFetcher is the naive consumer's per-request retry: on a 429 the
 // goroutine sleeps the answer's Retry-After (a second when it has none) and
 // sends the same request again; other goroutines carry on meanwhile.

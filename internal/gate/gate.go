@@ -59,6 +59,10 @@ const (
 	Failed
 	// Abandoned: the caller gave up (its context ended); nothing is learnt.
 	Abandoned
+	// Unsent: the caller did not send the call after all, since a pause
+	// began after Wait let it through (see StillClear); nothing is learnt,
+	// and the caller waits again.
+	Unsent
 )
 
 // Outcome is how one call that Wait let through went.
@@ -476,7 +480,7 @@ func (g *Gate) report(first bool, probe *Probe, o Outcome) {
 	if first {
 		// An answer opens the way; a 429 or no answer lets the next caller
 		// go first instead.
-		g.finishTurn(o.Fault != RateLimited && o.Fault != Failed && o.Fault != Abandoned)
+		g.finishTurn(o.Fault != RateLimited && o.Fault != Failed && o.Fault != Abandoned && o.Fault != Unsent)
 	}
 	switch o.Fault {
 	case RateLimited:
@@ -511,7 +515,7 @@ func (g *Gate) report(first bool, probe *Probe, o Outcome) {
 		events = append(events, g.breaker.success(CauseSpotify, now)...)
 	case Failed:
 		events = append(events, g.breaker.failure(CauseSpotify, o.Key, o.Err, probe, now)...)
-	case Abandoned:
+	case Abandoned, Unsent:
 	default:
 		events = append(events, g.breaker.success(CauseSpotify, now)...)
 	}
@@ -616,6 +620,21 @@ func (g *Gate) Hold() (wait time.Duration, reason string, probe *Probe) {
 		return 100 * time.Millisecond, ReasonOutage, nil // one is out
 	}
 	return 0, ReasonOutage, probe
+}
+
+// StillClear reports whether a call Wait let through may still be sent:
+// false once a cooldown or a refusal has begun since (Wait lets nothing
+// through during one). The caller asks just before the send, after any
+// token request, and reports a call it holds back as Unsent. Calls are let
+// through concurrently, so one may be on its way to the socket when another
+// caller's 429 comes back: without this last look it would be sent inside
+// the Retry-After just announced. (One already written to the socket, or
+// sent while the 429 was still on the wire, cannot be called back.)
+func (g *Gate) StillClear() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.opts.Clock()
+	return !g.cooling.After(now) && !g.refused.After(now)
 }
 
 // Paused reports how long the pause that would meet a call now lasts, and

@@ -484,3 +484,55 @@ func TestTheNextProbeIsTimedFromTheFailure(t *testing.T) {
 		t.Fatalf("the probe failed 3s ago with a 2s backoff and has ended; Hold = %v (probe %v), want the next probe now", wait, next != nil)
 	}
 }
+
+func TestACallLetThroughBeforeAPauseIsHeldBack(t *testing.T) {
+	clock := newFakeClock()
+	g := New(Options{Clock: clock.Now})
+	ctx := context.Background()
+	mustWait(t, g, ctx)(ok) // the first call's turn ends
+	a, b := mustWait(t, g, ctx), mustWait(t, g, ctx)
+	if !g.StillClear() {
+		t.Fatal("StillClear is false with no pause")
+	}
+	a(Outcome{Fault: RateLimited, Status: 429, RetryAfter: time.Second})
+	if g.StillClear() {
+		t.Fatal("StillClear is true after a 429: b would be sent inside its Retry-After")
+	}
+	b(Outcome{Fault: Unsent}) // held back: nothing is learnt
+	if got := g.CooldownLeft(); got != time.Second {
+		t.Fatalf("cooldown left %v after an unsent call, want 1s", got)
+	}
+
+	// After the cooldown one call goes first; held back, it does not open
+	// the way: the next caller goes first instead.
+	clock.Add(time.Second)
+	if !g.StillClear() {
+		t.Fatal("StillClear is false once the cooldown is over")
+	}
+	first := mustWait(t, g, ctx)
+	passed := make(chan func(Outcome), 2)
+	for range 2 {
+		go func() {
+			if done, err := g.Wait(ctx); err == nil {
+				passed <- done
+			}
+		}()
+	}
+	first(Outcome{Fault: Unsent})
+	second := <-passed
+	select {
+	case <-passed:
+		t.Fatal("an unsent first call opened the way for every caller")
+	case <-time.After(50 * time.Millisecond):
+	}
+	second(ok)
+	(<-passed)(ok)
+
+	// A refusal holds back the same way.
+	c := mustWait(t, g, ctx)
+	mustWait(t, g, ctx)(Outcome{Fault: Forbidden, Status: 403})
+	if g.StillClear() {
+		t.Fatal("StillClear is true after a 403")
+	}
+	c(Outcome{Fault: Unsent})
+}

@@ -34,6 +34,10 @@ const (
 // with the request's outcome.
 type Gate interface {
 	Wait(ctx context.Context) (done func(gate.Outcome), err error)
+	// StillClear is asked just before each send: false means a pause began
+	// after Wait let the call through, and the client reports the call
+	// gate.Unsent and waits again.
+	StillClear() bool
 }
 
 // MinCooldown is the shortest pause a 429 starts, for answers with no
@@ -250,21 +254,40 @@ type answer struct {
 
 // attempt waits for the gate and sends one request, then tells the gate
 // how it went, once: refreshed says whether a 401 would be to a fresh token.
-func (c *Client) attempt(ctx context.Context, u, artistID string, refreshed bool) (a answer, err error) {
-	done := func(gate.Outcome) {}
-	if c.gate != nil {
-		d, err := c.gate.Wait(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
+func (c *Client) attempt(ctx context.Context, u, artistID string, refreshed bool) (answer, error) {
+	for {
+		done := func(gate.Outcome) {}
+		if c.gate != nil {
+			d, err := c.gate.Wait(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					err = ctx.Err()
+				}
+				return answer{}, fmt.Errorf("waiting for the gate: %w", err)
 			}
-			return a, fmt.Errorf("waiting for the gate: %w", err)
+			done = d
 		}
-		done = d
-	}
-	defer func() { done(outcome(ctx, artistID, refreshed, a, err, c.now())) }()
-	if a.tok, err = c.tokens.token(ctx); err != nil {
+		a, sent, err := c.send(ctx, u, done)
+		if !sent {
+			continue // a pause began on the way: wait for the gate again
+		}
+		done(outcome(ctx, artistID, refreshed, a, err, c.now()))
 		return a, err
+	}
+}
+
+// send sends one request the gate let through, unless a pause began since
+// (another call's 429, or a refusal, answered while this one fetched its
+// token or waited for the lock): then it reports the call Unsent to done and
+// returns sent false, so that nothing goes out inside a Retry-After this
+// process has already read.
+func (c *Client) send(ctx context.Context, u string, done func(gate.Outcome)) (a answer, sent bool, err error) {
+	if a.tok, err = c.tokens.token(ctx); err != nil {
+		return a, true, err
+	}
+	if c.gate != nil && !c.gate.StillClear() {
+		done(gate.Outcome{Fault: gate.Unsent})
+		return answer{}, false, nil
 	}
 	a.sent = c.now()
 	buf := getBody()
@@ -278,7 +301,7 @@ func (c *Client) attempt(ctx context.Context, u, artistID string, refreshed bool
 	default:
 		a.body = bytes.Clone(buf.Bytes())
 	}
-	return a, err
+	return a, true, err
 }
 
 // bodies holds the buffers answers are read into, so that each request does

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -810,4 +811,36 @@ func TestOutcomesReachTheGateOncePerRequest(t *testing.T) {
 			t.Errorf("token requests went from %d to %d inside the backoff", calls, n)
 		}
 	})
+}
+
+// A call the gate let through is held back when a pause began before it was
+// sent (another call's 429 came back meanwhile): it is reported Unsent, and
+// sent only once the gate lets it through again.
+func TestACallIsHeldBackWhenAPauseBeganOnItsWay(t *testing.T) {
+	var asked atomic.Int64
+	var requests atomic.Int64
+	e := newEnv(t, fakespotify.Config{}, envOptions{
+		stillClear: func() bool { return asked.Add(1) > 1 }, // a pause began on the first call's way
+		onAPI:      func(*http.Request) { requests.Add(1) },
+	})
+	got, err := e.client.TopTracks(context.Background(), artistA, "SE")
+	if err != nil {
+		t.Fatalf("TopTracks: %v", err)
+	}
+	if len(got) != 10 {
+		t.Errorf("got %d tracks, want 10", len(got))
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the stand-in got %d requests, want 1 (the held-back call must not be sent)", n)
+	}
+	if n := e.waits.Load(); n != 2 {
+		t.Errorf("Wait calls = %d, want 2 (the held-back call waits again)", n)
+	}
+	var faults []gate.Fault
+	for _, o := range e.gateOutcomes() {
+		faults = append(faults, o.Fault)
+	}
+	if diff := cmp.Diff(faults, []gate.Fault{gate.Unsent, gate.Answered}); diff != "" {
+		t.Errorf("outcomes reported (-got +want):\n%s", diff)
+	}
 }

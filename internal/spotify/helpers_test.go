@@ -58,6 +58,8 @@ type envOptions struct {
 	// httpClient builds the Client's HTTP client from the test server's.
 	httpClient func(*httptest.Server) *http.Client
 	limiter    limiterFunc
+	// stillClear, if set, answers the gate's StillClear (else true).
+	stillClear func() bool
 	// connState, if set, is the server's http.Server.ConnState.
 	connState func(net.Conn, http.ConnState)
 }
@@ -105,7 +107,7 @@ func newEnv(t *testing.T, fc fakespotify.Config, o envOptions) *env {
 		ClientID:     testClientID,
 		ClientSecret: secret,
 		HTTPClient:   hc,
-		Gate: gateFunc(func(ctx context.Context) (func(gate.Outcome), error) {
+		Gate: testGate{stillClear: o.stillClear, wait: func(ctx context.Context) (func(gate.Outcome), error) {
 			e.waits.Add(1)
 			if err := lim(ctx); err != nil {
 				return nil, err
@@ -115,7 +117,7 @@ func newEnv(t *testing.T, fc fakespotify.Config, o envOptions) *env {
 				e.outcomes = append(e.outcomes, o)
 				e.mu.Unlock()
 			}, nil
-		}),
+		}},
 		OnResponse: func(status int, _ time.Duration) {
 			e.mu.Lock()
 			e.statuses = append(e.statuses, status)
@@ -179,10 +181,16 @@ func (e *env) responseStatuses() []int {
 // limiterFunc decides whether a Wait lets a call through.
 type limiterFunc func(ctx context.Context) error
 
-// gateFunc is a spotify.Gate.
-type gateFunc func(ctx context.Context) (func(gate.Outcome), error)
+// testGate is a spotify.Gate: wait answers Wait, stillClear (if set)
+// StillClear.
+type testGate struct {
+	wait       func(ctx context.Context) (func(gate.Outcome), error)
+	stillClear func() bool
+}
 
-func (f gateFunc) Wait(ctx context.Context) (func(gate.Outcome), error) { return f(ctx) }
+func (g testGate) Wait(ctx context.Context) (func(gate.Outcome), error) { return g.wait(ctx) }
+
+func (g testGate) StillClear() bool { return g.stillClear == nil || g.stillClear() }
 
 // gateOutcomes returns the outcomes the client reported to its gate.
 func (e *env) gateOutcomes() []gate.Outcome {
