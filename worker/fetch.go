@@ -35,7 +35,7 @@ type fetching struct {
 
 // process is the fetching room's door: it fetches and stores one artist and
 // returns the outcome. Deliveries on one lane for the same artist, market
-// and force in flight at once share one fetch.
+// and force in flight at once share one fetch (but the breaker's probe).
 func (f *fetching) process(ctx context.Context, lane string, msg message.Message, log *slog.Logger) (string, error) {
 	market := msg.Market
 	if market == "" {
@@ -44,6 +44,12 @@ func (f *fetching) process(ctx context.Context, lane string, msg message.Message
 	// A forced message never shares a fetch that may skip the artist as
 	// fresh, and a chatbot message never waits on a bulk fetch, which yields
 	// to the chatbot's lane at the limiter.
+	// The outage breaker's probe does its own fetch: one it joined would
+	// report its outcomes under the other message's ctx, and leave the probe
+	// unjudged (and the next one due after the same backoff, not double).
+	if gate.IsProbe(ctx) {
+		return f.fetchAndSave(ctx, msg.ArtistID, market, msg.Force, log)
+	}
 	key := fmt.Sprintf("%s/%s/%s/%t", lane, msg.ArtistID, market, msg.Force)
 	v, err, _ := f.flights.Do(key, func() (any, error) {
 		return f.fetchAndSave(ctx, msg.ArtistID, market, msg.Force, log)

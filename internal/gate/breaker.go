@@ -61,6 +61,12 @@ func (p *Probe) End() {
 	})
 }
 
+// IsProbe reports whether ctx is marked as a probe's (see Probe.Context).
+// Work done under it must be the probe's own: work another message started
+// reports its outcomes under that message's ctx, and would leave the probe
+// unjudged.
+func IsProbe(ctx context.Context) bool { return probeOf(ctx) != nil }
+
 type probeKey struct{}
 
 // probeOf returns the probe ctx is marked with, or nil.
