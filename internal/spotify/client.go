@@ -267,8 +267,8 @@ func (c *Client) attempt(ctx context.Context, u, artistID string, refreshed bool
 			}
 			done = d
 		}
-		a, sent, err := c.send(ctx, u, done)
-		if !sent {
+		a, held, err := c.send(ctx, u, done)
+		if held {
 			continue // a pause began on the way: wait for the gate again
 		}
 		done(outcome(ctx, artistID, refreshed, a, err, c.now()))
@@ -277,17 +277,17 @@ func (c *Client) attempt(ctx context.Context, u, artistID string, refreshed bool
 }
 
 // send sends one request the gate let through, unless a pause began since
-// (another call's 429, or a refusal, answered while this one fetched its
-// token or waited for the lock): then it reports the call Unsent to done and
-// returns sent false, so that nothing goes out inside a Retry-After this
-// process has already read.
-func (c *Client) send(ctx context.Context, u string, done func(gate.Outcome)) (a answer, sent bool, err error) {
+// (another call's 429, or a refusal, read while this one fetched its token
+// or waited for a core): then it reports the call Unsent to done and returns
+// held true, so that nothing goes out inside a Retry-After this process has
+// already read.
+func (c *Client) send(ctx context.Context, u string, done func(gate.Outcome)) (a answer, held bool, err error) {
 	if a.tok, err = c.tokens.token(ctx); err != nil {
-		return a, true, err
+		return a, false, err
 	}
 	if c.gate != nil && !c.gate.StillClear() {
 		done(gate.Outcome{Fault: gate.Unsent})
-		return answer{}, false, nil
+		return answer{}, true, nil
 	}
 	a.sent = c.now()
 	buf := getBody()
@@ -301,7 +301,7 @@ func (c *Client) send(ctx context.Context, u string, done func(gate.Outcome)) (a
 	default:
 		a.body = bytes.Clone(buf.Bytes())
 	}
-	return a, true, err
+	return a, false, err
 }
 
 // bodies holds the buffers answers are read into, so that each request does
