@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,43 +53,8 @@ type rig struct {
 	fake    *fakespotify.Server
 	client  *spotify.Client
 	limiter *gate.Gate
-	watch   *retryAfterWatch
+	watch   *fakespotify.RetryAfterWatch
 	logs    *strings.Builder
-}
-
-// retryAfterWatch sits between the Spotify client and the stand-in and counts
-// requests the process sent while a Retry-After it had already received was
-// still running. (The stand-in's own InsideRetryAfter also counts requests
-// that were on their way before the 429 reached the process.)
-type retryAfterWatch struct {
-	next   http.RoundTripper
-	mu     sync.Mutex
-	until  time.Time
-	inside int
-}
-
-func (w *retryAfterWatch) RoundTrip(req *http.Request) (*http.Response, error) {
-	w.mu.Lock()
-	if time.Now().Before(w.until) {
-		w.inside++
-	}
-	w.mu.Unlock()
-	resp, err := w.next.RoundTrip(req)
-	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
-		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		w.mu.Lock()
-		if until := time.Now().Add(time.Duration(secs) * time.Second); until.After(w.until) {
-			w.until = until
-		}
-		w.mu.Unlock()
-	}
-	return resp, err
-}
-
-func (w *retryAfterWatch) sentInside() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.inside
 }
 
 type rigOptions struct {
@@ -141,7 +105,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	srv := httptest.NewServer(r.fake)
 	t.Cleanup(srv.Close)
 	r.limiter = gate.New(gate.Options{Rate: o.rate, Fixed: true})
-	r.watch = &retryAfterWatch{next: http.DefaultTransport}
+	r.watch = &fakespotify.RetryAfterWatch{Next: http.DefaultTransport}
 	r.client, err = spotify.New(spotify.Config{
 		HTTPClient: &http.Client{Transport: r.watch, Timeout: 10 * time.Second},
 		APIURL:     srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
@@ -387,7 +351,7 @@ func TestRateLimitIsWaitedOutTogether(t *testing.T) {
 	st := r.fake.Stats()
 	// Only requests that had passed the limiter before a 429 reached the
 	// process may go out inside its Retry-After: at most one per slot.
-	if n := r.watch.sentInside(); n > concurrency {
+	if n := r.watch.SentInside(); n > concurrency {
 		t.Errorf("%d requests were sent inside a Retry-After the process had received; want at most %d (those already in flight)", n, concurrency)
 	}
 	if st.Requests > 2*int64(len(artists)) {

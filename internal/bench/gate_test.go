@@ -64,7 +64,7 @@ type sweepRow struct {
 	cold429    int       // 429s before the steady span: the cold start's cost, whatever the run's length
 	inside     int64     // calls inside a Retry-After announced to the same process (token)
 	anyInside  int64     // calls inside a Retry-After announced to any process
-	readInside int       // calls a process sent inside a Retry-After it had read (see sendWatch)
+	readInside int       // calls a process sent inside a Retry-After it had read (see fakespotify.RetryAfterWatch)
 	perProc    []float64 // OK answers per process
 	elapsed    time.Duration
 	artists    int

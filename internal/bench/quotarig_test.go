@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +38,7 @@ type quotaRig struct {
 	chatbot *sqlitequeue.Queue
 	bulk    *sqlitequeue.Queue
 	store   *timedStore
-	watches []*sendWatch // one per client, in order
+	watches []*fakespotify.RetryAfterWatch // one per client, in order
 }
 
 func newQuotaRig(b *testing.B, cfg fakespotify.Config) *quotaRig {
@@ -72,7 +71,7 @@ func newQuotaRig(b *testing.B, cfg fakespotify.Config) *quotaRig {
 func (r *quotaRig) client(b *testing.B, limiter spotify.Gate) *spotify.Client {
 	b.Helper()
 	hc := workerHTTPClient(nil)
-	w := &sendWatch{next: hc.Transport}
+	w := &fakespotify.RetryAfterWatch{Next: hc.Transport}
 	hc.Transport = w
 	r.watches = append(r.watches, w)
 	c, err := spotify.New(spotify.Config{APIURL: r.srv.URL + "/v1", TokenURL: r.srv.URL + "/api/token",
@@ -83,48 +82,12 @@ func (r *quotaRig) client(b *testing.B, limiter spotify.Gate) *spotify.Client {
 	return c
 }
 
-// sendWatch is one client's transport, seen from the client: it counts the
-// API calls the client sent after it had read a 429 and inside that 429's
-// Retry-After. The stand-in's own count (Stats.InsideOwnRetryAfter) starts
-// when the 429 is flushed, so it also counts a call already on its way
-// before the client could read the answer; this one does not.
-type sendWatch struct {
-	next   http.RoundTripper
-	mu     sync.Mutex
-	until  time.Time // the end of the latest Retry-After read
-	inside int
-}
-
-func (w *sendWatch) RoundTrip(req *http.Request) (*http.Response, error) {
-	api := !strings.HasPrefix(req.URL.Path, "/api/token")
-	if api {
-		w.mu.Lock()
-		if time.Now().Before(w.until) {
-			w.inside++
-		}
-		w.mu.Unlock()
-	}
-	resp, err := w.next.RoundTrip(req)
-	if err == nil && api && resp.StatusCode == http.StatusTooManyRequests {
-		if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
-			w.mu.Lock()
-			if until := time.Now().Add(time.Duration(secs) * time.Second); until.After(w.until) {
-				w.until = until
-			}
-			w.mu.Unlock()
-		}
-	}
-	return resp, err
-}
-
-// insideRead is the calls of all the rig's clients sent inside a
-// Retry-After they had read (see sendWatch).
+// insideRead is the requests of all the rig's clients sent inside a
+// Retry-After they had read (see fakespotify.RetryAfterWatch).
 func (r *quotaRig) insideRead() int {
 	n := 0
 	for _, w := range r.watches {
-		w.mu.Lock()
-		n += w.inside
-		w.mu.Unlock()
+		n += w.SentInside()
 	}
 	return n
 }
