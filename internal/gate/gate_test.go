@@ -227,20 +227,15 @@ func TestBreakerOpensOnAnOutageNotOnOneArtist(t *testing.T) {
 	if wait, _, end := g.Hold(); wait != time.Second || end != nil {
 		t.Fatalf("Hold right after opening = %v (probe %v), want 1s", wait, end != nil)
 	}
-	for i, backoff := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
-		clock.Add(backoff)
-		_, _, end := g.Hold()
-		if end == nil {
-			t.Fatalf("probe %d not due after %v", i+1, backoff)
-		}
+	for _, backoff := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		end := dueProbe(t, g, clock, backoff)
 		if _, _, again := g.Hold(); again != nil {
 			t.Fatal("a second probe was handed out while one is out")
 		}
 		mustWait(t, g, end.Context(ctx))(Outcome{Fault: Failed, Key: "p", Err: errors.New("HTTP 503")})
 		end.End()
 	}
-	clock.Add(8 * time.Second)
-	_, _, end := g.Hold()
+	end := dueProbe(t, g, clock, 8*time.Second)
 	mustWait(t, g, end.Context(ctx))(ok)
 	end.End()
 	if g.BreakerOpen() {
@@ -274,11 +269,7 @@ func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
 	openStoreOutage(t, g)
-	clock.Add(time.Second)
-	_, _, end := g.Hold()
-	if end == nil {
-		t.Fatal("no probe due")
-	}
+	end := dueProbe(t, g, clock, time.Second)
 	mustWait(t, g, end.Context(ctx))(ok)
 	if !g.BreakerOpen() {
 		t.Fatal("a Spotify answer closed a store outage")
@@ -364,6 +355,18 @@ func openBreaker(t *testing.T, g *Gate) (inFlight func(Outcome)) {
 
 var fail503 = Outcome{Fault: Failed, Key: "p", Err: errors.New("HTTP 503")}
 
+// dueProbe moves clock on by after and returns the probe Hold hands out
+// then, failing t if none is due.
+func dueProbe(t *testing.T, g *Gate, clock *fakeClock, after time.Duration) *Probe {
+	t.Helper()
+	clock.Add(after)
+	_, _, p := g.Hold()
+	if p == nil {
+		t.Fatalf("no probe due %v later", after)
+	}
+	return p
+}
+
 // TestOnlyTheProbeJudgesItself: while the probe is out, a failure of work
 // that was in flight when the breaker opened is not the probe's: no second
 // probe is handed out and the backoff does not grow. The probe's own
@@ -373,11 +376,7 @@ func TestOnlyTheProbeJudgesItself(t *testing.T) {
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
 	inFlight := openBreaker(t, g)
-	clock.Add(time.Second)
-	_, _, p := g.Hold()
-	if p == nil {
-		t.Fatal("no probe due 1s after opening")
-	}
+	p := dueProbe(t, g, clock, time.Second)
 	inFlight(fail503) // not the probe's
 	if _, _, again := g.Hold(); again != nil {
 		t.Fatal("a failure of work in flight since opening let a second probe out")
@@ -394,11 +393,8 @@ func TestOnlyTheProbeJudgesItself(t *testing.T) {
 	if wait, _, next := g.Hold(); next != nil || wait != 2*time.Second {
 		t.Fatalf("after the probe failed, Hold = %v (probe %v); want the next in 2s, not 1s", wait, next != nil)
 	}
-	clock.Add(2 * time.Second)
-	_, _, p2 := g.Hold()
-	if p2 == nil {
-		t.Fatal("no second probe due 2s after the first failed")
-	}
+	// The first failed: the second is due 2s later.
+	p2 := dueProbe(t, g, clock, 2*time.Second)
 	p.End() // again: changes nothing
 	if _, _, again := g.Hold(); again != nil {
 		t.Fatal("ending the first probe again let a third out beside the second")
@@ -418,18 +414,13 @@ func TestAStaleProbeEndsNothing(t *testing.T) {
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
 	inFlight := openBreaker(t, g)
-	clock.Add(time.Second)
-	_, _, old := g.Hold()
+	old := dueProbe(t, g, clock, time.Second)
 	inFlight(ok) // closes it
 	if g.BreakerOpen() {
 		t.Fatal("a success did not close the breaker")
 	}
 	openBreaker(t, g)
-	clock.Add(time.Second)
-	_, _, p := g.Hold()
-	if p == nil {
-		t.Fatal("no probe due in the new outage")
-	}
+	p := dueProbe(t, g, clock, time.Second) // in the new outage
 	g.Report(old.Context(ctx), CauseSpotify, "x", errors.New("HTTP 503"))
 	old.End()
 	if _, _, again := g.Hold(); again != nil {
@@ -448,11 +439,7 @@ func TestAProbeFailingOfAnotherCause(t *testing.T) {
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
 	openStoreOutage(t, g)
-	clock.Add(time.Second)
-	_, _, p := g.Hold()
-	if p == nil {
-		t.Fatal("no probe due")
-	}
+	p := dueProbe(t, g, clock, time.Second)
 	mustWait(t, g, p.Context(ctx))(fail503)
 	p.End()
 	if wait, _, _ := g.Hold(); wait != time.Second {
@@ -468,8 +455,7 @@ func TestTheNextProbeIsTimedFromTheFailure(t *testing.T) {
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
 	openBreaker(t, g)
-	clock.Add(time.Second)
-	_, _, p := g.Hold()
+	p := dueProbe(t, g, clock, time.Second)
 	pctx := p.Context(ctx)
 	mustWait(t, g, pctx)(fail503)
 	for range 3 { // its retries, over 3s
