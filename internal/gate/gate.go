@@ -392,7 +392,7 @@ func (g *Gate) admit(probe *Probe, bulk bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.opts.Clock()
-	if g.cooling.After(now) || g.refused.After(now) {
+	if !g.clear(now) {
 		return false
 	}
 	if !g.breaker.passes(probe) {
@@ -633,7 +633,12 @@ func (g *Gate) Hold() (wait time.Duration, reason string, probe *Probe) {
 func (g *Gate) StillClear() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.opts.Clock()
+	return g.clear(g.opts.Clock())
+}
+
+// clear reports whether neither a cooldown nor a refusal holds calls back
+// at now. g.mu is held.
+func (g *Gate) clear(now time.Time) bool {
 	return !g.cooling.After(now) && !g.refused.After(now)
 }
 
