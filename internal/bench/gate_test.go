@@ -156,8 +156,8 @@ func runFleet(b *testing.B, design string, cfg fakespotify.Config, procs, artist
 	}
 	steady := calls[0].at.Add(steadyAfter(cfg.Window))
 	row.goodput = goodputSince(calls, steady, cfg)
-	row.steady429 = share429Since(calls, steady)
-	row.early429 = share429Before(calls, calls[0].at.Add(time.Minute))
+	row.steady429 = share429Between(calls, steady, time.Time{})
+	row.early429 = share429Between(calls, time.Time{}, calls[0].at.Add(time.Minute))
 	for _, c := range calls {
 		if c.status == 429 && c.at.Before(steady) {
 			row.cold429++
@@ -192,27 +192,13 @@ func goodputSince(calls []call, from time.Time, cfg fakespotify.Config) float64 
 	return float64(okN) / span / (float64(cfg.Limit) / cfg.Window.Seconds())
 }
 
-// share429Since is the share of the calls from from on that were answered
-// 429: the steady state's, without the cold start's.
-func share429Since(calls []call, from time.Time) float64 {
+// share429Between is the share of the calls that came after from and before
+// until (a zero time: no bound) that were answered 429: from the steady
+// span's start, the steady state's without the cold start's.
+func share429Between(calls []call, from, until time.Time) float64 {
 	n, tooMany := 0, 0
 	for _, c := range calls {
-		if c.at.After(from) {
-			n++
-			if c.status == 429 {
-				tooMany++
-			}
-		}
-	}
-	return float64(tooMany) / float64(max(n, 1))
-}
-
-// share429Before is the share of the calls before until that were answered
-// 429.
-func share429Before(calls []call, until time.Time) float64 {
-	n, tooMany := 0, 0
-	for _, c := range calls {
-		if c.at.Before(until) {
+		if c.at.After(from) && (until.IsZero() || c.at.Before(until)) {
 			n++
 			if c.status == 429 {
 				tooMany++
