@@ -35,7 +35,7 @@ type fetching struct {
 
 // process is the fetching room's door: it fetches and stores one artist and
 // returns the outcome. Deliveries on one lane for the same artist, market
-// and force in flight at once share one fetch (but the breaker's probe).
+// and force in flight at once share one fetch, except the breaker's probe.
 func (f *fetching) process(ctx context.Context, lane string, msg message.Message, log *slog.Logger) (string, error) {
 	market := msg.Market
 	if market == "" {
