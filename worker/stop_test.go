@@ -10,6 +10,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -17,7 +18,7 @@ import (
 // TestAStopDuringAnyPauseLosesNothing stops a worker while each kind of
 // pause holds it: a cooldown short enough to be slept through in Wait, a
 // penalty (QUOTA_EXCEEDED, postponed), the refusal pause (403), and the
-// outage breaker open for Spotify and for the token endpoint. Run must
+// outage breaker open for Spotify, the token endpoint and the store. Run must
 // return nil (the command exits 0) within 25 s of the stop, nothing may be
 // dead-lettered, and once the fault is gone a fresh worker (a new process:
 // a new gate) must store every artist from what the first one left in the
@@ -28,9 +29,9 @@ func TestAStopDuringAnyPauseLosesNothing(t *testing.T) {
 		gate   gate.Options
 		fake   fakespotify.Config
 		drain  time.Duration // the worker's DrainTimeout; 0: its default
-		fault  func(l *local)
+		fault  func(l *local, store *storetest.Outage)
 		paused func(l *local, w *worker.Worker) bool
-		clear  func(l *local)
+		clear  func(l *local, store *storetest.Outage)
 	}{{
 		name: "cooldown slept through",
 		// Two calls per 12 s: the third is answered 429 with a Retry-After of
@@ -39,38 +40,44 @@ func TestAStopDuringAnyPauseLosesNothing(t *testing.T) {
 		// A drain shorter than the cooldown: the calls asleep in Wait are
 		// cancelled at its end and their messages given back.
 		drain:  3 * time.Second,
-		fault:  func(*local) {},
+		fault:  func(*local, *storetest.Outage) {},
 		paused: func(l *local, _ *worker.Worker) bool { return l.limiter.CooldownLeft() > time.Second },
-		clear:  func(l *local) { l.fake.SetLimit(0, 0) },
+		clear:  func(l *local, _ *storetest.Outage) { l.fake.SetLimit(0, 0) },
 	}, {
 		name:   "penalty",
 		gate:   gate.Options{MaxWait: time.Second},
-		fault:  func(l *local) { l.fake.SetQuotaExceeded(12 * time.Second) },
+		fault:  func(l *local, _ *storetest.Outage) { l.fake.SetQuotaExceeded(12 * time.Second) },
 		paused: func(l *local, _ *worker.Worker) bool { return l.limiter.CooldownLeft() > time.Second },
-		clear:  func(l *local) { l.fake.SetQuotaExceeded(0) },
+		clear:  func(l *local, _ *storetest.Outage) { l.fake.SetQuotaExceeded(0) },
 	}, {
 		name: "refusal",
 		// The pause a 403 starts, shortened so that the next process gets
 		// the postponed messages back within the test.
 		gate:  gate.Options{ForbiddenPause: 8 * time.Second},
-		fault: func(l *local) { l.fake.SetEndpointRemoved(true) },
+		fault: func(l *local, _ *storetest.Outage) { l.fake.SetEndpointRemoved(true) },
 		paused: func(_ *local, w *worker.Worker) bool {
 			err := w.Ready()
 			return err != nil && strings.Contains(err.Error(), "403")
 		},
-		clear: func(l *local) { l.fake.SetEndpointRemoved(false) },
+		clear: func(l *local, _ *storetest.Outage) { l.fake.SetEndpointRemoved(false) },
 	}, {
 		name:   "spotify outage",
 		gate:   gate.Options{ProbeCap: 2 * time.Second},
-		fault:  func(l *local) { l.fake.SetDown(503) },
+		fault:  func(l *local, _ *storetest.Outage) { l.fake.SetDown(503) },
 		paused: func(l *local, _ *worker.Worker) bool { return l.limiter.BreakerOpen() },
-		clear:  func(l *local) { l.fake.SetDown(0) },
+		clear:  func(l *local, _ *storetest.Outage) { l.fake.SetDown(0) },
 	}, {
 		name:   "token outage",
 		gate:   gate.Options{ProbeCap: 2 * time.Second},
-		fault:  func(l *local) { l.fake.SetTokenDown(503) },
+		fault:  func(l *local, _ *storetest.Outage) { l.fake.SetTokenDown(503) },
 		paused: func(l *local, _ *worker.Worker) bool { return l.limiter.BreakerOpen() },
-		clear:  func(l *local) { l.fake.SetTokenDown(0) },
+		clear:  func(l *local, _ *storetest.Outage) { l.fake.SetTokenDown(0) },
+	}, {
+		name:   "store outage",
+		gate:   gate.Options{ProbeCap: 2 * time.Second},
+		fault:  func(_ *local, store *storetest.Outage) { store.Down.Store(true) },
+		paused: func(l *local, _ *worker.Worker) bool { return l.limiter.BreakerOpen() },
+		clear:  func(_ *local, store *storetest.Outage) { store.Down.Store(false) },
 	}}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,10 +85,16 @@ func TestAStopDuringAnyPauseLosesNothing(t *testing.T) {
 			opts := tt.gate
 			opts.Rate = 50
 			l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, tt.fake, gate.New(opts))
-			tt.fault(l)
+			store := &storetest.Outage{Store: l.store}
+			tt.fault(l, store)
 			artists := ids(24, fmt.Sprintf("stoppause%d-", i))
 			l.enqueue(l.chatbot, artists...)
-			w, stop := l.start(worker.Options{Concurrency: 8, DrainTimeout: tt.drain})
+			w, err := worker.New(l.chatbot, l.bulk, store, l.client, worker.Options{Concurrency: 8, DrainTimeout: tt.drain,
+				Gate: l.limiter, WaitTime: 200 * time.Millisecond, RetryBase: 10 * time.Millisecond, Logger: testLogger(l.logs)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runInBackground(t, w, 25*time.Second)
 			eventually(t, "the worker paused", func() bool { return tt.paused(l, w) })
 			// Longer than visibility × maxReceiveCount: a worker that kept
 			// receiving, or gave its messages back, would dead-letter them.
@@ -118,7 +131,7 @@ func TestAStopDuringAnyPauseLosesNothing(t *testing.T) {
 			}
 
 			// The next process: a new gate and client, the fault gone.
-			tt.clear(l)
+			tt.clear(l, store)
 			l.limiter = gate.New(gate.Options{Rate: 50})
 			if l.client, err = spotify.New(spotify.Config{APIURL: strings.TrimSuffix(l.tokenURL, "/api/token") + "/v1",
 				TokenURL: l.tokenURL, ClientID: "id", ClientSecret: "secret", Gate: l.limiter}); err != nil {
