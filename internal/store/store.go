@@ -82,6 +82,14 @@ type Row struct {
 // the artist: an older result never overwrites a newer one.
 var ErrStale = errors.New("a newer result is already stored")
 
+// ErrRejected is matched (errors.Is) by an error of Save that is the
+// result's own fault, not the store's: the result fails Validate, or the
+// store refuses it as invalid (DynamoDB's ValidationException, such as an
+// item over 400 KB). Saving it again cannot help, and it says nothing of the
+// store's health: the worker counts it against the artist (the redrive
+// policy), never toward the outage breaker.
+var ErrRejected = errors.New("the store rejects this result")
+
 // TimeFormat is how fetched_at is written: RFC 3339, UTC, with milliseconds
 // so that two fetches in one second still order.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"

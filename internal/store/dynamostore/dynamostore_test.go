@@ -243,6 +243,9 @@ func TestPersistentThrottlingEndsInError(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &pte) {
 		t.Fatalf("Save = %v; want the deadline and the throttling error", err)
 	}
+	if errors.Is(err, store.ErrRejected) {
+		t.Errorf("Save = %v; a throttle is the store's, not the result's: want no store.ErrRejected", err)
+	}
 	if took := time.Since(began); took > 2*time.Second {
 		t.Errorf("Save took %v after a 300ms deadline", took)
 	}

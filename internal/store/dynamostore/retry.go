@@ -7,6 +7,8 @@ import (
 
 	"github.com/aws/smithy-go"
 	"github.com/sethvargo/go-retry"
+
+	"github.com/sixpotify/top-tracks/internal/store"
 )
 
 // throttleCodes are the error codes DynamoDB answers when it sheds load. The
@@ -26,6 +28,22 @@ func isThrottle(err error) bool {
 func isConditionFailed(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorCode() == "ConditionalCheckFailedException"
+}
+
+// isValidation reports DynamoDB's refusal of a request as invalid, such as
+// an item over 400 KB: the request's own fault, which no retry mends.
+func isValidation(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
+}
+
+// rejected marks DynamoDB's refusal of a result as invalid with
+// store.ErrRejected; any other error is returned as it is.
+func rejected(err error) error {
+	if isValidation(err) {
+		return fmt.Errorf("%w: %w", store.ErrRejected, err)
+	}
+	return err
 }
 
 // again marks an error after which the operation is tried again.

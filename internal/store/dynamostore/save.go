@@ -26,14 +26,14 @@ const batchLimit = 25
 // A track id that Spotify returned twice is kept at its first position only.
 func (s *Store) Save(ctx context.Context, r store.Result) error {
 	if err := r.Validate(); err != nil {
-		return fmt.Errorf("dynamostore: save %q: %w", r.ArtistID, err)
+		return fmt.Errorf("dynamostore: save %q: %w: %w", r.ArtistID, store.ErrRejected, err)
 	}
 	fetched := formatTime(r.FetchedAt)
 	hash := store.ListHash(r)
 	if !s.opts.WriteUnchanged && !r.FirstFetch {
 		done, err := s.saveUnchanged(ctx, r, fetched, hash)
 		if err != nil {
-			return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
+			return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, rejected(err))
 		}
 		if done {
 			return nil
@@ -42,13 +42,13 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 	puts, keep := s.trackPuts(r, fetched)
 	l, err := s.lock(ctx, r.ArtistID, fetched)
 	if err != nil {
-		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
+		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, rejected(err))
 	}
 	if err := s.writeLocked(ctx, l, r, fetched, hash, puts, keep); err != nil {
 		if uerr := s.unlock(ctx, l); uerr != nil {
 			err = fmt.Errorf("%w (and releasing the lease failed: %v)", err, uerr)
 		}
-		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, err)
+		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, rejected(err))
 	}
 	return nil
 }

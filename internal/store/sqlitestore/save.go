@@ -22,7 +22,7 @@ import (
 // fetched_at (change-aware writes): the track rows keep theirs.
 func (s *Store) Save(ctx context.Context, r store.Result) error {
 	if err := r.Validate(); err != nil {
-		return fmt.Errorf("sqlitestore: save %q: %w", r.ArtistID, err)
+		return fmt.Errorf("sqlitestore: save %q: %w: %w", r.ArtistID, store.ErrRejected, err)
 	}
 	fetched := formatTime(r.FetchedAt)
 	rows, err := trackRows(r)

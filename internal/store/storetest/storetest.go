@@ -294,8 +294,8 @@ func testRejectsInvalid(t *testing.T, s store.Store) {
 		r := valid
 		r.Tracks = slices.Clone(valid.Tracks)
 		spoil(&r)
-		if err := s.Save(ctxFor(t), r); err == nil {
-			t.Errorf("Save(%s) = nil, want an error", name)
+		if err := s.Save(ctxFor(t), r); !errors.Is(err, store.ErrRejected) {
+			t.Errorf("Save(%s) = %v, want an error matching store.ErrRejected", name, err)
 		}
 	}
 	if _, ok, err := s.Artist(ctxFor(t), a); err != nil || ok {
