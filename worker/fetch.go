@@ -91,7 +91,9 @@ func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bo
 	err = f.store.Save(ctx, res)
 	f.metrics.StoreSaveSeconds.Observe(f.opts.Clock().Sub(start).Seconds())
 	if ctx.Err() == nil {
-		if errors.Is(err, store.ErrStale) {
+		if errors.Is(err, store.ErrStale) || errors.Is(err, store.ErrRejected) {
+			// The store answered: a newer row, or a refusal of this
+			// result that is its own fault, not an outage's.
 			f.gate.Report(ctx, gate.CauseStore, id, nil)
 		} else {
 			f.gate.Report(ctx, gate.CauseStore, id, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/store"
 )
 
 // Delays a settled delivery is given back with.
@@ -75,7 +76,8 @@ func (l *lane) settle(ctx context.Context, d Delivery) (outcome string) {
 		// The gate paused every call: every message would fail the same way.
 		left, _ := l.gate.Paused()
 		return l.postpone(d, left, gate.ReasonRefused, log)
-	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist):
+	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist),
+		errors.Is(err, store.ErrRejected): // the store refuses this artist's result
 		return l.poison(d, err, log)
 	case l.gate.BreakerOpen():
 		// An outage, not this artist's fault: the breaker opened on it, or
