@@ -19,7 +19,7 @@ import (
 // each, the worker says why it is not ready, and few calls reach Spotify
 // while it is down.
 func TestOutageBreakerHoldsTheQueue(t *testing.T) {
-	for _, kind := range []string{"spotify 503", "spotify unreachable", "token endpoint", "store"} {
+	for _, kind := range []string{"spotify 503", "spotify unreachable", "token endpoint", "store", "store writes"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			g := gate.New(gate.Options{Rate: 200, ProbeCap: 2 * time.Second})
@@ -35,6 +35,8 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 				l.fake.SetTokenDown(503)
 			case "store":
 				ds.Down.Store(true)
+			case "store writes": // reads work: each artist's read succeeds before its save fails
+				ds.WritesDown.Store(true)
 			}
 			l.enqueue(l.chatbot, artists...)
 			w, err := worker.New(l.chatbot, nil, ds, l.client, worker.Options{Concurrency: 8, Gate: g,
@@ -52,6 +54,7 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 			l.fake.SetDown(0)
 			l.fake.SetTokenDown(0)
 			ds.Down.Store(false)
+			ds.WritesDown.Store(false)
 			eventually(t, "every artist stored", func() bool {
 				for _, id := range artists {
 					if !l.stored(id) {

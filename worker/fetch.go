@@ -63,14 +63,21 @@ func (f *fetching) process(ctx context.Context, lane string, msg message.Message
 func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bool, log *slog.Logger) (string, error) {
 	first := false // known to have no artists row yet
 	if !force && f.opts.FreshFor > 0 {
+		// The breaker hears of the artist's store work once: the read's
+		// failure, or its success when no save follows. A read's success
+		// before a save that fails would end the save failures' streak, and
+		// a store whose writes alone are down would never open it.
 		a, ok, err := f.store.Artist(ctx, id)
-		if ctx.Err() == nil {
-			f.gate.Report(ctx, gate.CauseStore, id, err)
-		}
 		if err != nil {
+			if ctx.Err() == nil {
+				f.gate.Report(ctx, gate.CauseStore, id, err)
+			}
 			return "", fmt.Errorf("read artist %s: %w", id, err)
 		}
 		if ok && a.Market == market && f.opts.Clock().Sub(a.FetchedAt) < f.opts.FreshFor {
+			if ctx.Err() == nil {
+				f.gate.Report(ctx, gate.CauseStore, id, nil)
+			}
 			return metrics.OutcomeFresh, nil
 		}
 		first = !ok

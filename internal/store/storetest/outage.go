@@ -13,18 +13,19 @@ var ErrOutage = errors.New("connection reset by peer (injected store outage)")
 
 // Outage wraps a store and fails every call while down, as a DynamoDB that
 // resets every connection does once the SDK's retries are spent. Set Down to
-// start and end the outage.
+// start and end the outage; set WritesDown for one in which reads still
+// work (a table whose writes are throttled past every retry, say).
 type Outage struct {
 	Store interface {
 		Save(ctx context.Context, r store.Result) error
 		Artist(ctx context.Context, id string) (store.Artist, bool, error)
 	}
-	Down atomic.Bool
+	Down, WritesDown atomic.Bool
 }
 
-// Save saves r, or fails while down.
+// Save saves r, or fails while down or while writes are.
 func (o *Outage) Save(ctx context.Context, r store.Result) error {
-	if o.Down.Load() {
+	if o.Down.Load() || o.WritesDown.Load() {
 		return ErrOutage
 	}
 	return o.Store.Save(ctx, r)
