@@ -279,6 +279,8 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 		fake.SetDown(-1)
 	case "store":
 		fs.Down.Store(true)
+	case "store writes": // reads still answer
+		fs.WritesDown.Store(true)
 	case "token endpoint 503":
 		fake.ExpireTokens() // the next calls need a token
 		fake.SetTokenDown(503)
@@ -287,6 +289,7 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 	fake.SetDown(0)
 	fake.SetTokenDown(0)
 	fs.Down.Store(false)
+	fs.WritesDown.Store(false)
 	recovered := time.Now()
 	after := fake.Stats()
 	row := outageRow{kind: kind, design: design, artists: outageArtists,
@@ -357,7 +360,7 @@ func BenchmarkGateOutages(b *testing.B) {
 	var outages []outageRow
 	for b.Loop() {
 		outages = nil
-		for _, kind := range []string{"Spotify 503", "Spotify unreachable", "store", "token endpoint 503"} {
+		for _, kind := range []string{"Spotify 503", "Spotify unreachable", "store", "store writes", "token endpoint 503"} {
 			for _, design := range []string{"worker", "no breaker"} {
 				outages = append(outages, runOutage(b, kind, design))
 			}
