@@ -69,15 +69,11 @@ func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bo
 		// a store whose writes alone are down would never open it.
 		a, ok, err := f.store.Artist(ctx, id)
 		if err != nil {
-			if ctx.Err() == nil {
-				f.gate.Report(ctx, gate.CauseStore, id, err)
-			}
+			f.reportStore(ctx, id, err)
 			return "", fmt.Errorf("read artist %s: %w", id, err)
 		}
 		if ok && a.Market == market && f.opts.Clock().Sub(a.FetchedAt) < f.opts.FreshFor {
-			if ctx.Err() == nil {
-				f.gate.Report(ctx, gate.CauseStore, id, nil)
-			}
+			f.reportStore(ctx, id, nil)
 			return metrics.OutcomeFresh, nil
 		}
 		first = !ok
@@ -97,15 +93,7 @@ func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bo
 	start := f.opts.Clock()
 	err = f.store.Save(ctx, res)
 	f.metrics.StoreSaveSeconds.Observe(f.opts.Clock().Sub(start).Seconds())
-	if ctx.Err() == nil {
-		if errors.Is(err, store.ErrStale) || errors.Is(err, store.ErrRejected) {
-			// The store answered: a newer row, or a refusal of this
-			// result that is its own fault, not an outage's.
-			f.gate.Report(ctx, gate.CauseStore, id, nil)
-		} else {
-			f.gate.Report(ctx, gate.CauseStore, id, err)
-		}
-	}
+	f.reportStore(ctx, id, err)
 	if errors.Is(err, store.ErrStale) {
 		return metrics.OutcomeStale, nil
 	}
@@ -113,6 +101,20 @@ func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bo
 		return "", fmt.Errorf("save artist %s: %w", id, err)
 	}
 	return outcome, nil
+}
+
+// reportStore tells the breaker how the artist's store work went. A newer
+// row (ErrStale) and a refusal of this result (ErrRejected, its own fault)
+// are the store answering, as a success is; work a stop cut short tells
+// nothing.
+func (f *fetching) reportStore(ctx context.Context, id string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, store.ErrStale) || errors.Is(err, store.ErrRejected) {
+		err = nil
+	}
+	f.gate.Report(ctx, gate.CauseStore, id, err)
 }
 
 // fetch asks Spotify, retrying transient failures with capped, jittered
