@@ -55,14 +55,7 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 			l.fake.SetTokenDown(0)
 			ds.Down.Store(false)
 			ds.WritesDown.Store(false)
-			eventually(t, "every artist stored", func() bool {
-				for _, id := range artists {
-					if !l.stored(id) {
-						return false
-					}
-				}
-				return true
-			})
+			eventually(t, "every artist stored", func() bool { return l.allStored(artists) })
 			stop()
 			dead, err := l.chatbot.DeadLetters(testenv.Context(t))
 			if err != nil {

@@ -33,6 +33,7 @@ type local struct {
 	limiter  *gate.Gate
 	logs     *lockedWriter
 	tokenURL string
+	apiURL   string
 }
 
 func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, limiter *gate.Gate) *local {
@@ -56,11 +57,21 @@ func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, 
 	srv := httptest.NewServer(l.fake)
 	t.Cleanup(srv.Close)
 	l.tokenURL = srv.URL + "/api/token"
-	if l.client, err = spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "id", ClientSecret: "secret", Gate: limiter}); err != nil {
-		t.Fatal(err)
-	}
+	l.apiURL = srv.URL + "/v1"
+	l.connect(limiter)
 	return l
+}
+
+// connect gives l a gate and a Spotify client through it, as a new process
+// has.
+func (l *local) connect(g *gate.Gate) {
+	l.t.Helper()
+	c, err := spotify.New(spotify.Config{APIURL: l.apiURL, TokenURL: l.tokenURL,
+		ClientID: "id", ClientSecret: "secret", Gate: g})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.limiter, l.client = g, c
 }
 
 func (l *local) enqueue(q producer.Sender, ids ...string) {
@@ -74,8 +85,13 @@ func (l *local) enqueue(q producer.Sender, ids ...string) {
 // start runs a worker until the returned func is called; that func waits
 // for Run to return and fails the test if it takes more than 25s.
 func (l *local) start(opts worker.Options) (*worker.Worker, func()) {
+	return l.startOn(l.store, opts)
+}
+
+// startOn is start with the worker saving to st (a wrapper of l.store).
+func (l *local) startOn(st worker.Store, opts worker.Options) (*worker.Worker, func()) {
 	l.t.Helper()
-	w := l.newWorker(opts)
+	w := l.newWorkerOn(st, opts)
 	return w, runInBackground(l.t, w, 25*time.Second)
 }
 
@@ -83,11 +99,17 @@ func (l *local) start(opts worker.Options) (*worker.Worker, func()) {
 // logger.
 func (l *local) newWorker(opts worker.Options) *worker.Worker {
 	l.t.Helper()
+	return l.newWorkerOn(l.store, opts)
+}
+
+// newWorkerOn is newWorker with the worker saving to st.
+func (l *local) newWorkerOn(st worker.Store, opts worker.Options) *worker.Worker {
+	l.t.Helper()
 	opts.WaitTime = 200 * time.Millisecond
 	opts.Gate = l.limiter
 	opts.RetryBase = 10 * time.Millisecond
 	opts.Logger = testLogger(l.logs)
-	w, err := worker.New(l.chatbot, l.bulk, l.store, l.client, opts)
+	w, err := worker.New(l.chatbot, l.bulk, st, l.client, opts)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -135,6 +157,16 @@ func runInBackground(t *testing.T, w *worker.Worker, limit time.Duration) func()
 func (l *local) stored(id string) bool {
 	_, ok, err := l.store.Artist(testenv.Context(l.t), id)
 	return err == nil && ok
+}
+
+// allStored reports whether every one of ids is stored.
+func (l *local) allStored(ids []string) bool {
+	for _, id := range ids {
+		if !l.stored(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // eventually polls cond until it holds, failing the test after 30s.
@@ -194,14 +226,7 @@ func TestLongCooldownEndsWithEveryArtistDoneAndAnEmptyDLQ(t *testing.T) {
 	eventually(t, "the stand-in answered QUOTA_EXCEEDED", func() bool { return l.fake.Stats().TooMany > 0 })
 	time.Sleep(4 * time.Second) // longer than visibility × maxReceiveCount
 	l.fake.SetQuotaExceeded(0)
-	eventually(t, "every artist stored", func() bool {
-		for _, id := range artists {
-			if !l.stored(id) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "every artist stored", func() bool { return l.allStored(artists) })
 	stop()
 	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
 	if err != nil {

@@ -47,26 +47,16 @@ func TestARejectedResultIsTheArtistsOwnFault(t *testing.T) {
 	}
 	l.enqueue(l.chatbot, bad...)
 	l.enqueue(l.chatbot, good...)
-	w, err := worker.New(l.chatbot, nil, rs, l.client, worker.Options{Concurrency: 4, Gate: g, FreshFor: -1,
-		WaitTime: 200 * time.Millisecond, RetryBase: 10 * time.Millisecond, Logger: testLogger(l.logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	opened := false
-	stop := runInBackground(t, w, 25*time.Second)
+	_, stop := l.startOn(rs, worker.Options{Concurrency: 4, FreshFor: -1})
 	ctx := testenv.Context(t)
 	eventually(t, "every accepted artist stored and every rejected one dead-lettered", func() bool {
 		opened = opened || g.BreakerOpen()
-		for _, id := range good {
-			if !l.stored(id) {
-				return false
-			}
-		}
 		_, _, dead, err := l.chatbot.Len(ctx)
-		return err == nil && dead == len(bad)
+		return l.allStored(good) && err == nil && dead == len(bad)
 	})
 	stop()
-	if opened || strings.Contains(l.logs.b.String(), "outage breaker opened") {
+	if opened || strings.Contains(l.logs.String(), "outage breaker opened") {
 		t.Errorf("the outage breaker opened on results the store rejected; want it closed")
 	}
 	for _, id := range bad {

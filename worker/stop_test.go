@@ -9,7 +9,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
-	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
 	"github.com/sixpotify/top-tracks/worker"
@@ -89,12 +88,7 @@ func TestAStopDuringAnyPauseLosesNothing(t *testing.T) {
 			tt.fault(l, store)
 			artists := ids(24, fmt.Sprintf("stoppause%d-", i))
 			l.enqueue(l.chatbot, artists...)
-			w, err := worker.New(l.chatbot, l.bulk, store, l.client, worker.Options{Concurrency: 8, DrainTimeout: tt.drain,
-				Gate: l.limiter, WaitTime: 200 * time.Millisecond, RetryBase: 10 * time.Millisecond, Logger: testLogger(l.logs)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			stop := runInBackground(t, w, 25*time.Second)
+			w, stop := l.startOn(store, worker.Options{Concurrency: 8, DrainTimeout: tt.drain})
 			eventually(t, "the worker paused", func() bool { return tt.paused(l, w) })
 			// Longer than visibility × maxReceiveCount: a worker that kept
 			// receiving, or gave its messages back, would dead-letter them.
@@ -132,20 +126,9 @@ func TestAStopDuringAnyPauseLosesNothing(t *testing.T) {
 
 			// The next process: a new gate and client, the fault gone.
 			tt.clear(l, store)
-			l.limiter = gate.New(gate.Options{Rate: 50})
-			if l.client, err = spotify.New(spotify.Config{APIURL: strings.TrimSuffix(l.tokenURL, "/api/token") + "/v1",
-				TokenURL: l.tokenURL, ClientID: "id", ClientSecret: "secret", Gate: l.limiter}); err != nil {
-				t.Fatal(err)
-			}
+			l.connect(gate.New(gate.Options{Rate: 50}))
 			_, stop = l.start(worker.Options{Concurrency: 8})
-			eventually(t, "every artist stored by the next process", func() bool {
-				for _, id := range artists {
-					if !l.stored(id) {
-						return false
-					}
-				}
-				return true
-			})
+			eventually(t, "every artist stored by the next process", func() bool { return l.allStored(artists) })
 			stop()
 			if _, _, dead, err := l.chatbot.Len(ctx); err != nil || dead != 0 {
 				t.Errorf("dead-lettered after the restart: %d (%v); want none", dead, err)
