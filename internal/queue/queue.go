@@ -8,6 +8,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -56,6 +57,10 @@ type Delivery struct {
 	ReceiveCount int
 	// SentAt is when the message was first sent.
 	SentAt time.Time
+	// Attributes are the message's attributes (SQS message attributes of
+	// type String): what travels with a message beside its body, such as a
+	// trace context or how often it was postponed. Nil when it has none.
+	Attributes map[string]string
 }
 
 // Entry is one message to send.
@@ -63,7 +68,13 @@ type Entry struct {
 	Body []byte
 	// Delay keeps the message invisible for this long after it is sent.
 	Delay time.Duration
+	// Attributes travel with the message (see Delivery.Attributes); at most
+	// MaxAttributes, each name and value non-empty.
+	Attributes map[string]string
 }
+
+// MaxAttributes is the most attributes a message carries (SQS's limit).
+const MaxAttributes = 10
 
 // Attributes describe a queue's configuration.
 type Attributes struct {
@@ -88,4 +99,19 @@ var ErrRejected = errors.New("the queue refused the entry")
 // FirstError joins the per-entry errors of a batch call (nil when all succeeded).
 func FirstError(errs []error) error {
 	return errors.Join(errs...)
+}
+
+// CheckAttributes reports what is wrong with a message's attributes, for a
+// backend to refuse the entry (wrapping ErrRejected) before sending: more
+// than MaxAttributes, or an empty name or value (SQS refuses both).
+func CheckAttributes(attrs map[string]string) error {
+	if len(attrs) > MaxAttributes {
+		return fmt.Errorf("%d message attributes, more than %d", len(attrs), MaxAttributes)
+	}
+	for name, v := range attrs {
+		if name == "" || v == "" {
+			return fmt.Errorf("message attribute %q: empty name or value", name)
+		}
+	}
+	return nil
 }

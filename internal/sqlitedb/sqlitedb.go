@@ -118,3 +118,22 @@ func isBusy(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
+
+// AddColumn adds column (with its declaration, such as "TEXT") to table
+// unless the table has it already: a file written by an older version gains
+// the columns that a newer one's schema declares.
+func AddColumn(ctx context.Context, db *sql.DB, table, column, decl string) error {
+	return InTx(ctx, db, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n); err != nil {
+			return fmt.Errorf("look for column %s.%s: %w", table, column, err)
+		}
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", table, column, decl)); err != nil {
+			return fmt.Errorf("add column %s.%s: %w", table, column, err)
+		}
+		return nil
+	})
+}

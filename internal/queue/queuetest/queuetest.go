@@ -80,6 +80,7 @@ func Run(t *testing.T, newQueue NewFunc, features Features) {
 		run  func(t *testing.T)
 	}{
 		{"SendReceiveRoundTrip", s.testSendReceiveRoundTrip},
+		{"AttributesRoundTrip", s.testAttributesRoundTrip},
 		{"EmptyBatches", s.testEmptyBatches},
 		{"SendRejected", s.testSendRejected},
 		{"ReceiveAtMostMax", s.testReceiveAtMostMax},
@@ -170,6 +171,51 @@ func (s *suite) testSendReceiveRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(sorted(gotBodies), sorted(bodies)); diff != "" {
 		t.Errorf("received bodies (-got +want):\n%s", diff)
+	}
+}
+
+// testAttributesRoundTrip: a message's attributes come back with each of its
+// deliveries, a message without any has none, and attributes a queue would
+// refuse are the entry's own fault.
+func (s *suite) testAttributesRoundTrip(t *testing.T) {
+	ctx := testContext(t)
+	q := s.queue(t, QueueOptions{VisibilityTimeout: 30 * time.Second}).Queue
+	want := map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "postponed": "3", "note": "Sigur Rós 🎸"}
+	tooMany := map[string]string{}
+	for i := range queue.MaxAttributes + 1 {
+		tooMany[fmt.Sprintf("a%d", i)] = "v"
+	}
+	errs, err := q.SendBatch(ctx, []queue.Entry{
+		{Body: []byte("with"), Attributes: want},
+		{Body: []byte("without")},
+		{Body: []byte("too many"), Attributes: tooMany},
+		{Body: []byte("empty value"), Attributes: map[string]string{"x": ""}},
+	})
+	if err != nil {
+		t.Fatalf("SendBatch: %v", err)
+	}
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("SendBatch errs = %v, want the first two sent", errs)
+	}
+	for i := 2; i < 4; i++ {
+		if !errors.Is(errs[i], queue.ErrRejected) {
+			t.Errorf("SendBatch entry %d error = %v, want one wrapping queue.ErrRejected", i, errs[i])
+		}
+	}
+	got, _ := collect(ctx, t, q, 2)
+	for _, m := range got {
+		switch string(m.Body) {
+		case "with":
+			if diff := cmp.Diff(m.Attributes, want); diff != "" {
+				t.Errorf("attributes (-got +want):\n%s", diff)
+			}
+		case "without":
+			if len(m.Attributes) != 0 {
+				t.Errorf("a message sent without attributes came back with %v", m.Attributes)
+			}
+		default:
+			t.Errorf("received %q, which was refused", m.Body)
+		}
 	}
 }
 

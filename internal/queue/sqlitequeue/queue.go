@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -116,7 +117,8 @@ CREATE TABLE IF NOT EXISTS queue_messages (
 	sent_at       INTEGER NOT NULL, -- Unix milliseconds
 	visible_at    INTEGER NOT NULL, -- Unix milliseconds
 	receive_count INTEGER NOT NULL DEFAULT 0,
-	receipt       TEXT              -- of the latest delivery
+	receipt       TEXT,             -- of the latest delivery
+	attrs         TEXT              -- the message attributes, a JSON object; NULL: none
 );
 CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages (queue, visible_at, seq);
 CREATE INDEX IF NOT EXISTS queue_messages_received ON queue_messages (queue, receive_count, visible_at);
@@ -128,7 +130,8 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
 	body          BLOB    NOT NULL,
 	sent_at       INTEGER NOT NULL,
 	receive_count INTEGER NOT NULL,
-	dead_at       INTEGER NOT NULL
+	dead_at       INTEGER NOT NULL,
+	attrs         TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_dead_letters_queue ON queue_dead_letters (queue, seq);
 `
@@ -146,6 +149,13 @@ func Open(ctx context.Context, path, name string, opts Options) (*Queue, error) 
 	db, err := sqlitedb.Open(ctx, path, schema)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitequeue: open %s: %w", path, err)
+	}
+	// A file written before messages carried attributes.
+	for _, table := range []string{"queue_messages", "queue_dead_letters"} {
+		if err := sqlitedb.AddColumn(ctx, db, table, "attrs", "TEXT"); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlitequeue: open %s: %w", path, err)
+		}
 	}
 	return &Queue{
 		db:     db,
@@ -249,7 +259,7 @@ func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Delivery, error
 				WHERE queue = ? AND visible_at <= ?
 				ORDER BY visible_at, seq
 				LIMIT ?)
-			RETURNING seq, id, receipt, body, receive_count, sent_at`,
+			RETURNING seq, id, receipt, body, receive_count, sent_at, attrs`,
 			now+q.opts.VisibilityTimeout.Milliseconds(), q.name, now, n)
 		if err != nil {
 			return err
@@ -263,10 +273,14 @@ func (q *Queue) receiveOnce(ctx context.Context, n int) ([]queue.Delivery, error
 		for rows.Next() {
 			var d delivery
 			var sentAt int64
-			if err := rows.Scan(&d.seq, &d.msg.ID, &d.msg.Receipt, &d.msg.Body, &d.msg.ReceiveCount, &sentAt); err != nil {
+			var attrs sql.NullString
+			if err := rows.Scan(&d.seq, &d.msg.ID, &d.msg.Receipt, &d.msg.Body, &d.msg.ReceiveCount, &sentAt, &attrs); err != nil {
 				return err
 			}
 			d.msg.SentAt = time.UnixMilli(sentAt).UTC()
+			if d.msg.Attributes, err = decodeAttrs(attrs); err != nil {
+				return err
+			}
 			ds = append(ds, d)
 		}
 		if err := rows.Err(); err != nil {
@@ -295,8 +309,8 @@ func (q *Queue) reap(ctx context.Context, tx *sql.Tx, now int64) error {
 	const where = `FROM queue_messages INDEXED BY queue_messages_received
 		WHERE queue = ? AND receive_count >= ? AND visible_at <= ?`
 	res, err := tx.ExecContext(ctx, `
-		INSERT INTO queue_dead_letters (queue, id, body, sent_at, receive_count, dead_at)
-		SELECT queue, id, body, sent_at, receive_count, ? `+where+` ORDER BY seq`,
+		INSERT INTO queue_dead_letters (queue, id, body, sent_at, receive_count, dead_at, attrs)
+		SELECT queue, id, body, sent_at, receive_count, ?, attrs `+where+` ORDER BY seq`,
 		now, q.name, q.opts.MaxReceiveCount, now)
 	if err != nil {
 		return fmt.Errorf("move to the dead-letter table: %w", err)
@@ -395,15 +409,19 @@ func (q *Queue) SendBatch(ctx context.Context, entries []queue.Entry) (errs []er
 		sent = 0
 		now := q.now()
 		for i, e := range entries {
-			if err := checkBody(e.Body); err != nil {
+			if err := errors.Join(checkBody(e.Body), queue.CheckAttributes(e.Attributes)); err != nil {
 				errs[i] = fmt.Errorf("sqlitequeue: send entry %d: %w: %w", i, queue.ErrRejected, err)
 				continue
 			}
+			attrs, err := encodeAttrs(e.Attributes)
+			if err != nil {
+				return err
+			}
 			delay := min(max(e.Delay, 0), maxDelay)
 			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO queue_messages (queue, id, body, sent_at, visible_at)
-				VALUES (?, ?, ?, ?, ?)`,
-				q.name, newID(), e.Body, now, now+delay.Milliseconds()); err != nil {
+				INSERT INTO queue_messages (queue, id, body, sent_at, visible_at, attrs)
+				VALUES (?, ?, ?, ?, ?, ?)`,
+				q.name, newID(), e.Body, now, now+delay.Milliseconds(), attrs); err != nil {
 				return err
 			}
 			sent++
@@ -445,7 +463,7 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Delivery, error) {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, `
-			SELECT id, body, receive_count, sent_at FROM queue_dead_letters
+			SELECT id, body, receive_count, sent_at, attrs FROM queue_dead_letters
 			WHERE queue = ? ORDER BY seq`, q.name)
 		if err != nil {
 			return err
@@ -455,10 +473,14 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Delivery, error) {
 		for rows.Next() {
 			var m queue.Delivery
 			var sentAt int64
-			if err := rows.Scan(&m.ID, &m.Body, &m.ReceiveCount, &sentAt); err != nil {
+			var attrs sql.NullString
+			if err := rows.Scan(&m.ID, &m.Body, &m.ReceiveCount, &sentAt, &attrs); err != nil {
 				return err
 			}
 			m.SentAt = time.UnixMilli(sentAt).UTC()
+			if m.Attributes, err = decodeAttrs(attrs); err != nil {
+				return err
+			}
 			msgs = append(msgs, m)
 		}
 		return rows.Err()
@@ -584,4 +606,28 @@ func (s *signal) broadcast() {
 		close(s.ch)
 		s.ch = nil
 	}
+}
+
+// encodeAttrs is the attrs column of a message's attributes: NULL for none.
+func encodeAttrs(attrs map[string]string) (sql.NullString, error) {
+	if len(attrs) == 0 {
+		return sql.NullString{}, nil
+	}
+	b, err := json.Marshal(attrs)
+	if err != nil {
+		return sql.NullString{}, fmt.Errorf("encode message attributes: %w", err)
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+// decodeAttrs reads an attrs column back.
+func decodeAttrs(s sql.NullString) (map[string]string, error) {
+	if !s.Valid || s.String == "" {
+		return nil, nil
+	}
+	var attrs map[string]string
+	if err := json.Unmarshal([]byte(s.String), &attrs); err != nil {
+		return nil, fmt.Errorf("decode message attributes: %w", err)
+	}
+	return attrs, nil
 }

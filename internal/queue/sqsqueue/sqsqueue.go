@@ -132,6 +132,7 @@ func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration
 			types.QueueAttributeName(types.MessageSystemAttributeNameApproximateReceiveCount),
 			types.QueueAttributeName(types.MessageSystemAttributeNameSentTimestamp),
 		},
+		MessageAttributeNames: []string{"All"},
 	}
 	if q.opts.VisibilityTimeout > 0 {
 		in.VisibilityTimeout = max(1, seconds(q.opts.VisibilityTimeout, maxVisibilitySeconds))
@@ -164,7 +165,28 @@ func toMessage(m types.Message) queue.Delivery {
 	if ms, err := strconv.ParseInt(m.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
 		msg.SentAt = time.UnixMilli(ms)
 	}
+	for name, v := range m.MessageAttributes {
+		if v.StringValue == nil {
+			continue // only String attributes are ours
+		}
+		if msg.Attributes == nil {
+			msg.Attributes = make(map[string]string, len(m.MessageAttributes))
+		}
+		msg.Attributes[name] = *v.StringValue
+	}
 	return msg
+}
+
+// messageAttributes turns an entry's attributes into SQS String attributes.
+func messageAttributes(attrs map[string]string) map[string]types.MessageAttributeValue {
+	if len(attrs) == 0 {
+		return nil
+	}
+	out := make(map[string]types.MessageAttributeValue, len(attrs))
+	for name, v := range attrs {
+		out[name] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	}
+	return out
 }
 
 // DeleteBatch deletes the deliveries named by receipts, ten per
@@ -284,6 +306,8 @@ func (q *Queue) SendBatch(ctx context.Context, entries []queue.Entry) (errs []er
 			errs[i] = &EntryError{Code: "MissingParameter", Message: "the message body is empty", SenderFault: true}
 		case !utf8.Valid(e.Body):
 			errs[i] = &EntryError{Code: "InvalidMessageContents", Message: "the message body is not valid UTF-8", SenderFault: true}
+		case queue.CheckAttributes(e.Attributes) != nil:
+			errs[i] = &EntryError{Code: "InvalidParameterValue", Message: queue.CheckAttributes(e.Attributes).Error(), SenderFault: true}
 		default:
 			pending = append(pending, i)
 		}
@@ -293,9 +317,10 @@ func (q *Queue) SendBatch(ctx context.Context, entries []queue.Entry) (errs []er
 		batch := make([]types.SendMessageBatchRequestEntry, 0, len(chunk))
 		for id, i := range chunk {
 			batch = append(batch, types.SendMessageBatchRequestEntry{
-				Id:           aws.String(strconv.Itoa(id)),
-				MessageBody:  aws.String(string(entries[i].Body)),
-				DelaySeconds: seconds(entries[i].Delay, maxDelaySeconds),
+				Id:                aws.String(strconv.Itoa(id)),
+				MessageBody:       aws.String(string(entries[i].Body)),
+				DelaySeconds:      seconds(entries[i].Delay, maxDelaySeconds),
+				MessageAttributes: messageAttributes(entries[i].Attributes),
 			})
 		}
 		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{
