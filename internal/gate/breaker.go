@@ -3,18 +3,22 @@ package gate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
 
-// breaker is the outage breaker. Failures are counted per cause: during a
-// DynamoDB outage Spotify still answers, and its answers must not hide the
-// store's failures. A cause's failures in a row, over enough distinct
-// artists, open it: one artist that fails while others succeed is that
-// artist's own failure, and follows the queue's redrive policy. While open,
-// one probe at a time is let through, the first after ProbeBase and each
-// next after twice as long, up to ProbeCap; the first success of the cause
-// that opened it closes it. The Gate's lock guards it.
+// breaker is the outage breaker. Failures that count toward an outage (see
+// fault.go) are counted per cause: during a DynamoDB outage Spotify still
+// answers, and its answers must not hide the store's failures. A cause's
+// failures in a row, over enough distinct artists, open it. While open, one
+// probe at a time is let through, the first after ProbeBase and each next
+// after twice as long, up to ProbeCap; the first success of the cause that
+// opened it closes it. The Gate's lock guards it.
+//
+// A streak is failures of one cause with no success between them; it opens
+// the breaker once it holds enough failures, of enough artists, over
+// enough time (see Options).
 type breaker struct {
 	opts *Options
 
@@ -24,6 +28,7 @@ type breaker struct {
 	cause     Cause
 	lastErr   error
 	openedAt  time.Time
+	openedBy  []string // the artists whose failures opened it
 	nextProbe time.Time
 	backoff   time.Duration
 	// probe is the probe out (nil: none): from Hold until its message is
@@ -32,16 +37,17 @@ type breaker struct {
 	// and only its own outcomes judge it: its first failure doubles the
 	// backoff and times the next probe from then, and any success closes
 	// the breaker.
-	probe       *Probe
-	probeFailed bool
+	probe *Probe
 }
 
 // Probe is the outage breaker's one probe: the message a receive loop takes
 // when Hold says one is due. Hand it to the message's work with Context, and
 // call End once the message is handled.
 type Probe struct {
-	g    *Gate
-	once sync.Once
+	g      *Gate
+	once   sync.Once
+	failed []string // the artists that failed under it (of the outage's cause)
+	judged bool     // a failure of the outage's cause timed the next probe
 }
 
 // Context returns ctx marked as the probe's: its calls pass the open
@@ -78,6 +84,7 @@ func probeOf(ctx context.Context) *Probe {
 // streak is one cause's failures in a row.
 type streak struct {
 	n       int
+	since   time.Time // the first failure's
 	artists map[string]struct{}
 }
 
@@ -91,7 +98,7 @@ func (b *breaker) claim(g *Gate) *Probe {
 	if b.probe != nil {
 		return nil
 	}
-	b.probe, b.probeFailed = &Probe{g: g}, false
+	b.probe = &Probe{g: g}
 	return b.probe
 }
 
@@ -110,6 +117,14 @@ func (b *breaker) passes(p *Probe) bool {
 	return !b.open || (p != nil && p == b.probe)
 }
 
+// paused returns the outage's pause at now, or nil when closed.
+func (b *breaker) paused(now time.Time) *PausedError {
+	if !b.open {
+		return nil
+	}
+	return &PausedError{Reason: ReasonOutage, Until: b.next(now), Detail: b.describe(now)}
+}
+
 // endProbe ends probe p, if it is still the one out. A probe that failed
 // set the next probe's time when it failed (its retries are not waited
 // for: the next is due at once if they outlasted the backoff); one that no
@@ -120,23 +135,31 @@ func (b *breaker) endProbe(p *Probe, now time.Time) {
 		return
 	}
 	b.probe = nil
-	if b.open && !b.probeFailed {
+	if b.open && !p.judged {
 		b.nextProbe = now.Add(b.backoff)
 	}
 }
 
-// success records a success of cause; it closes the breaker when cause
-// opened it.
-func (b *breaker) success(cause Cause, now time.Time) []Event {
+// success records a success of cause for artist key under probe p (nil:
+// none). It closes the breaker when cause opened it, and returns the
+// artists to blame: when the probe's own artists failed and another
+// artist's call then succeeded, Spotify is up and those artists, with the
+// ones whose failures opened the breaker, failed on their own.
+func (b *breaker) success(cause Cause, key string, p *Probe, now time.Time) (events []Event, blamed []string) {
 	if s := b.streaks[cause]; s != nil {
 		s.n = 0
 		clear(s.artists)
 	}
 	if !b.open || b.cause != cause {
-		return nil
+		return nil, nil
 	}
-	b.open, b.probe = false, nil
-	return []Event{{Kind: EventBreakerClosed, Cause: cause, Lasted: now.Sub(b.openedAt)}}
+	if p != nil && p == b.probe && len(p.failed) > 0 && !slices.Contains(p.failed, key) {
+		blamed = append(slices.Clone(p.failed), b.openedBy...)
+		slices.Sort(blamed)
+		blamed = slices.Compact(blamed)
+	}
+	b.open, b.probe, b.openedBy = false, nil, nil
+	return []Event{{Kind: EventBreakerClosed, Cause: cause, Lasted: now.Sub(b.openedAt)}}, blamed
 }
 
 // failure records a failure of cause for artist key; p is the probe the
@@ -147,29 +170,41 @@ func (b *breaker) failure(cause Cause, key string, err error, p *Probe, now time
 		s = &streak{artists: map[string]struct{}{}}
 		b.streaks[cause] = s
 	}
+	if s.n == 0 {
+		s.since = now
+	}
 	s.n++
 	if key != "" {
 		s.artists[key] = struct{}{}
 	}
 	b.lastErr = err
 	if b.open {
-		if p != nil && p == b.probe && !b.probeFailed {
-			// The probe failed: if of the outage's cause, the next waits
-			// longer (once for the probe, whatever its retries meet).
-			// (Failures of work in flight when the breaker opened change
-			// nothing.)
-			b.probeFailed = true
-			if cause == b.cause {
-				b.backoff = min(2*b.backoff, b.opts.ProbeCap)
+		if p != nil && p == b.probe {
+			if cause == b.cause && key != "" && !slices.Contains(p.failed, key) {
+				p.failed = append(p.failed, key)
 			}
-			b.nextProbe = now.Add(b.backoff)
+			if !p.judged {
+				// The probe failed: if of the outage's cause, the next
+				// waits longer (once for the probe, whatever its retries
+				// meet). Failures of work in flight when the breaker
+				// opened change nothing.
+				p.judged = true
+				if cause == b.cause {
+					b.backoff = min(2*b.backoff, b.opts.ProbeCap)
+				}
+				b.nextProbe = now.Add(b.backoff)
+			}
 		}
 		return nil
 	}
-	if s.n < b.opts.BreakerFailures || len(s.artists) < b.opts.BreakerArtists {
+	if s.n < b.opts.BreakerFailures || len(s.artists) < b.opts.BreakerArtists || now.Sub(s.since) < b.opts.BreakerSpan {
 		return nil
 	}
 	b.open, b.cause, b.openedAt, b.probe = true, cause, now, nil
+	b.openedBy = b.openedBy[:0]
+	for k := range s.artists {
+		b.openedBy = append(b.openedBy, k)
+	}
 	b.backoff = b.opts.ProbeBase
 	b.nextProbe = now.Add(b.backoff)
 	return []Event{{Kind: EventBreakerOpened, Cause: cause, Err: err}}

@@ -91,10 +91,10 @@ func TestALongPauseIsNotSleptThrough(t *testing.T) {
 	mustWait(t, g, context.Background())(Outcome{Fault: RateLimited, RetryAfter: time.Minute, Reason: "QUOTA_EXCEEDED"})
 	_, err := g.Wait(context.Background())
 	pe, ok := IsPaused(err)
-	if !ok || pe.Reason != ReasonCooldown || !pe.Until.Equal(clock.Now().Add(time.Minute)) {
-		t.Fatalf("Wait during a long cooldown = %v, want a PausedError until the cooldown's end", err)
+	if !ok || pe.Reason != ReasonPenalty || !pe.Until.Equal(clock.Now().Add(time.Minute)) {
+		t.Fatalf("Wait during a penalty = %v, want a PausedError until the cooldown's end", err)
 	}
-	if wait, reason, probe := g.Hold(); wait != time.Minute || reason != ReasonCooldown || probe != nil {
+	if wait, reason, probe := g.Hold(); wait != time.Minute || reason != ReasonPenalty || probe != nil {
 		t.Errorf("Hold = %v, %q, %v", wait, reason, probe != nil)
 	}
 }
@@ -140,7 +140,7 @@ func TestBulkYieldsToChatbot(t *testing.T) {
 	}()
 	for { // start the bulk caller once the chatbot caller waits
 		g.mu.Lock()
-		n := g.urgent
+		n := g.lanes.urgent
 		g.mu.Unlock()
 		if n == 1 {
 			break
@@ -195,6 +195,7 @@ func TestBreakerOpensOnAnOutageNotOnOneArtist(t *testing.T) {
 	ctx := context.Background()
 	mustWait(t, g, ctx)(ok)
 	fail := func(key string) {
+		clock.Add(300 * time.Millisecond)
 		mustWait(t, g, ctx)(Outcome{Fault: Failed, Key: key, Err: errors.New("HTTP 503")})
 	}
 	// One artist failing again and again, while others succeed, is its own.
@@ -252,10 +253,11 @@ func TestBreakerOpensOnAnOutageNotOnOneArtist(t *testing.T) {
 
 // openStoreOutage opens g's breaker on store failures of five artists,
 // while Spotify answers each of them.
-func openStoreOutage(t *testing.T, g *Gate) {
+func openStoreOutage(t *testing.T, g *Gate, clock *fakeClock) {
 	t.Helper()
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		clock.Add(300 * time.Millisecond)
 		mustWait(t, g, ctx)(ok)                                      // Spotify answers…
 		g.Report(ctx, CauseStore, k, errors.New("connection reset")) // …DynamoDB does not
 	}
@@ -268,7 +270,7 @@ func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
 	clock := newFakeClock()
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
-	openStoreOutage(t, g)
+	openStoreOutage(t, g, clock)
 	end := dueProbe(t, g, clock, time.Second)
 	mustWait(t, g, end.Context(ctx))(ok)
 	if !g.BreakerOpen() {
@@ -327,24 +329,25 @@ func TestBulkTakesWhatTheChatbotLeaves(t *testing.T) {
 	if b, l := float64(g.bulk.Limit()), float64(g.lim.Limit()); b < 0.89*l || b > 0.91*l {
 		t.Errorf("with both lanes served the bulk lane is paced at %.0f of %.0f; want nine tenths", b, l)
 	}
-	if !g.quota.noProbe {
+	if !g.quota.noReach {
 		t.Error("the quota may probe while both lanes are served")
 	}
 	clock.Add(laneMemory + time.Second)
 	mustWait(t, g, bulk)(ok)
-	if b, l := g.bulk.Limit(), g.lim.Limit(); b != l || g.quota.noProbe {
-		t.Errorf("after the chatbot's lane was quiet for %v the bulk lane is paced at %v of %v (noProbe %v); want all of it", laneMemory, b, l, g.quota.noProbe)
+	if b, l := g.bulk.Limit(), g.lim.Limit(); b != l || g.quota.noReach {
+		t.Errorf("after the chatbot's lane was quiet for %v the bulk lane is paced at %v of %v (noReach %v); want all of it", laneMemory, b, l, g.quota.noReach)
 	}
 }
 
 // openBreaker opens g's breaker on Spotify failures of five artists and
 // returns the done of a call let through before it opened, still in flight.
-func openBreaker(t *testing.T, g *Gate) (inFlight func(Outcome)) {
+func openBreaker(t *testing.T, g *Gate, clock *fakeClock) (inFlight func(Outcome)) {
 	t.Helper()
 	ctx := context.Background()
 	mustWait(t, g, ctx)(ok) // the first call goes alone
 	inFlight = mustWait(t, g, ctx)
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		clock.Add(300 * time.Millisecond)
 		mustWait(t, g, ctx)(Outcome{Fault: Failed, Key: k, Err: errors.New("HTTP 503")})
 	}
 	if !g.BreakerOpen() {
@@ -375,7 +378,7 @@ func TestOnlyTheProbeJudgesItself(t *testing.T) {
 	clock := newFakeClock()
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
-	inFlight := openBreaker(t, g)
+	inFlight := openBreaker(t, g, clock)
 	p := dueProbe(t, g, clock, time.Second)
 	inFlight(fail503) // not the probe's
 	if _, _, again := g.Hold(); again != nil {
@@ -413,13 +416,13 @@ func TestAStaleProbeEndsNothing(t *testing.T) {
 	clock := newFakeClock()
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
-	inFlight := openBreaker(t, g)
+	inFlight := openBreaker(t, g, clock)
 	old := dueProbe(t, g, clock, time.Second)
 	inFlight(ok) // closes it
 	if g.BreakerOpen() {
 		t.Fatal("a success did not close the breaker")
 	}
-	openBreaker(t, g)
+	openBreaker(t, g, clock)
 	p := dueProbe(t, g, clock, time.Second) // in the new outage
 	g.Report(old.Context(ctx), CauseSpotify, "x", errors.New("HTTP 503"))
 	old.End()
@@ -438,7 +441,7 @@ func TestAProbeFailingOfAnotherCause(t *testing.T) {
 	clock := newFakeClock()
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
-	openStoreOutage(t, g)
+	openStoreOutage(t, g, clock)
 	p := dueProbe(t, g, clock, time.Second)
 	mustWait(t, g, p.Context(ctx))(fail503)
 	p.End()
@@ -454,7 +457,7 @@ func TestTheNextProbeIsTimedFromTheFailure(t *testing.T) {
 	clock := newFakeClock()
 	g := New(Options{Clock: clock.Now})
 	ctx := context.Background()
-	openBreaker(t, g)
+	openBreaker(t, g, clock)
 	p := dueProbe(t, g, clock, time.Second)
 	pctx := p.Context(ctx)
 	mustWait(t, g, pctx)(fail503)

@@ -28,7 +28,7 @@ import (
 // each 429. The tolerance is wide because every step that finds the line
 // costs such a pause (Retry-After counts whole seconds: half of a 2s
 // window), and the narrower the tolerance the more steps above the line;
-// the probes below close what is left. A step lasts at least as long as the longest window the answers
+// the reaches below close what is left. A step lasts at least as long as the longest window the answers
 // have shown (the first volley into an empty window fills it exactly: its
 // duration plus the Retry-After is the window), so that a step that held
 // proves its rate. The first volley also gives lo at once: the calls it got
@@ -38,10 +38,10 @@ import (
 // rate at or under lo means lo no longer holds, and the search starts again
 // below it: a little below for the first such 429 in a while, which is most
 // often calls that bunched on their way at the edge, and by a tenth for
-// another soon after. After a quiet spell at lo the controller probes a
-// little above it (the quota may have grown, or another task left); a probe
+// another soon after. After a quiet spell at lo the controller reaches a
+// little above it (the quota may have grown, or another task left); a reach
 // that holds climbs on, a little higher each step, until a 429, and each
-// probe that fails doubles the spell, up to probeMax.
+// reach that fails doubles the spell, up to reachMax.
 //
 // A penalty (a Retry-After far longer than the calls that drew it took, or
 // Spotify's QUOTA_EXCEEDED) is costly, so the climb after one is careful:
@@ -53,7 +53,7 @@ import (
 // 429s. The process whose call finds the window full is the one that backs
 // off, and a process's chance of that is its share of the calls, so the
 // larger shares shrink more often and the fleet drifts towards equal
-// shares; the probes, which raise every rate by the same absolute step,
+// shares; the reaches, which raise every rate by the same absolute step,
 // push the same way (the additive increase that makes TCP fair).
 //
 // quota is not safe for concurrent use: the Gate holds its lock.
@@ -66,7 +66,7 @@ type quota struct {
 	hi   float64       // the rate that drew the latest 429 (0: none)
 	cap  float64       // after two penalties: never above it (0: no cap)
 	win  time.Duration // the longest window the answers have shown
-	span time.Duration // the same, penalties included: how long a probe lasts
+	span time.Duration // the same, penalties included: how long a reach lasts
 
 	// The current cycle: since the last pause ended.
 	cycleStart time.Time
@@ -77,31 +77,35 @@ type quota struct {
 	recent     [4]time.Time // the last calls let through, a ring
 	recentI    int          // the oldest of recent (the next to overwrite)
 	recentN    int
-	rejected   int // of which answered 429
+	rejected   int     // of which answered 429
+	failed     int     // of which failed for another reason (a 5xx, a reset)
+	cycleLo    float64 // lo when the cycle began: what held before it
 
-	step      time.Duration // how long each step lasts
-	stepStart time.Time
-	stepSent  int     // calls let through in this step
-	stepRate  float64 // the rate when this step started
+	step       time.Duration // how long each step lasts
+	stepStart  time.Time
+	stepSent   int     // calls let through in this step
+	stepFailed int     // of which failed for another reason
+	busySteps  int     // steps of the cycle the process used fully
+	stepRate   float64 // the rate when this step started
 
 	streak      int           // episodes in a row with no step held between them
 	lastEpisode time.Time     // the latest 429 episode
 	pauseEnd    time.Time     // when its pause ended
-	probeAfter  time.Duration // quiet spell at lo before a probe
-	probed      time.Time     // when the last probe began
-	probeHi     float64       // hi when it began
-	nextSpell   time.Duration // the quiet spell before the next probe (0: not drawn yet)
+	reachAfter  time.Duration // quiet spell at lo before a reach
+	reached     time.Time     // when the last reach began
+	reachHi     float64       // hi when it began
+	nextSpell   time.Duration // the quiet spell before the next reach (0: not drawn yet)
 
 	lastYield   time.Time // the latest 429 to a rate at or under lo
 	penalties   int       // costly episodes within penaltyMemory
-	lastPenalty time.Time
+	lastPenalty time.Time // when the latest penalty ended: calls resumed
 
-	// noProbe: once the line is found, look no higher, while the chatbot's
-	// lane is served beside a backfill: a probe finds the line with a 429,
-	// which pauses the user's call too (see Gate.admit).
-	noProbe bool
+	// noReach: once the line is found, look no higher, while the chatbot's
+	// lane is served beside a backfill: a reach finds the line with a 429,
+	// which pauses the user's call too (see lanes.go).
+	noReach bool
 
-	rng *rand.Rand // spreads the probes of a fleet's processes apart
+	rng *rand.Rand // spreads the reaches of a fleet's processes apart
 }
 
 const (
@@ -114,11 +118,11 @@ const (
 	penaltyClimb  = 0.5  // ...or this one after a penalty, with longer steps
 	minStep       = time.Second
 	maxStep       = 15 * time.Second
-	maxSpan       = time.Minute      // the longest a probe lasts
-	probeFirst    = 30 * time.Second // quiet spell before the first probe
-	probeMax      = 10 * time.Minute
-	probeShare    = 0.03  // a probe is this share above lo...
-	probeCeiling  = 0.005 // ...or this share of the ceiling, whichever is more
+	maxSpan       = time.Minute      // the longest a reach lasts
+	reachFirst    = 30 * time.Second // quiet spell before the first reach
+	reachMax      = 10 * time.Minute
+	reachShare    = 0.03  // a reach is this share above lo...
+	reachCeiling  = 0.005 // ...or this share of the ceiling, whichever is more
 	penaltyMemory = 10 * time.Minute
 	// A Retry-After at least this long is costly: a penalty, or a volley
 	// into a long window.
@@ -136,7 +140,7 @@ var traceQuota func(q *quota, now time.Time, drew float64, retryAfter time.Durat
 func newQuota(ceiling float64, now time.Time) *quota {
 	q := &quota{
 		ceiling: ceiling, floor: max(ceiling/1000, 0.01),
-		rate: ceiling, step: minStep, probeAfter: probeFirst,
+		rate: ceiling, step: minStep, reachAfter: reachFirst,
 		rng: rand.New(rand.NewPCG(uint64(now.UnixNano()), 0x5eed)),
 	}
 	q.restart(now)
@@ -146,8 +150,18 @@ func newQuota(ceiling float64, now time.Time) *quota {
 
 // restart begins a cycle and a step at now.
 func (q *quota) restart(now time.Time) {
-	q.cycleStart, q.sent, q.rejected, q.fresh = now, 0, 0, false
-	q.stepStart, q.stepSent, q.stepRate = now, 0, q.rate
+	q.cycleStart, q.sent, q.rejected, q.failed, q.fresh, q.cycleLo = now, 0, 0, 0, false, q.lo
+	q.stepStart, q.stepSent, q.stepFailed, q.busySteps, q.stepRate = now, 0, 0, 0, q.rate
+}
+
+// onFailed records that a call let through in this cycle got no usable
+// answer (a 5xx, a reset, a timeout): it says nothing about the quota. Its
+// step proves nothing by it, and the cycle's volley no longer measures the
+// window, since the calls that failed may not have counted in it.
+func (q *quota) onFailed() {
+	q.failed++
+	q.stepFailed++
+	q.fresh = false
 }
 
 // onSend records a call let through at now and returns the rate to pace at
@@ -163,53 +177,54 @@ func (q *quota) onSend(now time.Time) float64 {
 	q.recentN = min(q.recentN+1, len(q.recent))
 	q.sent++
 	q.stepSent++
-	if el := now.Sub(q.stepStart); el >= q.step && (!q.probing() || el >= q.span) {
+	if el := now.Sub(q.stepStart); el >= q.step && (!q.reaching() || el >= q.span) {
 		q.endStep(now, el)
 	}
 	return q.rate
 }
 
-// probing reports whether the step now is a probe: it lasts a whole span,
+// probing reports whether the step now is a reach: it lasts a whole span,
 // so that holding proves its rate even in a window longer than a step.
-func (q *quota) probing() bool { return !q.probed.Before(q.stepStart) }
+func (q *quota) reaching() bool { return !q.reached.Before(q.stepStart) }
 
 // endStep closes a step that drew no 429: one the process used fully proves
 // its rate, and the search moves on.
 func (q *quota) endStep(now time.Time, el time.Duration) {
-	busy := float64(q.stepSent) >= busyShare*q.stepRate*el.Seconds()
+	busy := float64(q.stepSent-q.stepFailed) >= busyShare*q.stepRate*el.Seconds()
 	if busy {
+		q.busySteps++
 		q.held(now, q.stepRate)
 	}
-	q.stepStart, q.stepSent, q.stepRate = now, 0, q.rate
+	q.stepStart, q.stepSent, q.stepFailed, q.stepRate = now, 0, 0, q.rate
 }
 
 // held takes a rate that held a whole step and chooses the next one.
 func (q *quota) held(now time.Time, r float64) {
 	q.streak = 0
-	// A step above lo that holds after a probe began (no 429 since) is
-	// the probe's climb: the probe itself, or a step after it.
-	probe := q.probed.After(q.lastEpisode) && r > q.lo
+	// A step above lo that holds after a reach began (no 429 since) is
+	// the reach's climb: the reach itself, or a step after it.
+	reach := q.reached.After(q.lastEpisode) && r > q.lo
 	q.lo = max(q.lo, r)
 	if q.hi > 0 && q.lo >= q.hi {
 		q.hi = 0 // the quota grew: search upwards again
 	}
-	if probe {
-		// A probe held: the quota grew, or another task left or yielded.
+	if reach {
+		// A reach held: the quota grew, or another task left or yielded.
 		// Search a little higher, and no further than that from each step
-		// that holds: so the rate climbs probeShare a step until a 429,
+		// that holds: so the rate climbs reachShare a step until a 429,
 		// the slow increase of TCP's congestion avoidance, never the
-		// search's leaps. In a fleet a probe holds whenever the 429 it
+		// search's leaps. In a fleet a reach holds whenever the 429 it
 		// causes falls on another task; a task that then leapt would take
 		// the larger share, while this climb lets a small share catch up
 		// (stopping it at the first step took the virtual sweep from 10
 		// cases missing a goal to 13, all fairness but one).
-		q.hi = q.lo * (1 + 2*probeShare)
-		if q.noProbe {
+		q.hi = q.lo * (1 + 2*reachShare)
+		if q.noReach {
 			// The chatbot's lane is served beside a backfill: the climb
-			// stops here, at a rate that held (see noProbe).
-			q.hi = q.lo * (1 + probeShare)
+			// stops here, at a rate that held (see noReach).
+			q.hi = q.lo * (1 + reachShare)
 		}
-		q.probeAfter = probeFirst
+		q.reachAfter = reachFirst
 	}
 	if q.penalties > 0 && now.Sub(q.lastPenalty) >= penaltyMemory {
 		// The penalties are forgotten: the climb is an ordinary one again,
@@ -230,11 +245,11 @@ func (q *quota) held(now time.Time, r float64) {
 		}
 		next = min(next, (q.lo+q.hi)/2)
 	default:
-		// Found: stay at lo. After a quiet spell, probe a little above it.
+		// Found: stay at lo. After a quiet spell, reach a little above it.
 		next = q.lo
-		if spell := q.spell(); !q.noProbe && now.Sub(q.pauseEnd) >= spell && now.Sub(q.probed) >= spell {
-			next = q.lo + max(probeShare*q.lo, probeCeiling*q.ceiling)
-			q.probed, q.probeHi, q.nextSpell = now, q.hi, 0
+		if spell := q.spell(); !q.noReach && now.Sub(q.pauseEnd) >= spell && now.Sub(q.reached) >= spell {
+			next = q.lo + max(reachShare*q.lo, reachCeiling*q.ceiling)
+			q.reached, q.reachHi, q.nextSpell = now, q.hi, 0
 		}
 	}
 	if q.cap > 0 {
@@ -243,12 +258,12 @@ func (q *quota) held(now time.Time, r float64) {
 	q.set(next)
 }
 
-// spell is the quiet spell before the next probe: probeAfter, stretched by
-// up to half at random so that processes which paused together do not probe
+// spell is the quiet spell before the next reach: reachAfter, stretched by
+// up to half at random so that processes which paused together do not reach
 // together.
 func (q *quota) spell() time.Duration {
 	if q.nextSpell == 0 {
-		q.nextSpell = q.probeAfter + time.Duration(q.rng.Int64N(int64(q.probeAfter/2)+1))
+		q.nextSpell = q.reachAfter + time.Duration(q.rng.Int64N(int64(q.reachAfter/2)+1))
 	}
 	return q.nextSpell
 }
@@ -282,7 +297,7 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		return q.rate
 	}
 	drew := q.stepRate // the rate the calls of this step were paced at
-	accepted := max(q.sent-q.rejected, 1)
+	accepted := max(q.sent-q.rejected-q.failed, 1)
 	cycle := now.Sub(q.cycleStart)
 	// A long pause is costly whatever drew it (a penalty, or a volley into a
 	// long window): the climb after it is careful.
@@ -293,8 +308,11 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 	// quota (Retry-After rounds up to whole seconds, so this is a little
 	// long and the rate a little low: safe). A penalty looks the same, so
 	// the window it shows is used only to pace the careful climb.
+	// Only a volley with nothing known before it: a rate that held before
+	// this cycle is not given up for one volley (a pause erases nothing,
+	// and one 429 costs at most a yield, below).
 	var volley float64
-	if q.fresh {
+	if q.fresh && q.cycleLo == 0 {
 		volley = float64(accepted) / (cycle + retryAfter).Seconds()
 		if q.shared {
 			// A newcomer's volley is biased high: the tasks whose calls
@@ -340,17 +358,23 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 		}
 		q.lastYield = now
 	}
-	if q.probed.After(q.lastEpisode) && now.Sub(q.probed) <= max(q.span, q.step)+q.step {
-		// The probe failed: what was known before it still holds.
-		q.probeAfter = min(2*q.probeAfter, probeMax)
-		if q.probeHi > q.lo {
-			q.hi = min(q.hi, q.probeHi)
+	if q.reached.After(q.lastEpisode) && now.Sub(q.reached) <= max(q.span, q.step)+q.step {
+		// The reach failed: what was known before it still holds.
+		q.reachAfter = min(2*q.reachAfter, reachMax)
+		if q.reachHi > q.lo {
+			q.hi = min(q.hi, q.reachHi)
 		}
 	}
 	// Episodes that follow each other with no step held between them say
-	// the cut was not enough: each cuts deeper (0.9, 0.81, 0.66, 0.5).
+	// the cut was not enough: each cuts deeper (0.9, 0.81, 0.66, 0.5). But
+	// only when the process used its rate since the last one: a process
+	// that cannot use its rate (its slots are busy elsewhere, or others
+	// take the window) holds no step whatever its rate, and deepening its
+	// cuts would take it to a few percent of its share; it cuts a tenth.
 	if q.lo == 0 {
-		q.streak = min(q.streak+1, 3)
+		if q.busySteps > 0 || q.streak == 0 {
+			q.streak = min(q.streak+1, 3)
+		}
 	}
 	next := q.lo
 	if next == 0 {
@@ -376,7 +400,7 @@ func (q *quota) on429(now time.Time, first bool, retryAfter time.Duration, reaso
 			q.penalties, q.cap = 0, 0
 		}
 		q.penalties++
-		q.lastPenalty = now
+		q.lastPenalty = now.Add(retryAfter) // remembered from its end, however long it lasts
 		if q.penalties >= 2 {
 			// A second penalty: stay at what is known to have been
 			// admitted for as long as penalties are remembered.

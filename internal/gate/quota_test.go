@@ -216,7 +216,7 @@ func TestAnEdge429YieldsLittleASecondMore(t *testing.T) {
 	q := newQuota(60, now)
 	q.fresh = false
 	q.lo, q.hi, q.rate, q.win, q.span, q.step = 19.6, 20.1, 19.6, 2*time.Second, 2*time.Second, 2*time.Second
-	q.pauseEnd, q.probed, q.lastEpisode = now, now.Add(-time.Second), now // no probe due
+	q.pauseEnd, q.reached, q.lastEpisode = now, now.Add(-time.Second), now // no reach due
 	q.restart(now)
 	sendAt(q, &now, q.rate, 10*time.Second)
 	if r := q.on429(now, true, time.Second, ""); r < 0.96*19.6 || r > 0.98*19.6 {
@@ -298,23 +298,23 @@ func TestPenaltiesAreForgotten(t *testing.T) {
 	}
 }
 
-// TestAProbeThatHoldsClimbsSlowly: after a probe holds, each step that holds
-// climbs probeShare more until a 429, never the search's leaps; while the
+// TestAReachThatHoldsClimbsSlowly: after a reach holds, each step that holds
+// climbs reachShare more until a 429, never the search's leaps; while the
 // chatbot's lane is served beside a backfill the climb stops at once.
-func TestAProbeThatHoldsClimbsSlowly(t *testing.T) {
+func TestAReachThatHoldsClimbsSlowly(t *testing.T) {
 	for _, mixed := range []bool{false, true} {
 		now := time.Unix(1_000_000, 0)
 		q := newQuota(60, now)
 		q.fresh = false
 		q.lo, q.hi, q.rate, q.win, q.span, q.step = 19.4, 19.8, 19.4, 2*time.Second, 2*time.Second, 2*time.Second
-		q.lastEpisode, q.pauseEnd, q.probed = now.Add(-2*time.Minute), now.Add(-2*time.Minute), now.Add(-2*time.Minute)
-		q.probeAfter, q.nextSpell = probeFirst, probeFirst
+		q.lastEpisode, q.pauseEnd, q.reached = now.Add(-2*time.Minute), now.Add(-2*time.Minute), now.Add(-2*time.Minute)
+		q.reachAfter, q.nextSpell = reachFirst, reachFirst
 		q.restart(now)
-		sendAt(q, &now, q.rate, 3*time.Second) // a held step at lo: a probe is due
-		if want := 19.4 * (1 + probeShare); math.Abs(q.rate-want) > 1e-9 {
-			t.Fatalf("the probe is at %.3f; want %.3f", q.rate, want)
+		sendAt(q, &now, q.rate, 3*time.Second) // a held step at lo: a reach is due
+		if want := 19.4 * (1 + reachShare); math.Abs(q.rate-want) > 1e-9 {
+			t.Fatalf("the reach is at %.3f; want %.3f", q.rate, want)
 		}
-		q.noProbe = mixed
+		q.noReach = mixed
 		rates := []float64{q.rate} // the rate after each step
 		for end := now.Add(10 * time.Second); now.Before(end); {
 			start := q.stepStart
@@ -328,12 +328,12 @@ func TestAProbeThatHoldsClimbsSlowly(t *testing.T) {
 			t.Fatalf("mixed lanes %v: %d steps in 10s; want 4 or more", mixed, len(rates)-1)
 		}
 		for i := 1; i < len(rates); i++ {
-			want := rates[i-1] * (1 + probeShare)
+			want := rates[i-1] * (1 + reachShare)
 			if mixed {
 				want = rates[i-1]
 			}
 			if math.Abs(rates[i]-want)/want > 0.001 {
-				t.Errorf("mixed lanes %v: after the probe held the rates are %.3v; want each step %s", mixed, rates,
+				t.Errorf("mixed lanes %v: after the reach held the rates are %.3v; want each step %s", mixed, rates,
 					map[bool]string{false: "3% above the last", true: "the same as the last"}[mixed])
 				break
 			}
