@@ -60,7 +60,47 @@ func (f *fetching) process(ctx context.Context, lane string, msg message.Message
 	return v.(string), nil
 }
 
+// fetchAndSave fetches and stores one artist. An error carries the pause
+// that its work's latest call met (see gate.Verdict): then the delivery is
+// given back without spending a delivery, decided from the error alone.
 func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bool, log *slog.Logger) (string, error) {
+	ctx, verdict := gate.WithVerdict(ctx)
+	outcome, err := f.work(ctx, id, market, force, log)
+	if err == nil {
+		return outcome, nil
+	}
+	pe := verdict.Pause()
+	if pe == nil {
+		return "", err
+	}
+	if _, ok := gate.IsPaused(err); ok {
+		return "", err
+	}
+	if pe.Reason == gate.ReasonOutage && gate.IsProbe(ctx) && f.spotifyAnswersOthers(ctx, id, log) {
+		// The probe's artist failed while Spotify answers another: the
+		// failure is the artist's own, and the breaker has closed.
+		return "", err
+	}
+	return "", fmt.Errorf("%w: %w", pe, err)
+}
+
+// spotifyAnswersOthers asks Spotify, once, for the top tracks of the artist
+// it answered most lately (the gate's canary): the breaker's probe failed on
+// its own artist, and this tells an outage from that artist's broken
+// answers. Its success closes the breaker and blames the artists whose
+// failures opened it (see internal/gate/fault.go).
+func (f *fetching) spotifyAnswersOthers(ctx context.Context, id string, log *slog.Logger) bool {
+	key, ok := f.gate.Canary()
+	if !ok || key == id {
+		return false
+	}
+	_, err := f.fetcher.TopTracks(ctx, key, f.opts.Market)
+	up := err == nil || errors.Is(err, spotify.ErrNotFound)
+	log.Info("the outage probe failed; asked Spotify for an artist it answered lately", "canary", key, "spotify_answers", up)
+	return up
+}
+
+func (f *fetching) work(ctx context.Context, id, market string, force bool, log *slog.Logger) (string, error) {
 	first := false // known to have no artists row yet
 	if !force && f.opts.FreshFor > 0 {
 		// The breaker hears of the artist's store work once: the read's
@@ -139,8 +179,10 @@ func (f *fetching) fetch(ctx context.Context, id, market string, log *slog.Logge
 	tracks, err = retry.DoValue(ctx, backoff, func(ctx context.Context) ([]Track, error) {
 		var tracks []Track
 		var err error
+		answered := false // Spotify answered (a send time came back)
 		if tf, ok := f.fetcher.(timedFetcher); ok {
 			tracks, asked, err = tf.TopTracksAt(ctx, id, market)
+			answered = !asked.IsZero()
 		} else {
 			// Without the send time, the start of the call is the safe side:
 			// never later than when Spotify was asked.
@@ -161,6 +203,11 @@ func (f *fetching) fetch(ctx context.Context, id, market string, log *slog.Logge
 			f.metrics.Retries.WithLabelValues("rate_limited").Inc()
 			log.Debug("throttled by Spotify", "retry_after", rl.RetryAfter, "reason", rl.Reason)
 			return nil, retry.RetryableError(err)
+		case answered && errors.Is(err, spotify.ErrBadResponse):
+			// Spotify answered, and the answer is broken: most often the
+			// artist's own, which retrying at once only repeats. The queue
+			// tries it again, once a delivery, and its redrive policy ends it.
+			return nil, err
 		case spotify.Temporary(err):
 			cause := "transport"
 			if errors.Is(err, spotify.ErrServer) {

@@ -18,6 +18,10 @@ const (
 	DefaultWaitTime     = 20 * time.Second
 	DefaultDrainTimeout = 15 * time.Second
 	DefaultMaxReceives  = 5
+	// DefaultMaxPostpones covers at least 38 hours of pauses (a day-long
+	// penalty and a long outage besides): postponements wait 10 s longer
+	// each, up to 15 minutes.
+	DefaultMaxPostpones = 200
 )
 
 // Options tune a Worker. The zero value of each field means its default.
@@ -38,6 +42,10 @@ type Options struct {
 	// MaxReceives: on a queue with no dead-letter queue, a message that has
 	// failed this many deliveries is deleted and logged (default 5).
 	MaxReceives int
+	// MaxPostpones is how often a message may be postponed (sent again with
+	// a delay, without spending a delivery) during pauses that are not its
+	// own; past it, it spends its deliveries as a failure does (default 200).
+	MaxPostpones int
 	// MaxRetries is how many times one delivery retries a transient Spotify
 	// failure (default 4); throttled attempts are not counted.
 	MaxRetries int
@@ -84,6 +92,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxReceives <= 0 {
 		o.MaxReceives = DefaultMaxReceives
+	}
+	if o.MaxPostpones <= 0 {
+		o.MaxPostpones = DefaultMaxPostpones
 	}
 	if o.MaxRetries <= 0 {
 		o.MaxRetries = 4

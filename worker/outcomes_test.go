@@ -159,7 +159,7 @@ func outcomesOf(w *worker.Worker, lane string) map[string]float64 {
 // postponedOf returns the lane's non-zero postponement counts by reason.
 func postponedOf(w *worker.Worker, lane string) map[string]float64 {
 	var got map[string]float64
-	for _, r := range []string{gate.ReasonCooldown, gate.ReasonRefused, gate.ReasonOutage} {
+	for _, r := range []string{gate.ReasonCooldown, gate.ReasonPenalty, gate.ReasonRefused, gate.ReasonOutage} {
 		if n := counterValue(w.Metrics().Postponed.WithLabelValues(lane, r)); n != 0 {
 			if got == nil {
 				got = map[string]float64{}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strconv"
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/clip"
@@ -59,31 +61,19 @@ func (l *lane) settle(ctx context.Context, d Delivery) (outcome string) {
 		l.delete(d)
 		log.Debug("artist done", "outcome", outcome)
 		return outcome
+	case errors.As(err, &pe):
+		// A pause that is not the message's (a cooldown, a penalty, a
+		// refusal, an outage), met by its calls or by a stop during one.
+		return l.postpone(d, pe.Until.Sub(l.opts.Clock()), pe.Reason, err, log)
 	case ctx.Err() != nil:
-		// Stopping. During a pause a plain release would count one more
-		// delivery towards the dead-letter queue for a wait that is not the
-		// message's.
-		if left, reason := l.gate.Paused(); left > 0 {
-			return l.postpone(d, left, reason, log)
-		}
 		log.Info("stopping: the message goes back to the queue")
 		return l.release(d, 0, log)
-	case errors.As(err, &pe):
-		return l.postpone(d, pe.Until.Sub(l.opts.Clock()), pe.Reason, log)
 	case errors.As(err, &rl):
-		return l.postpone(d, max(l.gate.CooldownLeft(), rl.RetryAfter), gate.ReasonCooldown, log)
-	case errors.Is(err, spotify.ErrForbidden), errors.Is(err, spotify.ErrUnauthorized):
-		// The gate paused every call: every message would fail the same way.
-		left, _ := l.gate.Paused()
-		return l.postpone(d, left, gate.ReasonRefused, log)
+		// Throttled again and again within one delivery.
+		return l.postpone(d, rl.RetryAfter, gate.ReasonCooldown, err, log)
 	case errors.Is(err, spotify.ErrBadRequest), errors.Is(err, spotify.ErrInvalidArtist),
 		errors.Is(err, store.ErrRejected): // the store refuses this artist's result
 		return l.poison(d, err, log)
-	case l.gate.BreakerOpen():
-		// An outage, not this artist's fault: the breaker opened on it, or
-		// on other artists' failures like it.
-		left, _ := l.gate.Paused()
-		return l.postpone(d, left, gate.ReasonOutage, log)
 	default:
 		return l.retryLater(d, err, log)
 	}
@@ -103,20 +93,49 @@ func (l *lane) poison(d Delivery, err error, log *slog.Logger) string {
 	return metrics.OutcomePoison
 }
 
+// PostponedAttribute is the message attribute that counts how often a
+// message was postponed. The body's shape is the contract's; this travels
+// beside it.
+const PostponedAttribute = "sixpotify-postponed"
+
+// postponeStep is how much longer each postponement waits at least than the
+// one before, up to SQS's longest delay: a message that meets pause after
+// pause comes back less and less often.
+const postponeStep = 10 * time.Second
+
+// postponements returns how often d's message was postponed.
+func postponements(d Delivery) int {
+	n, err := strconv.Atoi(d.Attributes[PostponedAttribute])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 // postpone gives d back for a wait that is not its fault (a Spotify
-// cooldown, a refused endpoint): it sends the body again with a delay (at
-// most SQS's 15 minutes) and deletes this delivery, so that the wait does
-// not count towards the redrive policy's maxReceiveCount. A queue that
-// cannot send gets a plain release.
-func (l *lane) postpone(d Delivery, delay time.Duration, reason string, log *slog.Logger) string {
+// cooldown, a refused endpoint, an outage): it sends the body again with a
+// delay (at most SQS's 15 minutes) and one more postponement counted, and
+// deletes this delivery, so that the wait does not count towards the
+// redrive policy's maxReceiveCount. Past Options.MaxPostpones the message
+// spends its deliveries as any failure does, so that none circulates
+// forever. A queue that cannot send gets a plain release.
+func (l *lane) postpone(d Delivery, delay time.Duration, reason string, cause error, log *slog.Logger) string {
+	n := postponements(d) + 1
+	if n > l.opts.MaxPostpones {
+		log.Warn("the message was postponed too often; it now spends its deliveries", "postponed", n-1, "reason", reason, "err", cause)
+		return l.spend(d, min(max(delay, time.Second), maxPostpone), cause, log)
+	}
 	s, ok := l.q.(queue.Sender)
 	if !ok {
 		return l.release(d, delay, log)
 	}
-	delay = min(max(delay, time.Second), maxPostpone)
+	delay = min(max(delay, time.Duration(n-1)*postponeStep, time.Second), maxPostpone)
+	attrs := make(map[string]string, len(d.Attributes)+1)
+	maps.Copy(attrs, d.Attributes)
+	attrs[PostponedAttribute] = strconv.Itoa(n)
 	ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
 	defer cancel()
-	errs, err := s.SendBatch(ctx, []queue.Entry{{Body: d.Body, Delay: delay}})
+	errs, err := s.SendBatch(ctx, []queue.Entry{{Body: d.Body, Delay: delay, Attributes: attrs}})
 	switch {
 	case err != nil:
 	case len(errs) != 1:
@@ -129,22 +148,28 @@ func (l *lane) postpone(d Delivery, delay time.Duration, reason string, log *slo
 		return l.release(d, delay, log)
 	}
 	l.metrics.Postponed.WithLabelValues(l.name, reason).Inc()
-	log.Info("message postponed", "delay", delay, "reason", reason)
+	log.Info("message postponed", "delay", delay, "reason", reason, "postponed", n)
 	l.delete(d)
 	return metrics.OutcomeReleased
 }
 
 // retryLater gives a message whose processing failed for a transient reason
-// back to the queue, later each time; on a queue with no dead-letter queue it
-// gives up after MaxReceives deliveries.
+// back to the queue, later each time.
 func (l *lane) retryLater(d Delivery, err error, log *slog.Logger) string {
+	delay := retryDelay(d.ReceiveCount)
+	log.Warn("artist failed; the message goes back to the queue", "err", err, "retry_in", delay)
+	return l.spend(d, delay, err, log)
+}
+
+// spend gives d back after delay, spending one of its deliveries: with a
+// dead-letter queue the redrive policy moves it there after maxReceiveCount;
+// without one it is deleted and logged after MaxReceives.
+func (l *lane) spend(d Delivery, delay time.Duration, err error, log *slog.Logger) string {
 	if l.redriveCount == 0 && d.ReceiveCount >= l.opts.MaxReceives {
 		log.Error("giving up on the message after repeated failures (the queue has no dead-letter queue)", "err", err, "deliveries", d.ReceiveCount, "body", clip.String(string(d.Body), 200))
 		l.delete(d)
 		return metrics.OutcomePoison
 	}
-	delay := retryDelay(d.ReceiveCount)
-	log.Warn("artist failed; the message goes back to the queue", "err", err, "retry_in", delay)
 	return l.release(d, delay, log)
 }
 

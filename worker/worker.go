@@ -113,7 +113,7 @@ func (w *Worker) gateEvent(e gate.Event) {
 	switch e.Kind {
 	case gate.EventCooldown:
 		w.metrics.Cooldowns.Inc()
-		w.log.Warn("Spotify rate limit: pausing every Spotify call", "retry_after", e.RetryAfter,
+		w.log.Warn("Spotify rate limit: pausing every Spotify call", "pause", e.Pause, "retry_after", e.RetryAfter,
 			"reason", e.Reason, "until", e.Until.UTC().Format(time.RFC3339), "rate", fmt.Sprintf("%.2f/s", e.Rate))
 	case gate.EventRefused:
 		w.log.Error("Spotify refuses this app's calls: receiving is paused", "err", e.Err, "paused_until", e.Until.UTC().Format(time.RFC3339))
@@ -123,7 +123,8 @@ func (w *Worker) gateEvent(e gate.Event) {
 			"cause", e.Cause, "err", e.Err)
 	case gate.EventBreakerClosed:
 		w.metrics.BreakerClosed.WithLabelValues(string(e.Cause)).Inc()
-		w.log.Info("outage breaker closed: a probe succeeded, receiving resumes", "cause", e.Cause, "open_for", e.Lasted.Round(time.Millisecond))
+		w.log.Info("outage breaker closed: a probe succeeded, receiving resumes", "cause", e.Cause, "open_for", e.Lasted.Round(time.Millisecond),
+			"artists_blamed", e.Blamed)
 	}
 }
 

@@ -91,7 +91,7 @@ func New(reg prometheus.Registerer, cooldownLeft func() time.Duration, rate func
 		BreakerClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "outage_breaker_closed_total",
 			Help: "Times the outage breaker closed after a successful probe, by cause."}, []string{"cause"}),
 		Postponed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_postponed_total",
-			Help: "Messages sent again with a delay during a pause that is not theirs (cooldown, refused, outage), without spending a delivery."}, []string{"lane", "reason"}),
+			Help: "Messages sent again with a delay during a pause that is not theirs (cooldown, penalty, refused, outage), without spending a delivery."}, []string{"lane", "reason"}),
 	}
 	for _, c := range []string{"spotify", "store"} {
 		m.BreakerOpened.WithLabelValues(c)
@@ -140,7 +140,7 @@ func (m *Metrics) InitLanes(lanes ...string) {
 		for _, o := range outcomes {
 			m.Processed.WithLabelValues(l, o)
 		}
-		for _, r := range []string{"cooldown", "refused", "outage"} {
+		for _, r := range []string{"cooldown", "penalty", "refused", "outage"} {
 			m.Postponed.WithLabelValues(l, r)
 		}
 	}
