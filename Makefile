@@ -43,6 +43,7 @@ fuzz:
 
 bench: emulators build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 90m ./internal/gate/ ./internal/bench/...
+	$(GO) test -run '^$$' -bench '^BenchmarkChaos$$' -benchtime 1x -timeout 30m ./internal/gate/ -args -chaos.seeds 2000
 
 # gofmt, go vet, and internal/deploy's checks of the Dockerfile (multi-stage,
 # CGO_ENABLED=0, non-root, pinned bases, HEALTHCHECK via worker healthcheck)
