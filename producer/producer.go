@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-retry"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
@@ -25,6 +29,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/queue"
+	"github.com/sixpotify/top-tracks/internal/tracing"
 )
 
 // Entry is one message to send (an alias, so that other modules can
@@ -269,10 +274,19 @@ func (p *Producer) enqueue(ctx context.Context, seq iter.Seq[item]) (Summary, er
 	return sum, nil
 }
 
+// tracer names the producer's spans; it is OpenTelemetry's global one, a
+// no-op until the program installs an SDK.
+var tracer = otel.Tracer("github.com/sixpotify/top-tracks/producer")
+
 // sendBatch sends msgs in one call, retrying the whole call on an error and
 // the failed entries that are not the sender's fault. It returns what still
 // failed, in input order.
 func (p *Producer) sendBatch(ctx context.Context, msgs []Message) []Failure {
+	// One span for the batch; its context travels on each message (a message
+	// attribute), so that the worker's delivery continues the trace.
+	ctx, span := tracer.Start(ctx, "sixpotify.send", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(msgs)), attribute.String("messaging.system", "aws_sqs")))
+	defer span.End()
 	errs := make([]error, len(msgs)) // the last error of each message, nil once sent
 	var pending []int                // indexes of messages still to send
 	var entries []Entry
@@ -283,7 +297,7 @@ func (p *Producer) sendBatch(ctx context.Context, msgs []Message) []Failure {
 			continue
 		}
 		pending = append(pending, i)
-		entries = append(entries, Entry{Body: body})
+		entries = append(entries, Entry{Body: body, Attributes: tracing.Inject(ctx, nil)})
 	}
 	b := retry.WithMaxRetries(uint64(p.opts.MaxRetries),
 		retry.WithCappedDuration(5*time.Second, retry.WithJitterPercent(20, retry.NewExponential(p.opts.RetryBase))))
@@ -326,6 +340,9 @@ func (p *Producer) sendBatch(ctx context.Context, msgs []Message) []Failure {
 		if e != nil {
 			out = append(out, Failure{ArtistID: msgs[i].ArtistID, Market: msgs[i].Market, Err: e})
 		}
+	}
+	if len(out) > 0 {
+		span.SetStatus(codes.Error, fmt.Sprintf("%d of %d messages not sent", len(out), len(msgs)))
 	}
 	return out
 }

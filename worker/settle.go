@@ -9,6 +9,10 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/message"
@@ -16,6 +20,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/tracing"
 )
 
 // Delays a settled delivery is given back with.
@@ -27,14 +32,27 @@ const (
 
 // handle is the settling room's door: it settles one delivery and counts
 // its outcome, once. settle decides the fate; nothing else counts one.
+// The delivery's span, from receive to settle, continues the trace its
+// message carries (a message without one starts a new trace); the Spotify
+// and store calls below it are its children.
 func (l *lane) handle(ctx context.Context, d Delivery) {
 	start := l.opts.Clock()
 	l.metrics.InFlight.WithLabelValues(l.name).Inc()
 	defer l.metrics.InFlight.WithLabelValues(l.name).Dec()
+	ctx, span := tracer.Start(tracing.Extract(ctx, d.Attributes), "sixpotify.delivery",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("sixpotify.lane", l.name), attribute.String("messaging.message.id", d.ID),
+			attribute.Int("messaging.message.delivery_count", d.ReceiveCount)))
 	outcome := l.settle(ctx, d)
+	span.SetAttributes(attribute.String("sixpotify.outcome", outcome))
+	span.End()
 	l.metrics.Processed.WithLabelValues(l.name, outcome).Inc()
 	l.metrics.ProcessSeconds.WithLabelValues(l.name).Observe(l.opts.Clock().Sub(start).Seconds())
 }
+
+// tracer names the worker's spans; it is OpenTelemetry's global one, a no-op
+// until the program installs an SDK.
+var tracer = otel.Tracer("github.com/sixpotify/top-tracks/worker")
 
 // settle processes one delivery and decides its fate, returning its
 // outcome: deleted after its writes are durable, postponed when a pause
@@ -48,6 +66,7 @@ func (l *lane) settle(ctx context.Context, d Delivery) (outcome string) {
 		return l.poison(d, err, log)
 	}
 	log = log.With("artist_id", msg.ArtistID)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("sixpotify.artist_id", msg.ArtistID))
 	ctx = gate.WithPriority(ctx, l.priority()) // the bulk lane yields to the chatbot's at the gate
 
 	stopHeartbeat := l.heartbeat(d, log)
