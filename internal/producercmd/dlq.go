@@ -177,7 +177,7 @@ func writeDeadLetters(w io.Writer, r laneRef, counts queue.Counts, list []deadLe
 	if !backend.IsSQLite(r.url) {
 		approx = " (SQS's approximate count)"
 	}
-	fmt.Fprintf(w, "dead-letter queue of the %s lane (%s): %d messages%s; showing %d\n", r.name, r.url, counts.Total(), approx, len(list))
+	fmt.Fprintf(w, "dead-letter queue of the %s lane (%s): %s%s; showing %d\n", r.name, r.url, plural(counts.Total(), "message"), approx, len(list))
 	if len(list) == 0 {
 		return
 	}
@@ -260,4 +260,12 @@ func (c *dlqRedriveCmd) run(ctx context.Context, g *grammar, stdout, stderr io.W
 		return fmt.Errorf("%d messages are still in the dead-letter queue (they arrived during the move: run it again)", left.Total())
 	}
 	return nil
+}
+
+// plural is "1 message", "2 messages".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

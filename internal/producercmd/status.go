@@ -302,8 +302,8 @@ func (s *statusSource) readStore(ctx context.Context, now time.Time, failed *boo
 // writeStatus prints a report as a table.
 func writeStatus(w io.Writer, rep statusReport) {
 	fmt.Fprintf(w, "status at %s\n", rep.Time.Format(time.RFC3339))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "lane\tvisible\tin flight\tdelayed\t\t")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "lane\tvisible\tin flight\tdelayed\tqueue")
 	approx := false
 	for _, l := range rep.Lanes {
 		approx = approx || l.Approximate && l.Messages != nil
@@ -344,10 +344,10 @@ func notePart(note string) string {
 
 func writeCounts(tw io.Writer, name string, c *queue.Counts, after string) {
 	if c == nil {
-		fmt.Fprintf(tw, "%s\t-\t-\t-\t\t%s\n", name, strings.TrimPrefix(after, " "))
+		fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", name, strings.TrimPrefix(after, " "))
 		return
 	}
-	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\t%s\n", name, c.Visible, c.InFlight, c.Delayed, after)
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", name, c.Visible, c.InFlight, c.Delayed, strings.TrimPrefix(after, " "))
 }
 
 // statusLine is a report in one plain line, for --watch off a terminal.
@@ -402,6 +402,8 @@ func etaText(rep statusReport) string {
 	switch {
 	case rep.Backlog == 0:
 		return "empty"
+	case rep.ETASeconds != nil && *rep.ETASeconds < 1:
+		return "empty in under a second"
 	case rep.ETASeconds != nil:
 		return "empty in about " + (time.Duration(*rep.ETASeconds * float64(time.Second))).Round(time.Second).String()
 	}
