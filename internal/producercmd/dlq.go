@@ -25,7 +25,7 @@ type dlqCmd struct {
 
 // laneFlag chooses the lane whose dead-letter queue a dlq command works on.
 type laneFlag struct {
-	Lane string `default:"chatbot" placeholder:"LANE" help:"The lane: chatbot (QUEUE_URL) or bulk (BULK_QUEUE_URL)."`
+	Lane string `default:"chatbot" placeholder:"LANE" help:"The lane: chatbot (QUEUE_URL, the default) or bulk (BULK_QUEUE_URL)."`
 }
 
 // laneRef returns the lane --lane names, checked.
@@ -78,7 +78,7 @@ func openDeadLetters(ctx context.Context, r laneRef, what string) (queue.DeadLet
 
 type dlqListCmd struct {
 	laneFlag
-	N            int    `short:"n" default:"20" placeholder:"N" help:"Show at most N messages (1 to 1000)."`
+	N            int    `short:"n" default:"20" placeholder:"N" help:"Show at most N messages (1 to 1000; default 20)."`
 	JSON         bool   `name:"json" help:"Print one JSON object per message per line."`
 	StoreURL     string `name:"store-url" envvar:"STORE_URL" default:"${embedded_url}" help:"The store the worker records reasons in: dynamodb:TABLE or sqlite:PATH."`
 	ArtistsTable string `name:"artists-table" envvar:"ARTISTS_TABLE" default:"${artists_table}" help:"The DynamoDB artists table."`
