@@ -102,6 +102,7 @@ func (l *lane) settle(ctx context.Context, d Delivery) (outcome string) {
 // it is released at once so that the redrive policy moves it there after
 // maxReceiveCount deliveries; without one it is deleted and logged.
 func (l *lane) poison(d Delivery, err error, log *slog.Logger) string {
+	l.recordReason(d, err, log)
 	if l.redriveCount > 0 {
 		log.Warn("poison message; the redrive policy will move it to the dead-letter queue", "err", err, "max_receive_count", l.redriveCount)
 		l.release(d, 0, log)
@@ -184,6 +185,7 @@ func (l *lane) retryLater(d Delivery, err error, log *slog.Logger) string {
 // dead-letter queue the redrive policy moves it there after maxReceiveCount;
 // without one it is deleted and logged after MaxReceives.
 func (l *lane) spend(d Delivery, delay time.Duration, err error, log *slog.Logger) string {
+	l.recordReason(d, err, log)
 	if l.redriveCount == 0 && d.ReceiveCount >= l.opts.MaxReceives {
 		log.Error("giving up on the message after repeated failures (the queue has no dead-letter queue)", "err", err, "deliveries", d.ReceiveCount, "body", clip.String(string(d.Body), 200))
 		l.delete(d)

@@ -1,4 +1,5 @@
-// Package producercmd is the producer command: enqueue, reprocess and export.
+// Package producercmd is the producer command: enqueue, reprocess, export,
+// and the operator's status and dlq.
 package producercmd
 
 import (
@@ -42,6 +43,8 @@ type grammar struct {
 	Enqueue   enqueueCmd    `cmd:"" help:"Enqueue artists named on the command line or in files (-f)."`
 	Reprocess reprocessCmd  `cmd:"" help:"Enqueue, on the bulk lane, every artist the store holds, or those fetched longer ago than --stale-after."`
 	Export    exportcmd.Cmd `cmd:"" help:"Write a snapshot of the store as Parquet to the data lake: PREFIX/top_tracks/dt=DATE/ and PREFIX/artists/dt=DATE/."`
+	Status    statusCmd     `cmd:"" help:"For each lane and its dead-letter queue, messages visible, in flight and delayed; the store's artists by status; with --watch, the drain rate and an estimated time to empty."`
+	DLQ       dlqCmd        `cmd:"" name:"dlq" help:"Look into a lane's dead-letter queue (list) and send its messages back (redrive)."`
 	Help      cli.Help      `cmd:"" help:"Show help for a command."`
 }
 
@@ -96,6 +99,12 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader,
 			err = g.Reprocess.run(ctx, &g, stdout, stderr)
 		case "export":
 			err = g.Export.Execute(ctx, time.Now(), stdout, stderr)
+		case "status":
+			err = g.Status.run(ctx, &g, stdout)
+		case "list":
+			err = g.DLQ.List.run(ctx, &g, stdout)
+		case "redrive":
+			err = g.DLQ.Redrive.run(ctx, &g, stdout, stderr)
 		}
 	} else if !errors.As(err, new(usageError)) && !errors.As(err, new(exportcmd.UsageError)) {
 		err = usageError{err}

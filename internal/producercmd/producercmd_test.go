@@ -344,7 +344,7 @@ func TestUsageErrors(t *testing.T) {
 		// want is the one line of stderr.
 		want string
 	}{
-		{name: "no command", args: nil, want: `producer: expected one of "enqueue", "reprocess", "export", "help" (see 'producer --help')`},
+		{name: "no command", args: nil, want: `producer: expected one of "enqueue", "reprocess", "export", "status", "dlq", ... (see 'producer --help')`},
 		{name: "unknown command", args: []string{"frobnicate"}, want: `producer: unexpected argument frobnicate (see 'producer --help')`},
 		{name: "bad flag", args: []string{"enqueue", pitbull, "--nope"}, want: `producer: unknown flag --nope (see 'producer enqueue --help')`},
 		{name: "bad reprocess flag", args: []string{"reprocess", "--stale-after"}, want: `producer: --stale-after: needs a value (see 'producer reprocess --help')`},

@@ -59,6 +59,9 @@ type Features struct {
 	// (local-aws-sqs). Without it the move may wait for the next Receive on
 	// the queue (SQS), so the suite keeps receiving while it waits.
 	DeadLetterOnExpiry bool
+	// CountsVisibleIncludeInFlight: Counter's Visible counts the messages in
+	// flight too (local-aws-sqs's ApproximateNumberOfMessages does).
+	CountsVisibleIncludeInFlight bool
 }
 
 const (
@@ -98,6 +101,10 @@ func Run(t *testing.T, newQueue NewFunc, features Features) {
 		{"DeadLetterAfterMaxReceiveCount", s.testDeadLetterAfterMaxReceiveCount},
 		{"Attributes", s.testAttributes},
 		{"ConcurrentReceivers", s.testConcurrentReceivers},
+		{"Counts", s.testCounts},
+		{"NoDeadLetterQueue", s.testNoDeadLetterQueue},
+		{"PeekAndRedrive", s.testPeekAndRedrive},
+		{"RedriveCancelled", s.testRedriveCancelled},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -40,6 +40,7 @@ func TestConformance(t *testing.T) {
 		// moves a message to the dead-letter queue when its visibility expires.
 		ChangeVisibilityCountsAsReceive: true,
 		DeadLetterOnExpiry:              true,
+		CountsVisibleIncludeInFlight:    true,
 	})
 }
 

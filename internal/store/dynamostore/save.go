@@ -63,13 +63,16 @@ func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash
 	err := s.retrying(ctx, func(ctx context.Context) error {
 		s.stats.unchangedCalls.Add(1)
 		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:        &s.artists,
-			Key:              artistKey(r.ArtistID),
-			UpdateExpression: aws.String("SET #at = :at"),
+			TableName: &s.artists,
+			Key:       artistKey(r.ArtistID),
+			// A success clears the failure recorded, as the full commit's
+			// PutItem does.
+			UpdateExpression: aws.String("SET #at = :at REMOVE #e, #eat"),
 			ConditionExpression: aws.String("#h = :h AND #m = :m AND #st = :st AND #at <= :at" +
 				" AND (attribute_not_exists(#until) OR #until < :now)"),
 			ExpressionAttributeNames: map[string]string{
 				"#h": attrListHash, "#m": attrMarket, "#st": attrStatus, "#at": attrFetchedAt, "#until": attrLockUntil,
+				"#e": attrLastError, "#eat": attrLastErrorAt,
 			},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":h": str(hash), ":m": str(r.Market), ":st": str(string(r.Status)), ":at": str(fetched),

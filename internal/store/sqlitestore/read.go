@@ -18,7 +18,8 @@ const scanPage = 200
 // the artist.
 func (s *Store) Artist(ctx context.Context, id string) (store.Artist, bool, error) {
 	row := s.db.QueryRowContext(ctx, `
-		SELECT artist_id, fetched_at, market, status, track_count FROM artists WHERE artist_id = ?`, id)
+		SELECT artist_id, fetched_at, market, status, track_count FROM artists
+		WHERE artist_id = ? AND fetched_at != ''`, id)
 	a, err := scanArtist(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Artist{}, false, nil
@@ -118,12 +119,13 @@ func (s *Store) CountTracks(ctx context.Context) (int, error) {
 // not be visited, but none is visited twice). An error of fn stops the scan
 // and is returned as it is.
 func (s *Store) ScanArtists(ctx context.Context, fn func(store.Artist) error) error {
-	const cols = `SELECT artist_id, fetched_at, market, status, track_count FROM artists`
+	// A row with no fetched_at holds only a recorded failure: no artist yet.
+	const cols = `SELECT artist_id, fetched_at, market, status, track_count FROM artists WHERE fetched_at != ''`
 	return scanPages(ctx, "artists", scanPage, func(after *store.Artist) (*sql.Rows, error) {
 		if after == nil {
 			return s.db.QueryContext(ctx, cols+` ORDER BY artist_id LIMIT ?`, scanPage)
 		}
-		return s.db.QueryContext(ctx, cols+` WHERE artist_id > ? ORDER BY artist_id LIMIT ?`, after.ArtistID, scanPage)
+		return s.db.QueryContext(ctx, cols+` AND artist_id > ? ORDER BY artist_id LIMIT ?`, after.ArtistID, scanPage)
 	}, scanArtist, fn)
 }
 
@@ -214,7 +216,7 @@ func unmarshal(column, text string, v any) error {
 // CountArtists returns how many artists the store holds (for progress and ETAs).
 func (s *Store) CountArtists(ctx context.Context) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM artists`).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM artists WHERE fetched_at != ''`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlitestore: count artists: %w", err)
 	}
 	return n, nil

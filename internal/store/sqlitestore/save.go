@@ -41,7 +41,8 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 		case storedHash == hash:
 			// Change-aware: the rows already hold this answer (the hash
 			// covers status and market); only the check time moves.
-			if _, err := tx.ExecContext(ctx, `UPDATE artists SET fetched_at = ? WHERE artist_id = ?`, fetched, r.ArtistID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE artists SET fetched_at = ?, last_error = NULL, last_error_at = NULL
+				WHERE artist_id = ?`, fetched, r.ArtistID); err != nil {
 				return fmt.Errorf("write the artists row: %w", err)
 			}
 			return nil
@@ -71,7 +72,8 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 			INSERT INTO artists (artist_id, fetched_at, market, status, track_count, list_hash) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (artist_id) DO UPDATE SET
 				fetched_at = excluded.fetched_at, market = excluded.market,
-				status = excluded.status, track_count = excluded.track_count, list_hash = excluded.list_hash`,
+				status = excluded.status, track_count = excluded.track_count, list_hash = excluded.list_hash,
+				last_error = NULL, last_error_at = NULL`,
 			r.ArtistID, fetched, r.Market, string(r.Status), len(rows), hash); err != nil {
 			return fmt.Errorf("write the artists row: %w", err)
 		}

@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS artists (
 	market      TEXT    NOT NULL,
 	status      TEXT    NOT NULL,
 	track_count INTEGER NOT NULL,
-	list_hash   TEXT    NOT NULL DEFAULT '' -- store.ListHash of the stored result
+	list_hash   TEXT    NOT NULL DEFAULT '', -- store.ListHash of the stored result
+	last_error    TEXT, -- store.Failure: why the artist's last message failed
+	last_error_at TEXT  -- and when (RFC 3339 UTC, milliseconds)
 ) WITHOUT ROWID;
 `
 
@@ -59,26 +61,32 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
-	if err := addListHash(ctx, db); err != nil {
+	if err := addColumns(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 	return &Store{db: db, path: path, wsem: make(chan struct{}, 1)}, nil
 }
 
-// addListHash adds the list_hash column to an artists table made before it
-// existed.
-func addListHash(ctx context.Context, db *sql.DB) error {
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('artists') WHERE name = 'list_hash'`).Scan(&n); err != nil {
-		return fmt.Errorf("inspect the artists table: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	_, err := db.ExecContext(ctx, `ALTER TABLE artists ADD COLUMN list_hash TEXT NOT NULL DEFAULT ''`)
-	if err != nil && !strings.Contains(err.Error(), "duplicate column") { // another process added it first
-		return fmt.Errorf("add list_hash to the artists table: %w", err)
+// addColumns adds to an artists table made before they existed the columns
+// added since: list_hash, last_error and last_error_at.
+func addColumns(ctx context.Context, db *sql.DB) error {
+	for _, c := range []struct{ name, decl string }{
+		{"list_hash", "TEXT NOT NULL DEFAULT ''"},
+		{"last_error", "TEXT"},
+		{"last_error_at", "TEXT"},
+	} {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('artists') WHERE name = ?`, c.name).Scan(&n); err != nil {
+			return fmt.Errorf("inspect the artists table: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		_, err := db.ExecContext(ctx, `ALTER TABLE artists ADD COLUMN `+c.name+` `+c.decl)
+		if err != nil && !strings.Contains(err.Error(), "duplicate column") { // another process added it first
+			return fmt.Errorf("add %s to the artists table: %w", c.name, err)
+		}
 	}
 	return nil
 }

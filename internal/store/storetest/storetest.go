@@ -53,6 +53,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, features Feature
 		{"ScanArtistsStops", testScanArtistsStops},
 		{"ScanTracks", testScanTracks},
 		{"ConcurrentSaves", func(t *testing.T, s store.Store) { testConcurrentSaves(t, s, features) }},
+		{"FailureOfNewArtist", testFailureOfNewArtist},
+		{"FailureOfFetchedArtist", testFailureOfFetchedArtist},
+		{"FailureReasonClipped", testFailureReasonClipped},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
