@@ -20,8 +20,9 @@ const (
 	attrMarket     = "market"
 	attrStatus     = "status"
 	attrTrackCount = "track_count"
-	attrListHash   = "list_hash" // store.ListHash of the stored result
-	attrTrackIDs   = "track_ids" // L of S: the ids of the artist's track rows
+	attrListHash   = "list_hash"  // store.ListHash of the stored result
+	attrExpiresAt  = "expires_at" // N, epoch seconds: the tables' TTL attribute
+	attrTrackIDs   = "track_ids"  // L of S: the ids of the artist's track rows
 	attrLockOwner  = "lock_owner"
 	attrLockUntil  = "lock_until" // N, Unix milliseconds
 )
@@ -34,6 +35,7 @@ type trackItem struct {
 	Rank      int    `json:"rank"`
 	Market    string `json:"market"`
 	FetchedAt string `json:"fetched_at"`
+	ExpiresAt int64  `json:"expires_at,omitempty"`
 	spotify.Track
 }
 
@@ -45,6 +47,7 @@ type artistItem struct {
 	Status     string `json:"status"`
 	TrackCount int    `json:"track_count"`
 	ListHash   string `json:"list_hash,omitempty"`
+	ExpiresAt  int64  `json:"expires_at,omitempty"`
 	// TrackIDs are the ids of the artist's track rows, in rank order;
 	// written by every commit, an empty list when there are none.
 	TrackIDs []string `json:"track_ids"`
