@@ -63,6 +63,10 @@ type Config struct {
 	PremiumLapsed bool
 	// FieldsRemoved starts it as SetFieldsRemoved(true) does.
 	FieldsRemoved bool
+	// QuotaExceeded starts it as SetQuotaExceeded(QuotaExceeded) does.
+	QuotaExceeded time.Duration
+	// Throttled starts it as SetThrottled(true) does.
+	Throttled bool
 }
 
 // Stats counts what a Server has seen. Requests counts API calls, every
@@ -117,6 +121,7 @@ type Server struct {
 	removed    bool          // while set, top-tracks answers 403, as to a Development Mode app
 	lapsed     bool          // while set, every call answers 403: the owner's Premium lapsed
 	fields     bool          // while set, tracks come without the fields removed in February 2026
+	throttled  bool          // while set, every call is answered 429 without Retry-After
 	gens       map[string]int
 	stats      Stats
 }
@@ -143,6 +148,8 @@ func New(cfg Config) *Server {
 		removed:      cfg.DevelopmentMode,
 		lapsed:       cfg.PremiumLapsed,
 		fields:       cfg.FieldsRemoved,
+		quota:        cfg.QuotaExceeded,
+		throttled:    cfg.Throttled,
 	}
 	if s.ttl <= 0 {
 		s.ttl = time.Hour
@@ -166,6 +173,14 @@ func (s *Server) SetQuotaExceeded(retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.quota = retryAfter
+}
+
+// SetThrottled makes every API call answer 429 with no Retry-After header,
+// as users report Spotify sometimes answers.
+func (s *Server) SetThrottled(throttled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttled = throttled
 }
 
 // SetEndpointRemoved makes top-tracks answer 403 with Spotify's bare body,
@@ -483,6 +498,9 @@ func (s *Server) check(r *http.Request, now time.Time) answer {
 	}
 	if s.removed {
 		return answer{status: http.StatusForbidden, message: "Forbidden"}
+	}
+	if s.throttled {
+		return answer{status: http.StatusTooManyRequests, message: "API rate limit exceeded"}
 	}
 	if s.quota > 0 {
 		return answer{status: http.StatusTooManyRequests, message: "Quota exceeded", reason: "QUOTA_EXCEEDED", retryAfter: seconds(s.quota)}
