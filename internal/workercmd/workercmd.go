@@ -63,6 +63,7 @@ var defaults = map[string]string{
 	"default_drain_timeout": cli.Duration(worker.DefaultDrainTimeout),
 	"default_max_receives":  strconv.Itoa(worker.DefaultMaxReceives),
 	"default_visibility":    cli.Duration(sqlitequeue.DefaultVisibilityTimeout),
+	"default_check_artist":  DefaultCheckArtist,
 }
 
 // ShutdownTimeout bounds the health server's shutdown at the end of a stop.
@@ -101,6 +102,7 @@ type grammar struct {
 	Flags       runFlags         `embed:""`
 	Run         struct{}         `cmd:"" default:"withargs" help:"Drain the queues until SIGTERM or SIGINT (the default command)."`
 	Healthcheck struct{}         `cmd:"" help:"Exit 0 when /healthz on the local HTTP_ADDR answers 200, for container health checks."`
+	Check       checkCmd         `cmd:"" help:"Check, one line each, the Spotify credentials, top-tracks for one artist, the queues and the store; exit 0 only when all pass."`
 	Help        cli.Help         `cmd:"" help:"Show help for a command."`
 }
 
@@ -268,6 +270,9 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr i
 			fmt.Fprintln(stderr, "worker: "+line)
 		}
 		return cli.ExitUsage
+	}
+	if strings.HasPrefix(p.Ctx.Command(), "check") {
+		return check(ctx, cfg, g.Check.Artist, stdout)
 	}
 	log, _ := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err := run(ctx, cfg, log); err != nil {

@@ -244,3 +244,19 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	defer func() { <-s.wsem }()
 	return sqlitedb.InTx(ctx, s.db, fn)
 }
+
+// Check reads the key columns of both tables, so that a file whose tables
+// are not this version's is found before the first Save.
+func (s *Store) Check(ctx context.Context) error {
+	for _, q := range []string{
+		`SELECT artist_id, id, expires_at FROM top_tracks LIMIT 1`,
+		`SELECT artist_id, expires_at FROM artists LIMIT 1`,
+	} {
+		rows, err := s.db.QueryContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: check %s: %w", s.path, err)
+		}
+		rows.Close()
+	}
+	return nil
+}
