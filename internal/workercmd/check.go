@@ -150,8 +150,8 @@ func (c *checker) quota(what string, rl *spotify.RateLimitError, now time.Time) 
 		c.line(checkFail, what, "rate limited (HTTP 429%s) with no Retry-After: another process may be spending "+
 			"the app's budget; the worker pauses (at least %s) and asks again", reason, spotify.MinCooldown)
 	case rl.Reason == "QUOTA_EXCEEDED" || rl.RetryAfter > longPause:
-		c.line(checkFail, what, "quota spent until %s (HTTP 429, Retry-After %s%s): the worker makes no Spotify call "+
-			"until then; a Development Mode app's quota is small, Extended Quota Mode raises it: %s",
+		c.line(checkFail, what, "quota spent until %s (HTTP 429, Retry-After %s%s): Spotify answers no call "+
+			"before then; a Development Mode app's quota is small, Extended Quota Mode raises it: %s",
 			now.Add(rl.RetryAfter).UTC().Format(time.RFC3339), rl.RetryAfter, reason, spotify.MigrationGuideURL)
 	default:
 		c.line(checkFail, what, "rate limited for %s (HTTP 429%s): another process is spending the app's budget; "+

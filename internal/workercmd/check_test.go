@@ -207,6 +207,7 @@ func TestCheckEmulators(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 		defer cancel()
 		got := run(t, ctx, 90*time.Second, env(), "check")
+		t.Logf("worker check: exit %d\n%s", got.code, got.stdout)
 		lines := strings.Split(strings.TrimSuffix(got.stdout, "\n"), "\n")
 		if got.code != 1 || len(lines) != 4 || !strings.HasPrefix(lines[3], "FAIL  store dynamodb:") ||
 			!strings.Contains(lines[3], "AWS not reachable") {
