@@ -215,3 +215,17 @@ func TestCheckEmulators(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckEmbeddedDefault: with QUEUE_URL and STORE_URL unset, check
+// opens the embedded default in the working directory, as the worker does.
+func TestCheckEmbeddedDefault(t *testing.T) {
+	env := standIn(t, fakespotify.Config{})
+	delete(env, "QUEUE_URL")
+	delete(env, "STORE_URL")
+	t.Chdir(t.TempDir())
+	code, lines := checkLines(t, env)
+	if code != 0 || len(lines) != 4 || !strings.HasPrefix(lines[2], "ok    queue sqlite:sixpotify.db: ") ||
+		!strings.HasPrefix(lines[3], "ok    store sqlite:sixpotify.db: ") {
+		t.Errorf("exit %d, lines:\n%s\nwant 0 and the embedded queue and store", code, strings.Join(lines, "\n"))
+	}
+}

@@ -27,6 +27,10 @@ const (
 	attrLockUntil  = "lock_until" // N, Unix milliseconds
 )
 
+// TTLAttribute is the attribute DynamoDB's TTL reads on both tables
+// (deploy/template.yaml enables it; internal/deploy checks the two agree).
+const TTLAttribute = attrExpiresAt
+
 // trackItem is a row of the tracks table, as the reads decode it (Save
 // builds it with trackAttrs). The embedded spotify.Track is
 // flattened, its json tags naming the attributes.
