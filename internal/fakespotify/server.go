@@ -6,8 +6,12 @@
 // It behaves as Spotify does where the project depends on it: tokens expire,
 // calls over a rolling-window budget are answered 429 with a Retry-After,
 // unknown artists are 404, malformed IDs 400, and tracks carry the fields
-// Spotify sends, available_markets included. It adds knobs to inject faults
-// and counters to check how a client behaved (Stats).
+// Spotify sends, available_markets included. It also answers as Spotify does
+// in 2026 when asked to: a Development Mode app's 403, a lapsed Premium's
+// 403, tracks without the fields removed in February 2026, a spent quota
+// (429 QUOTA_EXCEEDED with a long Retry-After) and 429s with no Retry-After.
+// It adds knobs to inject faults and counters to check how a client behaved
+// (Stats).
 package fakespotify
 
 import (

@@ -13,7 +13,9 @@ import (
 // artist. They are the attribute values the encoder (TagKey "json", its
 // defaults) makes of trackItem and artistItem, which the reads still decode
 // with; TestAttrsMatchTheEncoder holds the two together: a nil map, slice or
-// pointer is NULL, an empty one an empty M or L, an empty string an S "".
+// pointer is NULL, an empty one an empty M or L, an empty string an S "";
+// but a field tagged omitempty (popularity, preview_url, isrc, expires_at)
+// is absent when nil or 0, so that "Spotify did not say" is no attribute.
 
 // slab hands out the scalar attribute values of one Save's rows from
 // chunks, a few allocations instead of one per value: the SDK only reads
