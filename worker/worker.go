@@ -116,7 +116,13 @@ func (w *Worker) gateEvent(e gate.Event) {
 		w.log.Warn("Spotify rate limit: pausing every Spotify call", "pause", e.Pause, "retry_after", e.RetryAfter,
 			"reason", e.Reason, "until", e.Until.UTC().Format(time.RFC3339), "rate", fmt.Sprintf("%.2f/s", e.Rate))
 	case gate.EventRefused:
-		w.log.Error("Spotify refuses this app's calls: receiving is paused", "err", e.Err, "paused_until", e.Until.UTC().Format(time.RFC3339))
+		refusal := metrics.RefusalCredentials
+		if r := spotify.RefusalOf(e.Err); r != "" {
+			refusal = string(r)
+		}
+		w.metrics.Refusals.WithLabelValues(refusal).Inc()
+		w.log.Error("Spotify refuses this app's calls: receiving is paused", "refusal", refusal, "err", e.Err,
+			"paused_until", e.Until.UTC().Format(time.RFC3339))
 	case gate.EventBreakerOpened:
 		w.metrics.BreakerOpened.WithLabelValues(string(e.Cause)).Inc()
 		w.log.Error("outage breaker opened: receiving stops, held messages are postponed, one probe at a time tests for recovery",

@@ -47,6 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		latency   = fs.Duration("latency", 0, "delay of every API answer")
 		errorRate = fs.Float64("error-rate", 0, "share of API calls answered 500, 502 or 503 (0 to 1)")
 		tokenTTL  = fs.Duration("token-ttl", time.Hour, "lifetime of an access token")
+		devMode   = fs.Bool("development-mode", false, "answer top-tracks 403 {\"message\":\"Forbidden\"}, as Spotify answers a Development Mode app since 9 March 2026")
+		lapsed    = fs.Bool("premium-lapsed", false, "answer every API call 403 \"Active premium subscription required for the owner of the app\"")
+		removed   = fs.Bool("fields-removed", false, "leave out the fields Spotify removed for Development Mode apps in February 2026 (popularity, ...)")
+		quota     = fs.Duration("quota-exceeded", 0, "answer every API call 429 QUOTA_EXCEEDED with this Retry-After (0: off)")
+		throttled = fs.Bool("throttled", false, "answer every API call 429 with no Retry-After")
 	)
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: fakespotify [flags]\n\nA stand-in for the Spotify Web API's token and top-tracks endpoints.\n\nFlags:\n")
@@ -75,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("--error-rate must be between 0 and 1")
 	case *tokenTTL <= 0:
 		return errors.New("--token-ttl must be positive")
+	case *quota < 0:
+		return errors.New("--quota-exceeded must be 0 or more")
 	}
 
 	fake := fakespotify.New(fakespotify.Config{
@@ -86,6 +93,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Latency:      *latency,
 		ErrorRate:    *errorRate,
 		Seed:         time.Now().UnixNano(),
+
+		DevelopmentMode: *devMode,
+		PremiumLapsed:   *lapsed,
+		FieldsRemoved:   *removed,
+		QuotaExceeded:   *quota,
+		Throttled:       *throttled,
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

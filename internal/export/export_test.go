@@ -197,11 +197,15 @@ func wantTracks(rs []store.Result) []export.TrackRecord {
 		for i, tr := range r.Tracks {
 			rec := export.TrackRecord{
 				ArtistID: r.ArtistID, TrackID: tr.ID, Rank: int32(i + 1), Name: tr.Name,
-				Popularity: int32(tr.Popularity), DurationMS: int32(tr.DurationMS), Explicit: tr.Explicit,
-				URI: tr.URI, TrackNumber: int32(tr.TrackNumber), PreviewURL: tr.PreviewURL,
+				DurationMS: int32(tr.DurationMS), Explicit: tr.Explicit,
+				URI: tr.URI, TrackNumber: int32(tr.TrackNumber), PreviewURL: tr.PreviewURL, ISRC: tr.ISRC,
 				AlbumID: tr.Album.ID, AlbumName: tr.Album.Name, AlbumReleaseDate: tr.Album.ReleaseDate,
 				ArtistIDs: []string{}, ArtistNames: []string{},
 				Market: r.Market, FetchedAt: r.FetchedAt,
+			}
+			if tr.Popularity != nil {
+				p := int32(*tr.Popularity)
+				rec.Popularity = &p
 			}
 			for _, a := range tr.Artists {
 				rec.ArtistIDs = append(rec.ArtistIDs, a.ID)

@@ -17,18 +17,21 @@ const (
 // TrackRecord is one row of the top_tracks dataset: a track row of the
 // store with the nested album and artists flattened into what analysts
 // query. The parquet tags are the schema; deploy/template.yaml's Glue table
-// declares the same columns (internal/deploy checks it).
+// declares the same columns (internal/deploy checks it). A field Spotify
+// may leave out (popularity, preview_url, isrc) is an optional column, null
+// when it did.
 type TrackRecord struct {
 	ArtistID    string  `parquet:"artist_id,dict"`
 	TrackID     string  `parquet:"track_id"`
 	Rank        int32   `parquet:"rank"`
 	Name        string  `parquet:"name"`
-	Popularity  int32   `parquet:"popularity"`
+	Popularity  *int32  `parquet:"popularity,optional"`
 	DurationMS  int32   `parquet:"duration_ms"`
 	Explicit    bool    `parquet:"explicit"`
 	URI         string  `parquet:"uri"`
 	TrackNumber int32   `parquet:"track_number"`
 	PreviewURL  *string `parquet:"preview_url,optional"`
+	ISRC        *string `parquet:"isrc,optional"`
 	AlbumID     string  `parquet:"album_id,dict"`
 	AlbumName   string  `parquet:"album_name,dict"`
 	// AlbumReleaseDate is Spotify's release_date as given: a day, a month
@@ -68,12 +71,13 @@ func TrackRecordOf(r store.Row) TrackRecord {
 		TrackID:          r.ID,
 		Rank:             int32(r.Rank),
 		Name:             r.Name,
-		Popularity:       int32(r.Popularity),
+		Popularity:       int32Ptr(r.Popularity),
 		DurationMS:       int32(r.DurationMS),
 		Explicit:         r.Explicit,
 		URI:              r.URI,
 		TrackNumber:      int32(r.TrackNumber),
 		PreviewURL:       r.PreviewURL,
+		ISRC:             r.ISRC,
 		AlbumID:          r.Album.ID,
 		AlbumName:        r.Album.Name,
 		AlbumReleaseDate: r.Album.ReleaseDate,
@@ -86,6 +90,15 @@ func TrackRecordOf(r store.Row) TrackRecord {
 		rec.ArtistIDs[i], rec.ArtistNames[i] = a.ID, a.Name
 	}
 	return rec
+}
+
+// int32Ptr is p as an int32, nil for nil.
+func int32Ptr(p *int) *int32 {
+	if p == nil {
+		return nil
+	}
+	v := int32(*p)
+	return &v
 }
 
 // ArtistRecordOf converts an artists row.

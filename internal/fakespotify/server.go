@@ -6,8 +6,12 @@
 // It behaves as Spotify does where the project depends on it: tokens expire,
 // calls over a rolling-window budget are answered 429 with a Retry-After,
 // unknown artists are 404, malformed IDs 400, and tracks carry the fields
-// Spotify sends, available_markets included. It adds knobs to inject faults
-// and counters to check how a client behaved (Stats).
+// Spotify sends, available_markets included. It also answers as Spotify does
+// in 2026 when asked to: a Development Mode app's 403, a lapsed Premium's
+// 403, tracks without the fields removed in February 2026, a spent quota
+// (429 QUOTA_EXCEEDED with a long Retry-After) and 429s with no Retry-After.
+// It adds knobs to inject faults and counters to check how a client behaved
+// (Stats).
 package fakespotify
 
 import (
@@ -56,6 +60,17 @@ type Config struct {
 	// Clock tells the time for tokens and the rate limit (default time.Now).
 	// Latency is always real time.
 	Clock func() time.Time
+	// DevelopmentMode starts the server as Spotify answers a Development
+	// Mode app since 9 March 2026 (see SetEndpointRemoved).
+	DevelopmentMode bool
+	// PremiumLapsed starts it as SetPremiumLapsed(true) does.
+	PremiumLapsed bool
+	// FieldsRemoved starts it as SetFieldsRemoved(true) does.
+	FieldsRemoved bool
+	// QuotaExceeded starts it as SetQuotaExceeded(QuotaExceeded) does.
+	QuotaExceeded time.Duration
+	// Throttled starts it as SetThrottled(true) does.
+	Throttled bool
 }
 
 // Stats counts what a Server has seen. Requests counts API calls, every
@@ -107,7 +122,10 @@ type Server struct {
 	down       int           // SetDown's status (-1: drop the connection)
 	tokenDown  int           // SetTokenDown's status
 	quota      time.Duration // while set, every call is answered 429 QUOTA_EXCEEDED
-	removed    bool          // while set, top-tracks answers 403
+	removed    bool          // while set, top-tracks answers 403, as to a Development Mode app
+	lapsed     bool          // while set, every call answers 403: the owner's Premium lapsed
+	fields     bool          // while set, tracks come without the fields removed in February 2026
+	throttled  bool          // while set, every call is answered 429 without Retry-After
 	gens       map[string]int
 	stats      Stats
 }
@@ -131,6 +149,11 @@ func New(cfg Config) *Server {
 		closeFor:     cfg.CloseFor,
 		gens:         make(map[string]int),
 		stats:        Stats{PerArtist: make(map[string]int)},
+		removed:      cfg.DevelopmentMode,
+		lapsed:       cfg.PremiumLapsed,
+		fields:       cfg.FieldsRemoved,
+		quota:        cfg.QuotaExceeded,
+		throttled:    cfg.Throttled,
 	}
 	if s.ttl <= 0 {
 		s.ttl = time.Hour
@@ -156,12 +179,41 @@ func (s *Server) SetQuotaExceeded(retryAfter time.Duration) {
 	s.quota = retryAfter
 }
 
-// SetEndpointRemoved makes top-tracks answer 403, as Spotify does since
-// February 2026 for apps in development mode.
+// SetThrottled makes every API call answer 429 with no Retry-After header,
+// as users report Spotify sometimes answers.
+func (s *Server) SetThrottled(throttled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttled = throttled
+}
+
+// SetEndpointRemoved makes top-tracks answer 403 with Spotify's bare body,
+// {"error":{"status":403,"message":"Forbidden"}}, as Spotify answers a
+// Development Mode app since it removed the endpoint for them (new apps
+// since 11 February 2026, every one since 9 March 2026).
 func (s *Server) SetEndpointRemoved(removed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.removed = removed
+}
+
+// SetPremiumLapsed makes every API call answer 403 "Active premium
+// subscription required for the owner of the app", as reported of a
+// Development Mode app whose owner's Premium lapsed. Tokens are still issued.
+func (s *Server) SetPremiumLapsed(lapsed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lapsed = lapsed
+}
+
+// SetFieldsRemoved makes tracks come as Spotify sends them to a Development
+// Mode app since February 2026: without popularity, available_markets and
+// linked_from (and, in albums, without popularity, label and album_group).
+// external_ids stays, as Spotify restored it in March 2026.
+func (s *Server) SetFieldsRemoved(removed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fields = removed
 }
 
 // SetDown makes every API call fail until SetDown(0): answered status
@@ -334,7 +386,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.decide(r, s.clock())
-	latency := s.latency
+	latency, removedFields := s.latency, s.fields
 	s.mu.Unlock()
 
 	if latency > 0 {
@@ -366,13 +418,24 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	tracks := Tracks(a.artistID, a.gen, s.tracks)
+	if removedFields {
+		body := struct {
+			Tracks []devModeTrack `json:"tracks"`
+		}{Tracks: []devModeTrack{}}
+		for _, t := range WithoutRemovedFields(tracks) {
+			body.Tracks = append(body.Tracks, devModeWire(t))
+		}
+		_ = json.NewEncoder(w).Encode(body)
+		return
+	}
 	body := struct {
 		Tracks []wireTrack `json:"tracks"`
 	}{Tracks: []wireTrack{}}
-	for _, t := range Tracks(a.artistID, a.gen, s.tracks) {
+	for _, t := range tracks {
 		body.Tracks = append(body.Tracks, wire(t))
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_ = json.NewEncoder(w).Encode(body)
 }
 
@@ -434,8 +497,14 @@ func (s *Server) check(r *http.Request, now time.Time) answer {
 		return answer{status: http.StatusUnauthorized, message: "The access token expired"}
 	}
 
+	if s.lapsed {
+		return answer{status: http.StatusForbidden, message: "Active premium subscription required for the owner of the app"}
+	}
 	if s.removed {
-		return answer{status: http.StatusForbidden, message: "Forbidden: this endpoint is not available to applications in development mode"}
+		return answer{status: http.StatusForbidden, message: "Forbidden"}
+	}
+	if s.throttled {
+		return answer{status: http.StatusTooManyRequests, message: "API rate limit exceeded"}
 	}
 	if s.quota > 0 {
 		return answer{status: http.StatusTooManyRequests, message: "Quota exceeded", reason: "QUOTA_EXCEEDED", retryAfter: seconds(s.quota)}
@@ -516,9 +585,13 @@ func writeError(w http.ResponseWriter, a answer) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// wireTrack is a track as Spotify sends it, with the fields the client drops.
+// wireTrack is a track as Spotify sends it, with the fields the client
+// drops. Its ISRC hides the Track's top-level "isrc" (Spotify sends the
+// ISRC in external_ids only); preview_url is sent, null included.
 type wireTrack struct {
 	spotify.Track
+	ISRC             *string           `json:"isrc,omitempty"`
+	PreviewURL       *string           `json:"preview_url"`
 	Album            wireAlbum         `json:"album"`
 	AvailableMarkets []string          `json:"available_markets"`
 	DiscNumber       int               `json:"disc_number"`
@@ -530,6 +603,9 @@ type wireTrack struct {
 
 type wireAlbum struct {
 	spotify.Album
+	AlbumGroup       string   `json:"album_group"`
+	Label            string   `json:"label"`
+	Popularity       int      `json:"popularity"`
 	AvailableMarkets []string `json:"available_markets"`
 	Href             string   `json:"href"`
 	Type             string   `json:"type"`
@@ -537,14 +613,57 @@ type wireAlbum struct {
 
 func wire(t spotify.Track) wireTrack {
 	return wireTrack{
-		Track:            t,
-		Album:            wireAlbum{Album: t.Album, AvailableMarkets: markets, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
+		Track:      t,
+		PreviewURL: t.PreviewURL,
+		Album: wireAlbum{Album: t.Album, AlbumGroup: t.Album.AlbumType, Label: "Sixpotify Records", Popularity: 50,
+			AvailableMarkets: markets, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
 		AvailableMarkets: markets,
 		DiscNumber:       1,
-		ExternalIDs:      map[string]string{"isrc": "QZ" + strings.ToUpper(t.ID[:10])},
+		ExternalIDs:      externalIDs(t),
 		Href:             "https://api.spotify.com/v1/tracks/" + t.ID,
 		Type:             "track",
 	}
+}
+
+// devModeTrack is a track as Spotify sends it to a Development Mode app
+// since February 2026: the track's popularity, available_markets and
+// linked_from are gone, and so are the album's popularity, label and
+// album_group (t.Popularity is nil, so the field is left out).
+type devModeTrack struct {
+	spotify.Track
+	ISRC        *string           `json:"isrc,omitempty"`
+	PreviewURL  *string           `json:"preview_url"`
+	Album       devModeAlbum      `json:"album"`
+	DiscNumber  int               `json:"disc_number"`
+	ExternalIDs map[string]string `json:"external_ids"`
+	Href        string            `json:"href"`
+	IsLocal     bool              `json:"is_local"`
+	Type        string            `json:"type"`
+}
+
+type devModeAlbum struct {
+	spotify.Album
+	Href string `json:"href"`
+	Type string `json:"type"`
+}
+
+func devModeWire(t spotify.Track) devModeTrack {
+	return devModeTrack{
+		Track:       t,
+		PreviewURL:  t.PreviewURL,
+		Album:       devModeAlbum{Album: t.Album, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
+		DiscNumber:  1,
+		ExternalIDs: externalIDs(t),
+		Href:        "https://api.spotify.com/v1/tracks/" + t.ID,
+		Type:        "track",
+	}
+}
+
+func externalIDs(t spotify.Track) map[string]string {
+	if t.ISRC == nil {
+		return map[string]string{}
+	}
+	return map[string]string{"isrc": *t.ISRC}
 }
 
 func formUnescape(s string) string {

@@ -283,26 +283,37 @@ func TestTopTracksOK(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &decoded); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(decoded.Tracks, fakespotify.Tracks(artist, 0, 10)); diff != "" {
+	// Decoded as a plain spotify.Track, the ISRC is not read: Spotify sends
+	// it inside external_ids, which the client flattens.
+	if diff := cmp.Diff(decoded.Tracks, withoutISRC(fakespotify.Tracks(artist, 0, 10))); diff != "" {
 		t.Errorf("tracks (-got +want):\n%s", diff)
 	}
 
 	// Spotify's extra fields are there, for the client to drop.
 	var raw struct {
 		Tracks []struct {
-			AvailableMarkets []string `json:"available_markets"`
-			Type             string   `json:"type"`
+			AvailableMarkets []string          `json:"available_markets"`
+			Type             string            `json:"type"`
+			ExternalIDs      map[string]string `json:"external_ids"`
+			Popularity       *int              `json:"popularity"`
 			Album            struct {
 				AvailableMarkets []string `json:"available_markets"`
+				Label            *string  `json:"label"`
 			} `json:"album"`
 		} `json:"tracks"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
 		t.Fatal(err)
 	}
+	want := fakespotify.Tracks(artist, 0, 10)
 	for i, tr := range raw.Tracks {
-		if len(tr.AvailableMarkets) < 20 || len(tr.Album.AvailableMarkets) < 20 || tr.Type != "track" {
-			t.Errorf("track %d: %d markets, album %d, type %q", i, len(tr.AvailableMarkets), len(tr.Album.AvailableMarkets), tr.Type)
+		if len(tr.AvailableMarkets) < 20 || len(tr.Album.AvailableMarkets) < 20 || tr.Type != "track" ||
+			tr.Popularity == nil || tr.Album.Label == nil {
+			t.Errorf("track %d: %d markets, album %d, type %q, popularity %v, album label %v",
+				i, len(tr.AvailableMarkets), len(tr.Album.AvailableMarkets), tr.Type, tr.Popularity, tr.Album.Label)
+		}
+		if got := tr.ExternalIDs["isrc"]; got == "" || got != *want[i].ISRC {
+			t.Errorf("track %d: external_ids.isrc = %q, want %q", i, got, *want[i].ISRC)
 		}
 	}
 
@@ -311,7 +322,7 @@ func TestTopTracksOK(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &decoded); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(decoded.Tracks, fakespotify.Tracks(artist, 3, 10)); diff != "" {
+	if diff := cmp.Diff(decoded.Tracks, withoutISRC(fakespotify.Tracks(artist, 3, 10))); diff != "" {
 		t.Errorf("tracks of generation 3 (-got +want):\n%s", diff)
 	}
 	if diff := cmp.Diff(s.Stats().PerArtist, map[string]int{artist: 2}); diff != "" {
@@ -511,7 +522,7 @@ func TestTracks(t *testing.T) {
 			tr.ExternalURLs["spotify"] == "" || tr.Name == "" || tr.DurationMS == 0 {
 			t.Errorf("track %d is not realistic: %+v", i, tr)
 		}
-		if i > 0 && tr.Popularity > base[i-1].Popularity {
+		if i > 0 && *tr.Popularity > *base[i-1].Popularity {
 			t.Errorf("track %d is more popular than track %d", i, i-1)
 		}
 	}
@@ -651,5 +662,81 @@ func TestCloseForAndOutages(t *testing.T) {
 	}
 	if st := s.Stats(); st.DuringOutage != 2 {
 		t.Errorf("DuringOutage = %d, want 2", st.DuringOutage)
+	}
+}
+
+func withoutISRC(tracks []spotify.Track) []spotify.Track {
+	for i := range tracks {
+		tracks[i].ISRC = nil
+	}
+	return tracks
+}
+
+// TestFieldsRemoved: a Development Mode app's answer since February 2026
+// has no popularity, available_markets or linked_from, and its albums no
+// popularity, label or album_group; external_ids (restored in March) stays.
+func TestFieldsRemoved(t *testing.T) {
+	s := newServer(fakespotify.Config{})
+	s.SetFieldsRemoved(true)
+	rec := get(s, token(t, s), topTracks(artist))
+	if rec.Code != 200 {
+		t.Fatalf("status = %d: %s", rec.Code, rec.Body)
+	}
+	var raw struct {
+		Tracks []map[string]json.RawMessage `json:"tracks"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Tracks) != 10 {
+		t.Fatalf("%d tracks, want 10", len(raw.Tracks))
+	}
+	for i, tr := range raw.Tracks {
+		for _, gone := range []string{"popularity", "available_markets", "linked_from"} {
+			if _, ok := tr[gone]; ok {
+				t.Errorf("track %d has %s", i, gone)
+			}
+		}
+		for _, kept := range []string{"id", "name", "duration_ms", "external_ids", "preview_url", "album"} {
+			if _, ok := tr[kept]; !ok {
+				t.Errorf("track %d has no %s", i, kept)
+			}
+		}
+		var album map[string]json.RawMessage
+		if err := json.Unmarshal(tr["album"], &album); err != nil {
+			t.Fatal(err)
+		}
+		for _, gone := range []string{"popularity", "label", "album_group", "available_markets"} {
+			if _, ok := album[gone]; ok {
+				t.Errorf("track %d's album has %s", i, gone)
+			}
+		}
+	}
+	s.SetFieldsRemoved(false)
+	rec = get(s, token(t, s), topTracks(artist))
+	if !strings.Contains(rec.Body.String(), `"popularity":`) {
+		t.Errorf("after SetFieldsRemoved(false) the answer has no popularity")
+	}
+}
+
+// TestRefusals: the Development Mode app's 403 has Spotify's bare body; the
+// Premium-lapsed one its own message; the token endpoint still answers.
+func TestRefusals(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  fakespotify.Config
+		want string
+	}{
+		{"development mode", fakespotify.Config{DevelopmentMode: true}, `{"error":{"status":403,"message":"Forbidden"}}`},
+		{"premium lapsed", fakespotify.Config{PremiumLapsed: true},
+			`{"error":{"status":403,"message":"Active premium subscription required for the owner of the app"}}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(tt.cfg)
+			rec := get(s, token(t, s), topTracks(artist))
+			if rec.Code != http.StatusForbidden || strings.TrimSpace(rec.Body.String()) != tt.want {
+				t.Errorf("answer %d %s, want 403 %s", rec.Code, rec.Body, tt.want)
+			}
+		})
 	}
 }

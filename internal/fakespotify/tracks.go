@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 
 	"github.com/sixpotify/top-tracks/internal/spotify"
 )
@@ -48,9 +49,22 @@ func Tracks(artistID string, gen, n int) []spotify.Track {
 	// Spotify sorts by popularity; a track's popularity moves between generations.
 	top := 60 + newRand(artistID, "popularity").IntN(35)
 	for i := range tracks {
-		tracks[i].Popularity = max(0, top-2*i)
+		p := max(0, top-2*i)
+		tracks[i].Popularity = &p
 	}
 	return tracks
+}
+
+// WithoutRemovedFields returns tracks as a Development Mode app decodes
+// them since February 2026 (Server.SetFieldsRemoved): no popularity. The
+// ISRC stays: Spotify restored external_ids in March 2026.
+func WithoutRemovedFields(tracks []spotify.Track) []spotify.Track {
+	out := make([]spotify.Track, len(tracks))
+	for i, t := range tracks {
+		t.Popularity = nil
+		out[i] = t
+	}
+	return out
 }
 
 type artist struct {
@@ -99,6 +113,8 @@ func trackFor(a artist, key string) spotify.Track {
 			Artists:              []spotify.SimpleArtist{main},
 		},
 	}
+	isrc := "QZ" + strings.ToUpper(id[:10])
+	t.ISRC = &isrc
 	if r.IntN(3) != 0 { // Spotify has no preview for many tracks
 		u := "https://p.scdn.co/mp3-preview/" + hex(r, 40)
 		t.PreviewURL = &u

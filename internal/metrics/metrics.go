@@ -43,7 +43,17 @@ type Metrics struct {
 	BreakerOpened    *prometheus.CounterVec // cause
 	BreakerClosed    *prometheus.CounterVec // cause
 	Postponed        *prometheus.CounterVec // lane, reason
+	Refusals         *prometheus.CounterVec // refusal
 }
+
+// Refusal labels of Refusals: spotify.Refusal's values for a 403 of
+// top-tracks, and RefusalCredentials for rejected credentials.
+const (
+	RefusalDevelopmentMode = "development_mode"
+	RefusalPremiumLapsed   = "premium_lapsed"
+	RefusalOther           = "other"
+	RefusalCredentials     = "credentials"
+)
 
 // New creates the metrics and registers them on reg. cooldownLeft and rate are
 // read at scrape time.
@@ -92,12 +102,17 @@ func New(reg prometheus.Registerer, cooldownLeft func() time.Duration, rate func
 			Help: "Times the outage breaker closed after a successful probe, by cause."}, []string{"cause"}),
 		Postponed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_postponed_total",
 			Help: "Messages sent again with a delay during a pause that is not theirs (cooldown, penalty, refused, outage), without spending a delivery."}, []string{"lane", "reason"}),
+		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "spotify_refusals_total",
+			Help: "Refusals that paused every Spotify call, by refusal: development_mode (top-tracks removed for the app), premium_lapsed (the owner's Premium lapsed), other (another 403), credentials (rejected credentials)."}, []string{"refusal"}),
+	}
+	for _, r := range []string{RefusalDevelopmentMode, RefusalPremiumLapsed, RefusalOther, RefusalCredentials} {
+		m.Refusals.WithLabelValues(r)
 	}
 	for _, c := range []string{"spotify", "store"} {
 		m.BreakerOpened.WithLabelValues(c)
 		m.BreakerClosed.WithLabelValues(c)
 	}
-	reg.MustRegister(m.BreakerOpened, m.BreakerClosed, m.Postponed)
+	reg.MustRegister(m.BreakerOpened, m.BreakerClosed, m.Postponed, m.Refusals)
 	reg.MustRegister(m.Received, m.ReceiveCalls, m.DeleteCalls, m.EmptyReceives, m.Processed, m.Deleted, m.DeleteFailures, m.ReceiveErrors,
 		m.InFlight, m.SpotifyRequests, m.SpotifyLatency, m.TokenRequests, m.Retries, m.Cooldowns,
 		m.CooldownSeconds, m.RateLimit, m.ProcessSeconds, m.StoreSaveSeconds)

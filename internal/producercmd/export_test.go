@@ -23,7 +23,9 @@ func exportStore(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	// Fetched now: the store deletes rows older than RETAIN_FOR when it is
+	// opened. The partition's date is --date's, not the fetch's.
+	at := time.Now().UTC().Truncate(time.Millisecond)
 	for _, r := range []store.Result{
 		{ArtistID: pitbull, Market: "US", Status: store.StatusOK, FetchedAt: at,
 			Tracks: []spotify.Track{{ID: "4pT4M4KAlKgaRfJQ7gYuBn", Name: "Timber", URI: "spotify:track:4pT4M4KAlKgaRfJQ7gYuBn"}}},

@@ -224,7 +224,7 @@ type jsonTrack struct {
 	Rank       int    `json:"rank"`
 	ID         string `json:"id"`
 	Name       string `json:"name"`
-	Popularity int    `json:"popularity"`
+	Popularity *int   `json:"popularity,omitempty"` // absent when Spotify left it out
 	URI        string `json:"uri"`
 }
 
@@ -254,7 +254,11 @@ func (p *replyPrinter) reply(r producer.Reply) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d tracks, market %s, fetched %s (%s)\n", a.ArtistID, len(a.Tracks), a.Market, when, from)
 	for _, t := range a.Tracks {
-		fmt.Fprintf(&b, "%4d  %s  (popularity %d)\n", t.Rank, t.Name, t.Popularity)
+		if t.Popularity != nil {
+			fmt.Fprintf(&b, "%4d  %s  (popularity %d)\n", t.Rank, t.Name, *t.Popularity)
+		} else {
+			fmt.Fprintf(&b, "%4d  %s\n", t.Rank, t.Name)
+		}
 	}
 	_, err := io.WriteString(p.w, b.String())
 	return err

@@ -78,7 +78,7 @@ func embedded(t *testing.T) (map[string]string, string, *sqlitestore.Store) {
 func trackLines(id string) []string {
 	var out []string
 	for i, tr := range fakespotify.Tracks(id, 0, 10) {
-		out = append(out, fmt.Sprintf("%4d  %s  (popularity %d)", i+1, tr.Name, tr.Popularity))
+		out = append(out, fmt.Sprintf("%4d  %s  (popularity %d)", i+1, tr.Name, *tr.Popularity))
 	}
 	return out
 }
@@ -232,7 +232,7 @@ func TestEnqueueWaitEmulators(t *testing.T) {
 	type jsonTrack struct {
 		Rank       int
 		ID, Name   string
-		Popularity int
+		Popularity *int
 	}
 	type reply struct {
 		ArtistID  string `json:"artist_id"`

@@ -197,7 +197,8 @@ func (c *Client) topTracks(ctx context.Context, artistID, market string) ([]Trac
 		case http.StatusNotFound:
 			return nil, sent, ErrNotFound
 		case http.StatusForbidden:
-			return nil, time.Time{}, ErrForbidden
+			msg, _ := errorBody(body, tok)
+			return nil, time.Time{}, refusal(msg)
 		case http.StatusBadRequest:
 			msg, _ := errorBody(body, tok)
 			if msg == "" {
@@ -343,7 +344,8 @@ func outcome(ctx context.Context, artistID string, refreshed bool, a answer, err
 		o.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
 		_, o.Reason = errorBody(body, "")
 	case status == http.StatusForbidden:
-		o.Fault, o.Err = gate.Forbidden, ErrForbidden
+		msg, _ := errorBody(body, a.tok)
+		o.Fault, o.Err = gate.Forbidden, refusal(msg)
 	case status == http.StatusUnauthorized && refreshed:
 		o.Fault, o.Err = gate.Unauthorized, ErrUnauthorized
 	case status >= 500 || (status != http.StatusOK && status != http.StatusNotFound &&
@@ -421,7 +423,7 @@ func transportError(ctx context.Context, err error) error {
 // decodeTopTracks decodes the body of a 200 answer: {"tracks": [...]}.
 func decodeTopTracks(body []byte) ([]Track, error) {
 	var v struct {
-		Tracks *[]Track `json:"tracks"`
+		Tracks *[]wireTrack `json:"tracks"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
@@ -429,14 +431,13 @@ func decodeTopTracks(body []byte) ([]Track, error) {
 	if v.Tracks == nil {
 		return nil, fmt.Errorf("%w: no tracks", ErrBadResponse)
 	}
-	tracks := *v.Tracks
-	for i, t := range tracks {
-		if t.ID == "" {
+	tracks := make([]Track, len(*v.Tracks))
+	for i, w := range *v.Tracks {
+		if w.ID == "" {
 			return nil, fmt.Errorf("%w: track %d has no id", ErrBadResponse, i+1)
 		}
-	}
-	if tracks == nil {
-		tracks = []Track{}
+		tracks[i] = w.Track
+		tracks[i].ISRC = w.ExternalIDs.ISRC
 	}
 	return tracks, nil
 }

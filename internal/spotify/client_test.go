@@ -85,7 +85,7 @@ func TestTopTracksFailures(t *testing.T) {
 			name:     "403",
 			setup:    failNext(1, http.StatusForbidden),
 			wantIs:   []error{spotify.ErrForbidden},
-			wantText: "development mode",
+			wantText: "Development Mode",
 		},
 		{
 			name:     "400",

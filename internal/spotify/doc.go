@@ -9,7 +9,12 @@
 //
 // Failures come back as errors to decide on with errors.Is and errors.As: a
 // *RateLimitError for 429 (with Spotify's Retry-After), ErrNotFound,
-// ErrForbidden, ErrBadRequest and ErrInvalidArtist, which are permanent, and
+// ErrForbidden (every 403 is a *RefusedError naming its kind: a Development
+// Mode app, a lapsed Premium, or another refusal), ErrBadRequest and
+// ErrInvalidArtist, which are permanent, and
 // ErrServer, ErrTransport and ErrBadResponse, which are transient (see
 // Temporary). No error names the client secret or an access token.
+//
+// A Track's Popularity, PreviewURL and ISRC are nil when Spotify left them
+// out, as it does for some apps since 2026.
 package spotify

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
@@ -21,9 +22,9 @@ var (
 	// ErrNotFound: Spotify does not know the artist (404). Permanent.
 	ErrNotFound = errors.New("not found (HTTP 404)")
 	// ErrForbidden: Spotify refuses the endpoint to this app (403). Permanent
-	// for the app, whatever the artist.
-	ErrForbidden = errors.New("forbidden (HTTP 403): since February 2026 Spotify no longer serves " +
-		"top tracks to apps in development mode; the app needs extended quota mode")
+	// for the app, whatever the artist. Every 403 of top-tracks comes as a
+	// *RefusedError, which matches it and says which refusal it is.
+	ErrForbidden = errors.New("forbidden (HTTP 403)")
 	// ErrUnauthorized: Spotify refused the credentials, or answered 401 to a
 	// freshly fetched token.
 	ErrUnauthorized = errors.New("unauthorized: check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET")
@@ -56,6 +57,87 @@ func (e *RateLimitError) Error() string {
 		s += ", reason " + e.Reason
 	}
 	return s
+}
+
+// Refusal is which 403 Spotify answered to top-tracks, told apart by the
+// message of its error body. Its value is the metric label and log value.
+type Refusal string
+
+const (
+	// RefusalDevelopmentMode: a Development Mode app, for which Spotify
+	// removed GET /artists/{id}/top-tracks (new apps since 11 February
+	// 2026, existing ones since 9 March 2026). Spotify's body is then
+	// {"error":{"status":403,"message":"Forbidden"}}.
+	RefusalDevelopmentMode Refusal = "development_mode"
+	// RefusalPremiumLapsed: a Development Mode app whose owner's Premium
+	// subscription lapsed ("Active premium subscription required for the
+	// owner of the app").
+	RefusalPremiumLapsed Refusal = "premium_lapsed"
+	// RefusalOther: any other 403.
+	RefusalOther Refusal = "other"
+)
+
+// Refusals are the known Refusal values, for metrics that start at 0.
+var Refusals = []Refusal{RefusalDevelopmentMode, RefusalPremiumLapsed, RefusalOther}
+
+// MigrationGuideURL is Spotify's page on what changed for Development Mode
+// apps in February 2026, and how to ask for Extended Quota Mode.
+const MigrationGuideURL = "https://developer.spotify.com/documentation/web-api/tutorials/february-2026-migration-guide"
+
+// RefusedError is a 403 answer to top-tracks. It matches ErrForbidden.
+// Message is the message of Spotify's error body (cut, never a token).
+type RefusedError struct {
+	Kind    Refusal
+	Message string
+}
+
+func (e *RefusedError) Error() string {
+	s := "forbidden (HTTP 403"
+	if e.Message != "" {
+		s += ": " + strconv.Quote(e.Message)
+	}
+	s += "): "
+	switch e.Kind {
+	case RefusalDevelopmentMode:
+		s += "this app may not call top-tracks: Spotify removed it for Development Mode apps " +
+			"(new apps since 11 February 2026, existing ones since 9 March 2026); the app needs Extended Quota Mode, see " + MigrationGuideURL
+	case RefusalPremiumLapsed:
+		s += "the Spotify Premium subscription of the app's owner has lapsed; a Development Mode app " +
+			"works again once its owner resubscribes"
+	default:
+		s += "Spotify refuses top-tracks to this app"
+	}
+	return s
+}
+
+// Unwrap returns ErrForbidden, so that errors.Is(err, ErrForbidden) holds.
+func (e *RefusedError) Unwrap() error { return ErrForbidden }
+
+// refusal classifies a 403 by the message of its error body.
+func refusal(message string) *RefusedError {
+	m := strings.ToLower(strings.TrimSpace(message))
+	kind := RefusalOther
+	switch {
+	case strings.Contains(m, "premium"):
+		kind = RefusalPremiumLapsed
+	case m == "forbidden", strings.Contains(m, "development mode"), strings.Contains(m, "not available"):
+		// A removed endpoint answers the bare "Forbidden".
+		kind = RefusalDevelopmentMode
+	}
+	return &RefusedError{Kind: kind, Message: message}
+}
+
+// RefusalOf returns the kind of the 403 err carries, or "" when err is not
+// one.
+func RefusalOf(err error) Refusal {
+	var re *RefusedError
+	if errors.As(err, &re) {
+		return re.Kind
+	}
+	if errors.Is(err, ErrForbidden) {
+		return RefusalOther
+	}
+	return ""
 }
 
 // StatusError is an answer with a status that has no sentinel of its own,

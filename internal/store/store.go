@@ -90,6 +90,30 @@ var ErrStale = errors.New("a newer result is already stored")
 // policy), never toward the outage breaker.
 var ErrRejected = errors.New("the store rejects this result")
 
+// DefaultRetainFor is how long a fetched artist's rows are kept after its
+// last fetch when RETAIN_FOR is not set: 30 days. Spotify's Developer Terms
+// say "Do not store Spotify Content indefinitely" and allow storing it only
+// "as strictly necessary to operate" the app; an artist the chatbot still
+// asks about is fetched again (FRESH_FOR, reprocess --stale-after) long
+// before, so its rows never lapse while in use, and an artist nobody asks
+// about is gone within a month.
+const DefaultRetainFor = 30 * 24 * time.Hour
+
+// ExpiresAt is when the rows of a fetch at fetched may be deleted, kept
+// retainFor (DefaultRetainFor when not positive): expires_at, epoch seconds,
+// rounded up so that a row is never deleted early.
+func ExpiresAt(fetched time.Time, retainFor time.Duration) int64 {
+	if retainFor <= 0 {
+		retainFor = DefaultRetainFor
+	}
+	t := fetched.Add(retainFor)
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
 // TimeFormat is how fetched_at is written: RFC 3339, UTC, with milliseconds
 // so that two fetches in one second still order.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"

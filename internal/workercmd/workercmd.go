@@ -47,6 +47,7 @@ const (
 	DefaultRate        = 10 // requests per second per process
 	DefaultConcurrency = worker.DefaultConcurrency
 	DefaultFreshFor    = worker.DefaultFreshFor
+	DefaultRetainFor   = store.DefaultRetainFor
 )
 
 // defaults are the values the flags' default tags name.
@@ -57,10 +58,12 @@ var defaults = map[string]string{
 	"default_concurrency":   strconv.Itoa(worker.DefaultConcurrency),
 	"default_market":        worker.DefaultMarket,
 	"default_fresh_for":     cli.Duration(worker.DefaultFreshFor),
+	"default_retain_for":    cli.Duration(store.DefaultRetainFor),
 	"default_wait_time":     cli.Duration(worker.DefaultWaitTime),
 	"default_drain_timeout": cli.Duration(worker.DefaultDrainTimeout),
 	"default_max_receives":  strconv.Itoa(worker.DefaultMaxReceives),
 	"default_visibility":    cli.Duration(sqlitequeue.DefaultVisibilityTimeout),
+	"default_check_artist":  DefaultCheckArtist,
 }
 
 // ShutdownTimeout bounds the health server's shutdown at the end of a stop.
@@ -77,7 +80,10 @@ type Config struct {
 
 	HTTPAddr, LogFormat, LogLevel string
 	Options                       worker.Options
-	VisibilityTimeout             time.Duration // the embedded queue's
+	// RetainFor is how long a fetched artist's rows are kept after its
+	// last fetch (RETAIN_FOR).
+	RetainFor         time.Duration
+	VisibilityTimeout time.Duration // the embedded queue's
 
 	// QueueDefaulted and StoreDefaulted tell that QUEUE_URL or STORE_URL
 	// was not set and the embedded default is served.
@@ -96,6 +102,7 @@ type grammar struct {
 	Flags       runFlags         `embed:""`
 	Run         struct{}         `cmd:"" default:"withargs" help:"Drain the queues until SIGTERM or SIGINT (the default command)."`
 	Healthcheck struct{}         `cmd:"" help:"Exit 0 when /healthz on the local HTTP_ADDR answers 200, for container health checks."`
+	Check       checkCmd         `cmd:"" help:"Check, one line each, the Spotify credentials, top-tracks for one artist, the queues and the store; exit 0 only when all pass."`
 	Help        cli.Help         `cmd:"" help:"Show help for a command."`
 }
 
@@ -108,6 +115,7 @@ type runFlags struct {
 	ArtistsTable      string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"${artists_table}" help:"The DynamoDB artists table beside the tracks table."`
 	CreateTables      bool          `name:"create-tables" envvar:"CREATE_TABLES" help:"Create the DynamoDB tables if they are missing (for development)."`
 	FreshFor          time.Duration `name:"fresh-for" envvar:"FRESH_FOR" default:"${default_fresh_for}" help:"Skip an artist fetched less than this long ago unless the message says force (0: never skip)."`
+	RetainFor         time.Duration `name:"retain-for" envvar:"RETAIN_FOR" default:"${default_retain_for}" help:"Keep a fetched artist's rows this long after its last fetch, then delete them (Spotify's terms: not indefinitely)."`
 	ClientID          string        `name:"spotify-client-id" envvar:"SPOTIFY_CLIENT_ID" help:"Client ID of the Spotify app (required)."`
 	ClientSecretFile  string        `name:"spotify-client-secret-file" envvar:"SPOTIFY_CLIENT_SECRET_FILE" placeholder:"FILE" help:"File holding the client secret, instead of SPOTIFY_CLIENT_SECRET."`
 	APIURL            string        `name:"spotify-api-url" envvar:"SPOTIFY_API_URL" default:"https://api.spotify.com/v1" help:"Base of the Spotify Web API."`
@@ -209,6 +217,11 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 	} else if o.FreshFor < 0 {
 		s.Fail("FRESH_FOR", "must not be negative")
 	}
+	if c.RetainFor = f.RetainFor; c.RetainFor < time.Hour {
+		s.Fail("RETAIN_FOR", "%s: must be at least 1h (rows younger than that would be deleted before they are read)", cli.Duration(f.RetainFor))
+	} else if c.RetainFor <= o.FreshFor {
+		s.Fail("RETAIN_FOR", "%s: must be longer than FRESH_FOR (%s), or rows would expire while still fresh", cli.Duration(f.RetainFor), cli.Duration(o.FreshFor))
+	}
 	if o.WaitTime = f.WaitTime; o.WaitTime < 0 || o.WaitTime > 20*time.Second {
 		s.Fail("RECEIVE_WAIT_TIME", "must be between 0s and 20s")
 	} else if o.WaitTime == 0 {
@@ -258,6 +271,9 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr i
 		}
 		return cli.ExitUsage
 	}
+	if strings.HasPrefix(p.Ctx.Command(), "check") {
+		return check(ctx, cfg, g.Check.Artist, stdout)
+	}
 	log, _ := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err := run(ctx, cfg, log); err != nil {
 		log.Error("worker failed", "err", err)
@@ -306,6 +322,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		"store_url", cfg.StoreURL, "artists_table", cfg.ArtistsTable,
 		"spotify_api_url", redactURL(cfg.APIURL), "spotify_rate", cfg.Rate, "spotify_adaptive", cfg.Adaptive,
 		"concurrency", cfg.Options.Concurrency, "market", cfg.Market, "fresh_for", cfg.Options.FreshFor,
+		"retain_for", cfg.RetainFor,
 		"http_addr", cfg.HTTPAddr)
 	if cfg.HTTPAddr != "" {
 		srv, err := serve(cfg.HTTPAddr, parts.Worker, reg, log)
@@ -450,7 +467,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		p.closers = append(p.closers, closeB)
 		bulk = b
 	}
-	st, closeS, err := stores.Open(ctx, cfg.StoreURL, cfg.ArtistsTable)
+	st, closeS, err := stores.OpenRetaining(ctx, cfg.StoreURL, cfg.ArtistsTable, cfg.RetainFor)
 	if err != nil {
 		return nil, &ConfigError{"STORE_URL", err}
 	}

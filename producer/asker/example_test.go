@@ -41,7 +41,7 @@ func ExampleOpen() {
 		fmt.Println("Spotify does not know this artist")
 	default:
 		for _, t := range ans.Tracks {
-			fmt.Println(t.Rank, t.Name, t.Popularity)
+			fmt.Println(t.Rank, t.Name, *t.Popularity)
 		}
 	}
 	// Output:

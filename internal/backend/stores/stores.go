@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -46,14 +47,21 @@ func validTableName(t string) bool {
 }
 
 // Open opens the store named by u, with artistsTable beside the tracks
-// table. The returned func closes it.
+// table, keeping rows for store.DefaultRetainFor. The returned func closes
+// it.
 func Open(ctx context.Context, u, artistsTable string) (store.Store, func() error, error) {
+	return OpenRetaining(ctx, u, artistsTable, 0)
+}
+
+// OpenRetaining is Open with the rows a Save writes kept for retainFor
+// after their fetch (RETAIN_FOR; 0: store.DefaultRetainFor).
+func OpenRetaining(ctx context.Context, u, artistsTable string, retainFor time.Duration) (store.Store, func() error, error) {
 	if err := ValidateURL(u); err != nil {
 		return nil, nil, err
 	}
 	if backend.IsSQLite(u) {
 		path, _ := sqlitestore.ParseURL(u)
-		s, err := sqlitestore.Open(ctx, path)
+		s, err := sqlitestore.OpenOptions(ctx, path, sqlitestore.Options{RetainFor: retainFor})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -64,7 +72,11 @@ func Open(ctx context.Context, u, artistsTable string) (store.Store, func() erro
 		return nil, nil, err
 	}
 	table := strings.TrimPrefix(u, "dynamodb:")
-	return dynamostore.New(dynamodb.NewFromConfig(cfg), table, artistsTable), func() error { return nil }, nil
+	s, err := dynamostore.NewWithOptions(dynamodb.NewFromConfig(cfg), table, artistsTable, dynamostore.Options{RetainFor: retainFor})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func() error { return nil }, nil
 }
 
 // Exists checks that the store u names can be read: an embedded store

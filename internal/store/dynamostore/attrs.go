@@ -13,7 +13,9 @@ import (
 // artist. They are the attribute values the encoder (TagKey "json", its
 // defaults) makes of trackItem and artistItem, which the reads still decode
 // with; TestAttrsMatchTheEncoder holds the two together: a nil map, slice or
-// pointer is NULL, an empty one an empty M or L, an empty string an S "".
+// pointer is NULL, an empty one an empty M or L, an empty string an S "";
+// but a field tagged omitempty (popularity, preview_url, isrc, expires_at)
+// is absent when nil or 0, so that "Spotify did not say" is no attribute.
 
 // slab hands out the scalar attribute values of one Save's rows from
 // chunks, a few allocations instead of one per value: the SDK only reads
@@ -41,25 +43,38 @@ func (b *slab) num(v int) types.AttributeValue {
 	return &b.n[len(b.n)-1]
 }
 
-// trackAttrs is the tracks row of t at rank for the artist.
-func (b *slab) trackAttrs(artistID string, rank int, market, fetched string, t *spotify.Track) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
+// trackAttrs is the tracks row of t at rank for the artist, expiring at
+// expires (epoch seconds; 0: no expires_at). A field Spotify left out
+// (popularity, preview_url, isrc: nil) is absent from the row.
+func (b *slab) trackAttrs(artistID string, rank int, market, fetched string, expires int64, t *spotify.Track) map[string]types.AttributeValue {
+	m := map[string]types.AttributeValue{
 		attrArtistID:    b.str(artistID),
 		attrID:          b.str(t.ID),
 		"rank":          b.num(rank),
 		attrMarket:      b.str(market),
 		attrFetchedAt:   b.str(fetched),
 		"name":          b.str(t.Name),
-		"popularity":    b.num(t.Popularity),
 		"duration_ms":   b.num(t.DurationMS),
 		"explicit":      boolean(t.Explicit),
 		"uri":           b.str(t.URI),
 		"album":         b.albumAttr(&t.Album),
 		"artists":       b.artistsAttr(t.Artists),
 		"external_urls": b.stringMap(t.ExternalURLs),
-		"preview_url":   b.strPtr(t.PreviewURL),
 		"track_number":  b.num(t.TrackNumber),
 	}
+	if t.Popularity != nil {
+		m["popularity"] = b.num(*t.Popularity)
+	}
+	if t.PreviewURL != nil {
+		m["preview_url"] = b.str(*t.PreviewURL)
+	}
+	if t.ISRC != nil {
+		m["isrc"] = b.str(*t.ISRC)
+	}
+	if expires != 0 {
+		m[attrExpiresAt] = num(expires)
+	}
+	return m
 }
 
 // artistAttrs is the artists row it.
@@ -73,6 +88,9 @@ func artistAttrs(it artistItem) map[string]types.AttributeValue {
 	}
 	if it.ListHash != "" {
 		m[attrListHash] = str(it.ListHash)
+	}
+	if it.ExpiresAt != 0 {
+		m[attrExpiresAt] = num(it.ExpiresAt)
 	}
 	ids := make([]types.AttributeValue, len(it.TrackIDs))
 	for i, id := range it.TrackIDs {
@@ -156,13 +174,6 @@ func boolean(v bool) types.AttributeValue {
 		return avTrue
 	}
 	return avFalse
-}
-
-func (b *slab) strPtr(p *string) types.AttributeValue {
-	if p == nil {
-		return null
-	}
-	return b.str(*p)
 }
 
 func (b *slab) intPtr(p *int) types.AttributeValue {

@@ -51,10 +51,10 @@ func TestAttrsMatchTheEncoder(t *testing.T) {
 	var b slab
 	made := map[string]map[string]types.AttributeValue{}
 	for name, tr := range tracks {
-		made[name] = b.trackAttrs("artist", 3, "SE", "2026-01-02T03:04:05.006Z", &tr)
+		made[name] = b.trackAttrs("artist", 3, "SE", "2026-01-02T03:04:05.006Z", 1767322800, &tr)
 	}
 	for name, tr := range tracks {
-		want := encode(t, trackItem{ArtistID: "artist", Rank: 3, Market: "SE", FetchedAt: "2026-01-02T03:04:05.006Z", Track: tr})
+		want := encode(t, trackItem{ArtistID: "artist", Rank: 3, Market: "SE", FetchedAt: "2026-01-02T03:04:05.006Z", ExpiresAt: 1767322800, Track: tr})
 		if diff := cmp.Diff(want, made[name], attrsCmp); diff != "" {
 			t.Errorf("%s: trackAttrs (-encoder +hand-built):\n%s", name, diff)
 		}

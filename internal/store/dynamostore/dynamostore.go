@@ -46,6 +46,13 @@
 // (Tracks) that runs during a Save may see a mixture: there is no read
 // isolation.
 //
+// Retention: every row carries expires_at (N, epoch seconds), fetched_at +
+// Options.RetainFor, the attribute DynamoDB's TTL deletes by
+// (deploy/template.yaml enables it on both tables; TTL deletes within days
+// of the time, not at it). The change-aware fast path keeps the stored
+// expiry while at least nine tenths of RetainFor is left of it; past that a
+// Save rewrites the rows with a new one (see saveUnchanged).
+//
 // A Save that fails part way through releases its lease and leaves rows that
 // the next successful Save of the artist converges; the caller keeps the
 // message, so that Save happens. Its artists row then lists no track ids and
@@ -91,6 +98,10 @@ type Options struct {
 	// already holds (for comparison in benchmarks). By default such a Save
 	// only moves the artists row's fetched_at forward.
 	WriteUnchanged bool
+	// RetainFor is how long an artist's rows are kept after its last fetch:
+	// Save sets expires_at (the tables' TTL attribute) to fetched_at +
+	// RetainFor. Default store.DefaultRetainFor.
+	RetainFor time.Duration
 	// Now is the wall clock used for the lease timestamps. Default time.Now.
 	Now func() time.Time
 	// Logger receives notes that are not errors (a duplicate track in
@@ -104,7 +115,7 @@ func (o Options) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Lease", o.Lease}, {"RetryBase", o.RetryBase}, {"RetryMax", o.RetryMax}, {"RetryFor", o.RetryFor}} {
+	}{{"Lease", o.Lease}, {"RetryBase", o.RetryBase}, {"RetryMax", o.RetryMax}, {"RetryFor", o.RetryFor}, {"RetainFor", o.RetainFor}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("dynamostore: %s is negative (%v)", d.name, d.v))
 		}
@@ -133,6 +144,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ScanSegments == 0 {
 		o.ScanSegments = 4
+	}
+	if o.RetainFor == 0 {
+		o.RetainFor = store.DefaultRetainFor
 	}
 	if o.Now == nil {
 		o.Now = time.Now

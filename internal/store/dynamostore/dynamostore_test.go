@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -383,7 +384,7 @@ func TestLease(t *testing.T) {
 	for k := range out.Item {
 		names = append(names, k)
 	}
-	if diff := cmp.Diff(names, []string{"artist_id", "fetched_at", "list_hash", "market", "status", "track_count", "track_ids"}, sortStrings); diff != "" {
+	if diff := cmp.Diff(names, []string{"artist_id", "expires_at", "fetched_at", "list_hash", "market", "status", "track_count", "track_ids"}, sortStrings); diff != "" {
 		t.Errorf("artists row attributes (-got +want):\n%s", diff)
 	}
 
@@ -418,19 +419,21 @@ func TestTrackAttributes(t *testing.T) {
 	for k := range item {
 		names = append(names, k)
 	}
+	// Track 0 has no preview: preview_url is absent, not NULL.
 	want := []string{"artist_id", "id", "rank", "name", "popularity", "duration_ms", "explicit", "uri", "album",
-		"artists", "external_urls", "preview_url", "track_number", "market", "fetched_at"}
+		"artists", "external_urls", "track_number", "market", "fetched_at", "isrc", "expires_at"}
 	if diff := cmp.Diff(names, want, sortStrings); diff != "" {
 		t.Errorf("track attributes (-got +want):\n%s", diff)
+	}
+	wantExpires := strconv.FormatInt(r.FetchedAt.Add(store.DefaultRetainFor).Unix()+1, 10) // .007 s rounds up
+	if got, ok := item["expires_at"].(*types.AttributeValueMemberN); !ok || got.Value != wantExpires {
+		t.Errorf("expires_at = %#v, want N %s (fetched_at + the default RETAIN_FOR)", item["expires_at"], wantExpires)
 	}
 	if got := item["fetched_at"].(*types.AttributeValueMemberS).Value; got != "2025-06-01T12:00:00.007Z" {
 		t.Errorf("fetched_at = %q, want RFC 3339 UTC with milliseconds", got)
 	}
 	if got := item["rank"].(*types.AttributeValueMemberN).Value; got != "1" {
 		t.Errorf("rank = %q, want N 1", got)
-	}
-	if _, ok := item["preview_url"].(*types.AttributeValueMemberNULL); !ok {
-		t.Errorf("preview_url = %#v, want NULL (track 0 has no preview)", item["preview_url"])
 	}
 }
 

@@ -20,11 +20,16 @@ const (
 	attrMarket     = "market"
 	attrStatus     = "status"
 	attrTrackCount = "track_count"
-	attrListHash   = "list_hash" // store.ListHash of the stored result
-	attrTrackIDs   = "track_ids" // L of S: the ids of the artist's track rows
+	attrListHash   = "list_hash"  // store.ListHash of the stored result
+	attrExpiresAt  = "expires_at" // N, epoch seconds: the tables' TTL attribute
+	attrTrackIDs   = "track_ids"  // L of S: the ids of the artist's track rows
 	attrLockOwner  = "lock_owner"
 	attrLockUntil  = "lock_until" // N, Unix milliseconds
 )
+
+// TTLAttribute is the attribute DynamoDB's TTL reads on both tables
+// (deploy/template.yaml enables it; internal/deploy checks the two agree).
+const TTLAttribute = attrExpiresAt
 
 // trackItem is a row of the tracks table, as the reads decode it (Save
 // builds it with trackAttrs). The embedded spotify.Track is
@@ -34,6 +39,7 @@ type trackItem struct {
 	Rank      int    `json:"rank"`
 	Market    string `json:"market"`
 	FetchedAt string `json:"fetched_at"`
+	ExpiresAt int64  `json:"expires_at,omitempty"`
 	spotify.Track
 }
 
@@ -45,6 +51,7 @@ type artistItem struct {
 	Status     string `json:"status"`
 	TrackCount int    `json:"track_count"`
 	ListHash   string `json:"list_hash,omitempty"`
+	ExpiresAt  int64  `json:"expires_at,omitempty"`
 	// TrackIDs are the ids of the artist's track rows, in rank order;
 	// written by every commit, an empty list when there are none.
 	TrackIDs []string `json:"track_ids"`

@@ -39,12 +39,13 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 			return nil
 		}
 	}
-	puts, keep := s.trackPuts(r, fetched)
+	expires := store.ExpiresAt(r.FetchedAt, s.opts.RetainFor)
+	puts, keep := s.trackPuts(r, fetched, expires)
 	l, err := s.lock(ctx, r.ArtistID, fetched)
 	if err != nil {
 		return fmt.Errorf("dynamostore: save %s: %w", r.ArtistID, rejected(err))
 	}
-	if err := s.writeLocked(ctx, l, r, fetched, hash, puts, keep); err != nil {
+	if err := s.writeLocked(ctx, l, r, fetched, hash, expires, puts, keep); err != nil {
 		if uerr := s.unlock(ctx, l); uerr != nil {
 			err = fmt.Errorf("%w (and releasing the lease failed: %v)", err, uerr)
 		}
@@ -54,11 +55,21 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 }
 
 // saveUnchanged is the change-aware fast path: when the artists row says the
-// store holds a result with the same list hash, market and status, one
-// conditional UpdateItem moves its fetched_at forward and Save is done. It
-// reports false, having written nothing, when the condition does not hold
-// (a changed list, a newer fetch, a lease held): the full Save decides then.
+// store holds a result with the same list hash, market and status, whose
+// rows expire no sooner than the refresh margin allows, one conditional
+// UpdateItem moves its fetched_at forward and Save is done. It reports
+// false, having written nothing, when the condition does not hold (a
+// changed list, a newer fetch, a lease held, rows written before expires_at
+// existed or due for a new expiry): the full Save decides then.
+//
+// The fast path leaves expires_at as it is, on the artists row and the
+// track rows alike, so that an artist's rows always expire together: they
+// are rewritten with a new expiry once less than nine tenths of RetainFor
+// is left of it, so an artist fetched again and again keeps its rows, and
+// no row outlives its artist's last fetch by more than RetainFor.
 func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash string) (bool, error) {
+	retain := s.opts.RetainFor
+	minExpires := store.ExpiresAt(r.FetchedAt, retain-retain/10)
 	done := false
 	err := s.retrying(ctx, func(ctx context.Context) error {
 		s.stats.unchangedCalls.Add(1)
@@ -69,14 +80,15 @@ func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash
 			// PutItem does.
 			UpdateExpression: aws.String("SET #at = :at REMOVE #e, #eat"),
 			ConditionExpression: aws.String("#h = :h AND #m = :m AND #st = :st AND #at <= :at" +
-				" AND (attribute_not_exists(#until) OR #until < :now)"),
+				" AND (attribute_not_exists(#until) OR #until < :now) AND #exp >= :minexp"),
 			ExpressionAttributeNames: map[string]string{
 				"#h": attrListHash, "#m": attrMarket, "#st": attrStatus, "#at": attrFetchedAt, "#until": attrLockUntil,
 				"#e": attrLastError, "#eat": attrLastErrorAt,
+				"#exp": attrExpiresAt,
 			},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":h": str(hash), ":m": str(r.Market), ":st": str(string(r.Status)), ":at": str(fetched),
-				":now": num(s.opts.Now().UnixMilli()),
+				":now": num(s.opts.Now().UnixMilli()), ":minexp": num(minExpires),
 			},
 		})
 		switch {
@@ -96,7 +108,7 @@ func (s *Store) saveUnchanged(ctx context.Context, r store.Result, fetched, hash
 
 // trackPuts builds the put requests of the result's tracks, the first of
 // each id only, and returns the set of ids kept.
-func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest, map[string]bool) {
+func (s *Store) trackPuts(r store.Result, fetched string, expires int64) ([]types.WriteRequest, map[string]bool) {
 	puts := make([]types.WriteRequest, 0, len(r.Tracks))
 	keep := make(map[string]bool, len(r.Tracks))
 	var b slab
@@ -108,7 +120,7 @@ func (s *Store) trackPuts(r store.Result, fetched string) ([]types.WriteRequest,
 			continue
 		}
 		keep[t.ID] = true
-		item := b.trackAttrs(r.ArtistID, i+1, r.Market, fetched, &r.Tracks[i])
+		item := b.trackAttrs(r.ArtistID, i+1, r.Market, fetched, expires, &r.Tracks[i])
 		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 	}
 	return puts, keep
@@ -204,7 +216,7 @@ func (s *Store) lock(ctx context.Context, artistID, fetched string) (*lease, err
 
 // writeLocked converges the tracks and commits the artists row, within the
 // lease.
-func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetched, hash string, puts []types.WriteRequest, keep map[string]bool) error {
+func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetched, hash string, expires int64, puts []types.WriteRequest, keep map[string]bool) error {
 	wctx, cancel := context.WithDeadline(ctx, l.deadline)
 	defer cancel()
 	err := s.writeTracks(wctx, l, puts, keep)
@@ -220,6 +232,7 @@ func (s *Store) writeLocked(ctx context.Context, l *lease, r store.Result, fetch
 			Status:     string(r.Status),
 			TrackCount: len(puts),
 			ListHash:   hash,
+			ExpiresAt:  expires,
 			TrackIDs:   ids,
 		})
 	}

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 )
 
 // CreateTables creates the tracks and artists tables (on-demand capacity) if
@@ -90,4 +92,49 @@ func keyString(ks []types.KeySchemaElement) string {
 		s += " " + string(k.KeyType)
 	}
 	return s
+}
+
+// ErrTableMissing and ErrTableKeys are what Check finds wrong with a table.
+var (
+	ErrTableMissing = errors.New("the table does not exist")
+	ErrTableKeys    = errors.New("the table's keys are not the contract's")
+)
+
+// Check asks both tables one cheap question each, with the calls the
+// worker makes anyway (so the task role needs no DescribeTable): a GetItem
+// of the artists table by artist_id, and a Query of the tracks table on
+// artist_id and id. A missing table is ErrTableMissing, a table with other
+// keys ErrTableKeys (DynamoDB refuses a key that is not the schema's); any
+// other error (no network, no credentials, access denied) comes as it is.
+func (s *Store) Check(ctx context.Context) error {
+	const probe = "0000000000000000000000" // a valid artist ID no row has
+	_, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.artists,
+		Key:       artistKey(probe),
+	})
+	if err := tableError(s.artists, "artist_id HASH", err); err != nil {
+		return err
+	}
+	err = s.query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.tracks,
+		KeyConditionExpression:    aws.String("#a = :a AND #id = :id"),
+		ExpressionAttributeNames:  map[string]string{"#a": attrArtistID, "#id": attrID},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":a": str(probe), ":id": str(probe)},
+		Limit:                     aws.Int32(1),
+	}, func(map[string]types.AttributeValue) error { return nil })
+	return tableError(s.tracks, "artist_id HASH, id RANGE", err)
+}
+
+func tableError(table, keys string, err error) error {
+	var notFound *types.ResourceNotFoundException
+	var api smithy.APIError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &notFound):
+		return fmt.Errorf("dynamostore: table %s: %w", table, ErrTableMissing)
+	case errors.As(err, &api) && api.ErrorCode() == "ValidationException":
+		return fmt.Errorf("dynamostore: table %s: %w (want %s): %s", table, ErrTableKeys, keys, api.ErrorMessage())
+	}
+	return fmt.Errorf("dynamostore: table %s: %w", table, err)
 }

@@ -10,6 +10,9 @@
 // sqlite:sixpotify.db holds both, each package touching only its own tables.
 //
 // album, artists and external_urls hold JSON text as Spotify sends it;
-// explicit is 0 or 1; preview_url is NULL when Spotify has none; fetched_at
-// is RFC 3339 UTC with milliseconds (store.TimeFormat).
+// explicit is 0 or 1; popularity, preview_url and isrc are NULL when Spotify
+// left them out; fetched_at is RFC 3339 UTC with milliseconds
+// (store.TimeFormat); expires_at is epoch seconds, fetched_at + RetainFor.
+// Rows past expires_at are deleted when the file is opened and by the first
+// Save after each Options.PurgeEvery.
 package sqlitestore

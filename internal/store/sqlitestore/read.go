@@ -34,8 +34,7 @@ func (s *Store) Artist(ctx context.Context, id string) (store.Artist, bool, erro
 // fetch of the artist, or it was not found).
 func (s *Store) Tracks(ctx context.Context, id string) ([]store.Row, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT artist_id, id, rank, name, popularity, duration_ms, explicit, uri,
-			album, artists, external_urls, preview_url, track_number, market, fetched_at
+		SELECT `+trackColumns+`
 		FROM top_tracks WHERE artist_id = ? ORDER BY rank, id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: tracks %s: %w", id, err)
@@ -57,7 +56,7 @@ func (s *Store) Tracks(ctx context.Context, id string) ([]store.Row, error) {
 
 // trackColumns are the columns scanRow reads, in its order.
 const trackColumns = `artist_id, id, rank, name, popularity, duration_ms, explicit, uri,
-	album, artists, external_urls, preview_url, track_number, market, fetched_at`
+	album, artists, external_urls, preview_url, track_number, market, fetched_at, isrc`
 
 // scanRow reads one row of trackColumns.
 func scanRow(rows rowScanner) (store.Row, error) {
@@ -68,7 +67,7 @@ func scanRow(rows rowScanner) (store.Row, error) {
 	)
 	t := &r.Track
 	if err := rows.Scan(&r.ArtistID, &t.ID, &r.Rank, &t.Name, &t.Popularity, &t.DurationMS, &t.Explicit, &t.URI,
-		&album, &artists, &externalURLs, &t.PreviewURL, &t.TrackNumber, &r.Market, &fetched); err != nil {
+		&album, &artists, &externalURLs, &t.PreviewURL, &t.TrackNumber, &r.Market, &fetched, &t.ISRC); err != nil {
 		return store.Row{}, err
 	}
 	if err := errors.Join(

@@ -25,6 +25,7 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 		return fmt.Errorf("sqlitestore: save %q: %w: %w", r.ArtistID, store.ErrRejected, err)
 	}
 	fetched := formatTime(r.FetchedAt)
+	expires := store.ExpiresAt(r.FetchedAt, s.opts.RetainFor)
 	rows, err := trackRows(r)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: save %s: %w", r.ArtistID, err)
@@ -40,10 +41,14 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 			return fmt.Errorf("stored fetch %s is newer than %s: %w", stored, fetched, store.ErrStale)
 		case storedHash == hash:
 			// Change-aware: the rows already hold this answer (the hash
-			// covers status and market); only the check time moves.
-			if _, err := tx.ExecContext(ctx, `UPDATE artists SET fetched_at = ?, last_error = NULL, last_error_at = NULL
-				WHERE artist_id = ?`, fetched, r.ArtistID); err != nil {
+			// covers status and market); only the check time and the
+			// expiry move, and a success clears the failure recorded.
+			if _, err := tx.ExecContext(ctx, `UPDATE artists SET fetched_at = ?, expires_at = ?, last_error = NULL, last_error_at = NULL
+				WHERE artist_id = ?`, fetched, expires, r.ArtistID); err != nil {
 				return fmt.Errorf("write the artists row: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE top_tracks SET expires_at = ? WHERE artist_id = ?`, expires, r.ArtistID); err != nil {
+				return fmt.Errorf("refresh the rows' expiry: %w", err)
 			}
 			return nil
 		}
@@ -53,8 +58,8 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 		if len(rows) > 0 {
 			ins, err := tx.PrepareContext(ctx, `
 				INSERT INTO top_tracks (artist_id, id, rank, name, popularity, duration_ms, explicit, uri,
-					album, artists, external_urls, preview_url, track_number, market, fetched_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+					album, artists, external_urls, preview_url, track_number, market, fetched_at, isrc, expires_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			if err != nil {
 				return err
 			}
@@ -63,24 +68,30 @@ func (s *Store) Save(ctx context.Context, r store.Result) error {
 				t := row.track
 				if _, err := ins.ExecContext(ctx, r.ArtistID, t.ID, row.rank, t.Name, t.Popularity, t.DurationMS,
 					t.Explicit, t.URI, row.album, row.artists, row.externalURLs, t.PreviewURL, t.TrackNumber,
-					r.Market, fetched); err != nil {
+					r.Market, fetched, t.ISRC, expires); err != nil {
 					return fmt.Errorf("write track %s: %w", t.ID, err)
 				}
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO artists (artist_id, fetched_at, market, status, track_count, list_hash) VALUES (?, ?, ?, ?, ?, ?)
+			INSERT INTO artists (artist_id, fetched_at, market, status, track_count, list_hash, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (artist_id) DO UPDATE SET
 				fetched_at = excluded.fetched_at, market = excluded.market,
 				status = excluded.status, track_count = excluded.track_count, list_hash = excluded.list_hash,
-				last_error = NULL, last_error_at = NULL`,
-			r.ArtistID, fetched, r.Market, string(r.Status), len(rows), hash); err != nil {
+				expires_at = excluded.expires_at, last_error = NULL, last_error_at = NULL`,
+			r.ArtistID, fetched, r.Market, string(r.Status), len(rows), hash, expires); err != nil {
 			return fmt.Errorf("write the artists row: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: save %s: %w", r.ArtistID, err)
+	}
+	if s.purgeDue() {
+		// The rows are saved: a purge that fails does not undo that, and
+		// the next due purge (or the next Open) deletes what this one
+		// left.
+		_, _ = s.Purge(ctx)
 	}
 	return nil
 }

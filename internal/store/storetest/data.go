@@ -26,7 +26,8 @@ func ID(seed string) string {
 // Track returns the n-th track of an artist as the Web API would describe
 // it: nested album and artists, cover images (some without sizes, some
 // albums with none), a featured artist on some, no preview_url on every
-// third, non-ASCII names.
+// third, no popularity on every fifth (as Spotify answers a Development
+// Mode app since February 2026), no ISRC on every fourth, non-ASCII names.
 // It depends only on its arguments.
 func Track(artistID string, n int) spotify.Track {
 	id := ID(fmt.Sprintf("track/%s/%d", artistID, n))
@@ -58,10 +59,19 @@ func Track(artistID string, n int) spotify.Track {
 	if n%6 == 5 {
 		albumType, date, precision = "single", fmt.Sprintf("19%02d", 70+n%30), "year"
 	}
+	var popularity *int
+	if n%5 != 2 {
+		popularity = ptr(100 - n%100)
+	}
+	var isrc *string
+	if n%4 != 3 {
+		isrc = ptr(fmt.Sprintf("QZES%08d", n))
+	}
 	return spotify.Track{
 		ID:         id,
 		Name:       fmt.Sprintf("Canción nº %d — “Live” 🎵", n),
-		Popularity: 100 - n%100,
+		Popularity: popularity,
+		ISRC:       isrc,
 		DurationMS: 150_000 + n*7_919,
 		Explicit:   n%2 == 1,
 		URI:        "spotify:track:" + id,

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, features Feature
 		{"NotFoundFirst", testNotFoundFirst},
 		{"Stale", testStale},
 		{"DuplicateTrack", testDuplicateTrack},
+		{"AbsentFields", testAbsentFields},
 		{"UnknownArtist", testUnknownArtist},
 		{"RejectsInvalid", testRejectsInvalid},
 		{"ScanArtists", testScanArtists},
@@ -265,12 +266,35 @@ func testDuplicateTrack(t *testing.T, s store.Store) {
 	a := ID("artist/dup")
 	tracks := Tracks(a, 0, 4)
 	dup := tracks[1]
-	dup.Popularity = 1 // a second copy that differs must not win
+	dup.Popularity = ptr(1) // a second copy that differs must not win
 	r := result(a, t0, slices.Insert(tracks, 3, dup))
 	save(t, s, r)
 	checkStored(t, s, r)
 	if rows := Rows(r); len(rows) != 4 || rows[3].Rank != 5 {
 		t.Fatalf("test data: rowsOf = %d rows, last rank %d; want 4 rows, last rank 5", len(rows), rows[len(rows)-1].Rank)
+	}
+}
+
+// testAbsentFields: a field Spotify left out reads back as left out (nil),
+// and a real 0 or "" reads back as itself, not as absent.
+func testAbsentFields(t *testing.T, s store.Store) {
+	a := ID("artist/absent")
+	tracks := Tracks(a, 0, 3)
+	tracks[0].Popularity, tracks[0].PreviewURL, tracks[0].ISRC = nil, nil, nil
+	tracks[1].Popularity, tracks[1].ISRC = ptr(0), ptr("")
+	r := result(a, t0, tracks)
+	save(t, s, r)
+	checkStored(t, s, r)
+	rows, err := s.Tracks(ctxFor(t), a)
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("Tracks = %d rows, %v; want 3", len(rows), err)
+	}
+	if got := rows[0]; got.Popularity != nil || got.PreviewURL != nil || got.ISRC != nil {
+		t.Errorf("a track saved without popularity, preview_url and isrc reads back with popularity %v, preview_url %v, isrc %v; want all nil",
+			got.Popularity, got.PreviewURL, got.ISRC)
+	}
+	if got := rows[1]; got.Popularity == nil || *got.Popularity != 0 || got.ISRC == nil || *got.ISRC != "" {
+		t.Errorf("a track saved with popularity 0 and isrc \"\" reads back with %v and %v; want them as saved", got.Popularity, got.ISRC)
 	}
 }
 
