@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // EmbeddedURL is the queue and the store both commands use when QUEUE_URL
@@ -28,6 +30,21 @@ const DefaultArtistsTable = "artists"
 
 // IsSQLite reports whether u names the embedded backend.
 func IsSQLite(u string) bool { return strings.HasPrefix(u, "sqlite:") }
+
+var (
+	apiMu      sync.Mutex
+	apiOptions []func(*middleware.Stack) error
+)
+
+// AddAPIOptions adds opts to the configuration of every AWS client opened
+// after it: a command that exports traces adds the OpenTelemetry
+// instrumentation of the AWS SDK this way, at its start, so that neither
+// this package nor the producer's (a chatbot imports it) depends on it.
+func AddAPIOptions(opts ...func(*middleware.Stack) error) {
+	apiMu.Lock()
+	defer apiMu.Unlock()
+	apiOptions = append(apiOptions, opts...)
+}
 
 // AWSConfig loads the SDK's configuration the usual way (environment, shared
 // files, the ECS task role), with region as a fallback when none is set.
@@ -46,6 +63,9 @@ func AWSConfig(ctx context.Context, region string) (aws.Config, error) {
 	if cfg.Region == "" {
 		cfg.Region = region
 	}
+	apiMu.Lock()
+	cfg.APIOptions = append(cfg.APIOptions, apiOptions...)
+	apiMu.Unlock()
 	if cfg.Region == "" {
 		return aws.Config{}, errors.New("AWS_REGION: is required for SQS, DynamoDB and S3")
 	}

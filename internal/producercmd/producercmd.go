@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"math"
 	"os"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/market"
 	"github.com/sixpotify/top-tracks/internal/progress"
 	"github.com/sixpotify/top-tracks/internal/store"
+	"github.com/sixpotify/top-tracks/internal/telemetry"
 	"github.com/sixpotify/top-tracks/producer"
 )
 
@@ -85,6 +87,14 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader,
 	if err == nil {
 		if err = p.Err(); err != nil {
 			err = usageError{err}
+		}
+	}
+	if err == nil {
+		var stopTracing func(*slog.Logger)
+		if stopTracing, err = telemetry.Start(ctx, "sixpotify-producer"); err != nil {
+			err = usageError{err}
+		} else {
+			defer stopTracing(nil)
 		}
 	}
 	if err == nil {

@@ -94,7 +94,7 @@ func New(cfg Config) (*Client, error) {
 
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = DefaultHTTPClient()
 	}
 	cfg.TokenURL = tokenURL
 	return &Client{
@@ -126,7 +126,11 @@ func checkURL(name, raw string) (string, error) {
 	return strings.TrimRight(raw, "/"), nil
 }
 
-func defaultHTTPClient() *http.Client {
+// DefaultHTTPClient is the client a Config without HTTPClient gets: a
+// timeout of DefaultTimeout, and enough idle connections for a worker's
+// artists in flight. A command wraps its Transport (in tracing
+// instrumentation, say) and hands it back as Config.HTTPClient.
+func DefaultHTTPClient() *http.Client {
 	return &http.Client{
 		Timeout: DefaultTimeout,
 		Transport: &http.Transport{

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
@@ -35,6 +36,8 @@ import (
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
+	"github.com/sixpotify/top-tracks/internal/telemetry"
+	"github.com/sixpotify/top-tracks/internal/tracing"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -275,6 +278,12 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr i
 		return check(ctx, cfg, g.Check.Artist, stdout)
 	}
 	log, _ := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	stopTracing, err := telemetry.Start(ctx, "sixpotify-worker")
+	if err != nil {
+		fmt.Fprintln(stderr, "worker: "+err.Error())
+		return cli.ExitUsage
+	}
+	defer stopTracing(log)
 	if err := run(ctx, cfg, log); err != nil {
 		log.Error("worker failed", "err", err)
 		var ce *ConfigError
@@ -490,9 +499,14 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 		lanes = append(lanes, worker.LaneBulk)
 	}
 	m.InitLanes(lanes...)
+	var hc *http.Client
+	if tracing.Enabled() {
+		hc = spotify.DefaultHTTPClient()
+		hc.Transport = otelhttp.NewTransport(hc.Transport)
+	}
 	client, err := spotify.New(spotify.Config{
 		APIURL: cfg.APIURL, TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		Gate: g, OnResponse: m.ObserveSpotify, OnToken: m.ObserveToken,
+		Gate: g, OnResponse: m.ObserveSpotify, OnToken: m.ObserveToken, HTTPClient: hc,
 	})
 	if err != nil {
 		return nil, err
