@@ -246,6 +246,18 @@ func (a *Asker) AskEach(ctx context.Context, artists []string, fn func(Reply)) {
 	for _, f := range sum.Failed {
 		unsent[f.ArtistID] = fmt.Errorf("enqueue %s: %w", f.ArtistID, f.Err)
 	}
+	if p, paused := a.spotifyPaused(ctx); paused {
+		// The fleet makes no call before the pause ends: say so at once,
+		// rather than wait out the deadline. The artists stay enqueued.
+		for _, k := range asks {
+			err := unsent[k.id]
+			if err == nil {
+				err = &SpotifyPausedError{ArtistID: k.id, Until: p.Until, Reason: p.Reason}
+			}
+			reply(k.reply(Answer{}, err))
+		}
+		return
+	}
 	var wg sync.WaitGroup
 	for _, k := range asks {
 		if err := unsent[k.id]; err != nil {
@@ -344,4 +356,41 @@ func (a *Asker) answer(ctx context.Context, art Artist) (Answer, error) {
 		}
 	}
 	return Answer{ArtistID: art.ArtistID, Market: art.Market, Status: art.Status, FetchedAt: art.FetchedAt, Tracks: rows}, nil
+}
+
+// SpotifyPausedError is an ask's answer while the fleet has recorded that
+// Spotify paused its calls (its quota spent, or a long Retry-After): the
+// artist is enqueued and will be answered once the pause ends, at Until. It
+// wraps ErrNoAnswer.
+type SpotifyPausedError struct {
+	ArtistID string
+	Until    time.Time
+	Reason   string
+}
+
+func (e *SpotifyPausedError) Error() string {
+	return fmt.Sprintf("artist %s: Spotify has paused the fleet's calls until %s (%s); the artist is enqueued and will be fetched then",
+		e.ArtistID, e.Until.UTC().Format(time.RFC3339), e.Reason)
+}
+
+func (e *SpotifyPausedError) Unwrap() error { return ErrNoAnswer }
+
+// pauseReadTimeout bounds the ask's look at the fleet's pause.
+const pauseReadTimeout = time.Second
+
+// spotifyPaused reports the fleet's Spotify pause, when the store keeps one
+// (store.PauseKeeper) and it has not ended. A store that cannot tell in
+// time tells nothing: the ask waits as usual.
+func (a *Asker) spotifyPaused(ctx context.Context) (store.SpotifyPause, bool) {
+	pk, ok := a.r.(store.PauseKeeper)
+	if !ok {
+		return store.SpotifyPause{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, pauseReadTimeout)
+	defer cancel()
+	p, ok, err := pk.SpotifyPause(ctx)
+	if err != nil || !ok || !p.Until.After(a.opts.Clock()) {
+		return store.SpotifyPause{}, false
+	}
+	return p, true
 }

@@ -61,6 +61,7 @@ type Worker struct {
 	metrics *metrics.Metrics
 	gate    *gate.Gate
 	lanes   []*lane
+	pauses  store.PauseKeeper // the store's, when it keeps the fleet's pause
 
 	ran       atomic.Bool
 	receiving atomic.Bool // true while every lane can receive
@@ -84,6 +85,7 @@ func New(q, bulk Queue, s Store, f Fetcher, opts Options) (*Worker, error) {
 	}
 	opts.setDefaults()
 	w := &Worker{opts: opts, log: opts.Logger, gate: opts.Gate, metrics: opts.Metrics}
+	w.pauses, _ = s.(store.PauseKeeper)
 	w.gate.OnEvent(w.gateEvent)
 	fetch := &fetching{opts: &w.opts, store: s, fetcher: f, gate: w.gate, metrics: w.metrics}
 	w.lanes = append(w.lanes, w.newLane(LaneChatbot, false, q, fetch))
@@ -112,6 +114,12 @@ func (w *Worker) Ready() error {
 func (w *Worker) gateEvent(e gate.Event) {
 	switch e.Kind {
 	case gate.EventCooldown:
+		w.sharePause(e)
+		if e.Shared {
+			w.log.Warn("Spotify paused the fleet: pausing every Spotify call, as another process recorded", "pause", e.Pause,
+				"reason", e.Reason, "until", e.Until.UTC().Format(time.RFC3339))
+			return
+		}
 		w.metrics.Cooldowns.Inc()
 		w.log.Warn("Spotify rate limit: pausing every Spotify call", "pause", e.Pause, "retry_after", e.RetryAfter,
 			"reason", e.Reason, "until", e.Until.UTC().Format(time.RFC3339), "rate", fmt.Sprintf("%.2f/s", e.Rate))
@@ -149,6 +157,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	recvCtx, stopReceiving := context.WithCancel(ctx)
 	defer stopReceiving()
 	r := newRun(recvCtx, workCtx, stopReceiving, w.opts.Concurrency, len(w.lanes))
+
+	// A pause the fleet recorded holds this process before its first call.
+	w.readPause(recvCtx)
+	var watch sync.WaitGroup
+	watch.Go(func() { w.watchPause(recvCtx) })
+	defer watch.Wait()
 
 	var loops sync.WaitGroup
 	for _, l := range w.lanes {

@@ -150,3 +150,24 @@ func TestACanaryBlamesTheArtistsThatOpenedTheBreaker(t *testing.T) {
 		t.Error("other artists' failures no longer open the breaker")
 	}
 }
+
+// TestAnImposedPauseHoldsEveryCall: a penalty another process recorded
+// holds this process's calls until its end without a call, and a shorter
+// one changes nothing.
+func TestAnImposedPauseHoldsEveryCall(t *testing.T) {
+	clock := newFakeClock()
+	var events []Event
+	g := New(Options{Clock: clock.Now, OnEvent: func(e Event) { events = append(events, e) }})
+	until := clock.Now().Add(22 * time.Hour)
+	g.Impose(until, QuotaExceeded)
+	g.Impose(clock.Now().Add(time.Hour), "shorter")
+	_, err := g.Wait(context.Background())
+	if pe, ok := IsPaused(err); !ok || pe.Reason != ReasonPenalty || !pe.Until.Equal(until) {
+		t.Fatalf("Wait during an imposed pause = %v, want a penalty until %v", err, until)
+	}
+	if len(events) != 1 || !events[0].Shared || events[0].Pause != ReasonPenalty {
+		t.Errorf("events = %+v, want one shared penalty", events)
+	}
+	clock.Add(22 * time.Hour)
+	mustWait(t, g, context.Background())(ok)
+}

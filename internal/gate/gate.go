@@ -96,6 +96,7 @@ type Event struct {
 	Rate       float64       // the rate after a cooldown, calls/s
 	Lasted     time.Duration // how long the breaker was open (closed)
 	Blamed     int           // artists whose failures were found their own (closed)
+	Shared     bool          // the pause was another process's, imposed (cooldown)
 }
 
 // Gate joins the parts (see the package comment) under one lock. It is safe
@@ -432,6 +433,26 @@ func (g *Gate) Canary() (key string, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.canary, g.canary != ""
+}
+
+// Impose pauses every call until until, as a penalty that Spotify announced
+// to another process of the fleet (read from the store, see
+// store.SpotifyPause): this process makes no call to learn it. A pause that
+// ends earlier than the one running changes nothing. The event it announces
+// is Shared.
+func (g *Gate) Impose(until time.Time, reason string) {
+	g.mu.Lock()
+	now := g.opts.Clock()
+	if !until.After(now) || !until.After(g.pauses.throttle.Until) {
+		g.mu.Unlock()
+		return
+	}
+	g.pauses.throttle = PausedError{Reason: ReasonPenalty, Until: until,
+		Detail: "Spotify paused this app (" + reason + "), as another process of the fleet recorded"}
+	g.lead.needed = true
+	e := Event{Kind: EventCooldown, Until: until, RetryAfter: until.Sub(now), Reason: reason, Pause: ReasonPenalty, Rate: g.Rate(), Shared: true}
+	g.mu.Unlock()
+	g.emit([]Event{e})
 }
 
 // Paused reports how long the pause that would meet a call now lasts, and

@@ -18,7 +18,7 @@ func counter(t *testing.T, q queue.Queue) queue.Counter {
 	t.Helper()
 	c, ok := q.(queue.Counter)
 	if !ok {
-		t.Skipf("%T is no queue.Counter", q)
+		t.Fatalf("%T is no queue.Counter", q)
 	}
 	return c
 }
@@ -27,7 +27,7 @@ func deadLetterer(t *testing.T, q queue.Queue) queue.DeadLetterer {
 	t.Helper()
 	d, ok := q.(queue.DeadLetterer)
 	if !ok {
-		t.Skipf("%T is no queue.DeadLetterer", q)
+		t.Fatalf("%T is no queue.DeadLetterer", q)
 	}
 	return d
 }

@@ -13,6 +13,12 @@ import (
 )
 
 const schema = `
+CREATE TABLE IF NOT EXISTS spotify_pause ( -- store.SpotifyPause: the fleet's, one row
+	id           INTEGER PRIMARY KEY CHECK (id = 1),
+	paused_until TEXT NOT NULL, -- RFC 3339 UTC, milliseconds
+	paused_since TEXT NOT NULL,
+	reason       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS top_tracks (
 	artist_id     TEXT    NOT NULL,
 	id            TEXT    NOT NULL,

@@ -21,7 +21,7 @@ func asFailureStore(t *testing.T, s store.Store) failureStore {
 	t.Helper()
 	fs, ok := s.(failureStore)
 	if !ok {
-		t.Skipf("%T records no failures (store.FailureRecorder, store.FailureReader)", s)
+		t.Fatalf("%T records no failures (store.FailureRecorder, store.FailureReader)", s)
 	}
 	return fs
 }

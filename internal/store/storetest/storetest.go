@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, features Feature
 		{"FailureOfNewArtist", testFailureOfNewArtist},
 		{"FailureOfFetchedArtist", testFailureOfFetchedArtist},
 		{"FailureReasonClipped", testFailureReasonClipped},
+		{"SpotifyPause", testSpotifyPause},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
