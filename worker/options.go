@@ -8,13 +8,14 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/metrics"
+	"github.com/sixpotify/top-tracks/internal/store"
 )
 
 // Defaults of Options, which the worker command's flags show as theirs.
 const (
 	DefaultConcurrency  = 16
 	DefaultMarket       = "US"
-	DefaultFreshFor     = time.Hour
+	DefaultFreshFor     = store.DefaultFreshFor
 	DefaultWaitTime     = 20 * time.Second
 	DefaultDrainTimeout = 15 * time.Second
 	DefaultMaxReceives  = 5

@@ -73,6 +73,7 @@ type reprocessCmd struct {
 var defaults = map[string]string{
 	"embedded_url":  backend.EmbeddedURL,
 	"artists_table": backend.DefaultArtistsTable,
+	"fresh_for":     cli.Duration(store.DefaultFreshFor),
 }
 
 // Run is the producer command. lookup reads the environment (os.LookupEnv).

@@ -14,6 +14,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
+	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
@@ -30,9 +31,9 @@ type waitFlags struct {
 	Wait         bool          `help:"Enqueue on the chatbot's lane and wait until the store holds an answer newer than the request for each artist; print each artist's tracks as they arrive."`
 	WaitTimeout  time.Duration `name:"wait-timeout" placeholder:"DURATION" help:"With --wait: how long to wait for every answer (Go duration; default 30s)."`
 	JSON         bool          `name:"json" help:"With --wait: print one JSON object per artist per line."`
-	StoreURL     string        `name:"store-url" envvar:"STORE_URL" default:"sqlite:sixpotify.db" help:"With --wait: the store the worker writes, dynamodb:TABLE or sqlite:PATH."`
-	ArtistsTable string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"artists" help:"With --wait: the DynamoDB artists table."`
-	FreshFor     time.Duration `name:"fresh-for" envvar:"FRESH_FOR" default:"1h" help:"With --wait: an answer fetched less than this long ago is printed at once, with no message (the worker's FRESH_FOR; 0: always enqueue)."`
+	StoreURL     string        `name:"store-url" envvar:"STORE_URL" default:"${embedded_url}" help:"With --wait: the store the worker writes, dynamodb:TABLE or sqlite:PATH."`
+	ArtistsTable string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"${artists_table}" help:"With --wait: the DynamoDB artists table."`
+	FreshFor     time.Duration `name:"fresh-for" envvar:"FRESH_FOR" default:"${fresh_for}" help:"With --wait: an answer fetched less than this long ago is printed at once, with no message (the worker's FRESH_FOR; 0: always enqueue)."`
 }
 
 // given reports whether the flag was on the command line.
@@ -194,12 +195,7 @@ func countDuplicates(ids []string) int {
 	return n
 }
 
-func clipInput(s string) string {
-	if len(s) > 60 {
-		return s[:60] + "…"
-	}
-	return s
-}
+func clipInput(s string) string { return clip.String(s, 60) }
 
 // replyPrinter prints each artist's reply as it arrives: its tracks (rank,
 // name, popularity) as text, or one JSON object a line.

@@ -3,7 +3,8 @@ package store
 import (
 	"context"
 	"time"
-	"unicode/utf8"
+
+	"github.com/sixpotify/top-tracks/internal/clip"
 )
 
 // Failure is why a message for an artist last failed on its own account (an
@@ -61,13 +62,4 @@ type ArtistCounter interface {
 }
 
 // ClipReason cuts a reason to MaxFailureReason bytes, on a rune boundary.
-func ClipReason(reason string) string {
-	if len(reason) <= MaxFailureReason {
-		return reason
-	}
-	cut := MaxFailureReason
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut] + "…"
-}
+func ClipReason(reason string) string { return clip.String(reason, MaxFailureReason) }

@@ -90,6 +90,13 @@ var ErrStale = errors.New("a newer result is already stored")
 // policy), never toward the outage breaker.
 var ErrRejected = errors.New("the store rejects this result")
 
+// DefaultFreshFor is FRESH_FOR when it is not set: an artist fetched less
+// than an hour ago is not fetched again unless a message says force, so that
+// duplicate requests (a chatbot asking twice, a reprocess overlapping the
+// chatbot) cost a read instead of a Spotify call. The worker and the
+// producer's --wait read it from here.
+const DefaultFreshFor = time.Hour
+
 // DefaultRetainFor is how long a fetched artist's rows are kept after its
 // last fetch when RETAIN_FOR is not set: 30 days. Spotify's Developer Terms
 // say "Do not store Spotify Content indefinitely" and allow storing it only
