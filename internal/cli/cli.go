@@ -290,3 +290,42 @@ func Secret(p *Parsed, lookup Lookup, env, file string) string {
 	}
 	return v
 }
+
+// UsageError is a bad flag, argument or variable, or a setting that names a
+// queue or store that cannot be opened: the command prints its one line and
+// exits ExitUsage. Var names the variable at fault, when there is one.
+type UsageError struct {
+	Var string
+	Err error
+}
+
+func (e *UsageError) Error() string {
+	if e.Var == "" {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%s (--%s): %v", e.Var, FlagName(e.Var), e.Err)
+}
+
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usage returns err as a usage error (nil stays nil).
+func Usage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UsageError{Err: err}
+}
+
+// VarError is a usage error of the variable name (its flag named too).
+func VarError(name string, err error) error { return &UsageError{Var: name, Err: err} }
+
+// VarErrorf is VarError with a formatted message.
+func VarErrorf(name, format string, args ...any) error {
+	return &UsageError{Var: name, Err: fmt.Errorf(format, args...)}
+}
+
+// IsUsage reports whether err is, or wraps, a usage error.
+func IsUsage(err error) bool {
+	var u *UsageError
+	return errors.As(err, &u)
+}

@@ -28,26 +28,17 @@ type Cmd struct {
 	ArtistsTable string `name:"artists-table" envvar:"ARTISTS_TABLE" default:"artists" help:"The DynamoDB artists table."`
 }
 
-// UsageError is a bad flag or variable: exit code 2.
-type UsageError struct{ error }
-
-func (e UsageError) Unwrap() error { return e.error }
-
-func failf(env, format string, args ...any) UsageError {
-	return UsageError{fmt.Errorf("%s (--%s): %s", env, cli.FlagName(env), fmt.Sprintf(format, args...))}
-}
-
 // Execute runs the export: progress on stderr, the summary on stdout.
 func (c *Cmd) Execute(ctx context.Context, now time.Time, stdout, stderr io.Writer) error {
 	if err := stores.Readable(c.StoreURL); err != nil {
-		return failf("STORE_URL", "%v", err)
+		return cli.VarErrorf("STORE_URL", "%v", err)
 	}
 	date := c.Date
 	if date == "" {
 		date = now.UTC().Format(export.DateFormat)
 	}
 	if err := export.ValidDate(date); err != nil {
-		return UsageError{fmt.Errorf("--date: %w", err)}
+		return cli.Usage(fmt.Errorf("--date: %w", err))
 	}
 	dst, where, err := openDestination(ctx, c.To)
 	if err != nil {
@@ -55,7 +46,7 @@ func (c *Cmd) Execute(ctx context.Context, now time.Time, stdout, stderr io.Writ
 	}
 	st, closeStore, err := stores.Open(ctx, c.StoreURL, c.ArtistsTable)
 	if err != nil {
-		return failf("STORE_URL", "%v", err)
+		return cli.VarErrorf("STORE_URL", "%v", err)
 	}
 	defer closeStore()
 	total := 0
@@ -68,7 +59,7 @@ func (c *Cmd) Execute(ctx context.Context, now time.Time, stdout, stderr io.Writ
 	}
 	e, err := export.New(st, dst, export.Options{Date: date})
 	if err != nil {
-		return UsageError{fmt.Errorf("--date: %w", err)}
+		return cli.Usage(fmt.Errorf("--date: %w", err))
 	}
 	start := time.Now()
 	prog := progress.Start(stderr, "rows exported", total, e.Rows)
@@ -90,27 +81,27 @@ func openDestination(ctx context.Context, to string) (export.Destination, string
 	case strings.HasPrefix(to, "file:"):
 		dir, err := filedest.ParseURL(to)
 		if err != nil {
-			return nil, "", UsageError{fmt.Errorf("--to: %w", err)}
+			return nil, "", cli.Usage(fmt.Errorf("--to: %w", err))
 		}
 		return filedest.New(dir), to, nil
 	case strings.HasPrefix(to, "s3:"):
 		if _, _, err := s3dest.ParseURL(to); err != nil {
-			return nil, "", UsageError{fmt.Errorf("--to: %w", err)}
+			return nil, "", cli.Usage(fmt.Errorf("--to: %w", err))
 		}
 		cfg, err := backend.AWSConfig(ctx, "")
 		if err != nil {
 			if strings.HasPrefix(err.Error(), "AWS_REGION") {
-				return nil, "", UsageError{err}
+				return nil, "", cli.Usage(err)
 			}
 			return nil, "", err
 		}
 		b, err := s3dest.BucketFromConfig(cfg, to)
 		if err != nil {
-			return nil, "", UsageError{fmt.Errorf("--to: %w", err)}
+			return nil, "", cli.Usage(fmt.Errorf("--to: %w", err))
 		}
 		return b, b.String(), nil
 	}
-	return nil, "", UsageError{fmt.Errorf("--to: %q is neither s3://BUCKET/PREFIX nor file:DIR", to)}
+	return nil, "", cli.Usage(fmt.Errorf("--to: %q is neither s3://BUCKET/PREFIX nor file:DIR", to))
 }
 
 func bytesString(n int64) string {

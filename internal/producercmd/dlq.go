@@ -12,6 +12,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
+	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/queue"
@@ -36,17 +37,17 @@ func (f laneFlag) laneRef(g *grammar) (laneRef, error) {
 		r = laneRef{"chatbot", "QUEUE_URL", g.QueueURL}
 	case "bulk":
 		if g.BulkQueueURL == "" {
-			return r, usageError{errors.New("--lane bulk: BULK_QUEUE_URL (--bulk-queue-url) is not set: there is no bulk lane")}
+			return r, cli.Usage(errors.New("--lane bulk: BULK_QUEUE_URL (--bulk-queue-url) is not set: there is no bulk lane"))
 		}
 		r = laneRef{"bulk", "BULK_QUEUE_URL", g.BulkQueueURL}
 	default:
-		return r, usageError{fmt.Errorf("--lane: %q is not a lane: chatbot or bulk", clip.String(f.Lane, 40))}
+		return r, cli.Usage(fmt.Errorf("--lane: %q is not a lane: chatbot or bulk", clip.String(f.Lane, 40)))
 	}
 	if r.url == "" {
-		return r, failf(r.env, "is empty")
+		return r, cli.VarErrorf(r.env, "is empty")
 	}
 	if err := queues.ValidateURL(r.url); err != nil {
-		return r, failf(r.env, "%v", err)
+		return r, cli.VarErrorf(r.env, "%v", err)
 	}
 	return r, nil
 }
@@ -59,16 +60,16 @@ func openDeadLetters(ctx context.Context, r laneRef, what string) (queue.DeadLet
 		return nil, nil, err
 	}
 	if !ok {
-		return nil, nil, failf(r.env, "%s does not exist: no queue yet, and no dead-letter queue %s", r.url, what)
+		return nil, nil, cli.VarErrorf(r.env, "%s does not exist: no queue yet, and no dead-letter queue %s", r.url, what)
 	}
 	d, isDL := q.(queue.DeadLetterer)
 	if !isDL {
 		closeQ()
-		return nil, nil, failf(r.env, "this queue (%T) cannot look into a dead-letter queue", q)
+		return nil, nil, cli.VarErrorf(r.env, "this queue (%T) cannot look into a dead-letter queue", q)
 	}
 	if _, err := d.DeadLetterCounts(ctx); errors.Is(err, queue.ErrNoDeadLetterQueue) {
 		closeQ()
-		return nil, nil, failf(r.env, "the %s lane's queue %s has no dead-letter queue (no redrive policy): nothing %s", r.name, r.url, what)
+		return nil, nil, cli.VarErrorf(r.env, "the %s lane's queue %s has no dead-letter queue (no redrive policy): nothing %s", r.name, r.url, what)
 	} else if err != nil {
 		closeQ()
 		return nil, nil, err
@@ -101,17 +102,17 @@ type deadLetter struct {
 
 func (c *dlqListCmd) run(ctx context.Context, g *grammar, stdout io.Writer) error {
 	if c.N < 1 || c.N > 1000 {
-		return usageError{fmt.Errorf("-n: %d is not a number of messages from 1 to 1000", c.N)}
+		return cli.Usage(fmt.Errorf("-n: %d is not a number of messages from 1 to 1000", c.N))
 	}
 	r, err := c.laneRef(g)
 	if err != nil {
 		return err
 	}
 	if c.StoreURL == "" {
-		return failf("STORE_URL", "is empty")
+		return cli.VarErrorf("STORE_URL", "is empty")
 	}
 	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return failf("STORE_URL", "%v", err)
+		return cli.VarErrorf("STORE_URL", "%v", err)
 	}
 	d, closeQ, err := openDeadLetters(ctx, r, "to list")
 	if err != nil {
@@ -122,7 +123,7 @@ func (c *dlqListCmd) run(ctx context.Context, g *grammar, stdout io.Writer) erro
 	if stores.Exists(c.StoreURL) == nil {
 		st, closeS, err := stores.Open(ctx, c.StoreURL, c.ArtistsTable)
 		if err != nil {
-			return failf("STORE_URL", "%v", err)
+			return cli.VarErrorf("STORE_URL", "%v", err)
 		}
 		defer closeS()
 		reasons, _ = st.(store.FailureReader)
@@ -207,10 +208,10 @@ type dlqRedriveCmd struct {
 
 func (c *dlqRedriveCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Writer) error {
 	if c.MaxPerSecond < 0 || c.MaxPerSecond > 500 {
-		return usageError{fmt.Errorf("--max-per-second: %d is not a rate from 1 to 500 messages a second", c.MaxPerSecond)}
+		return cli.Usage(fmt.Errorf("--max-per-second: %d is not a rate from 1 to 500 messages a second", c.MaxPerSecond))
 	}
 	if c.Poll < 0 {
-		return usageError{fmt.Errorf("--poll: %v is negative", c.Poll)}
+		return cli.Usage(fmt.Errorf("--poll: %v is negative", c.Poll))
 	}
 	r, err := c.laneRef(g)
 	if err != nil {

@@ -87,13 +87,13 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader,
 	}
 	if err == nil {
 		if err = p.Err(); err != nil {
-			err = usageError{err}
+			err = cli.Usage(err)
 		}
 	}
 	if err == nil {
 		var stopTracing func(*slog.Logger)
 		if stopTracing, err = telemetry.Start(ctx, "sixpotify-producer"); err != nil {
-			err = usageError{err}
+			err = cli.Usage(err)
 		} else {
 			defer stopTracing(nil)
 		}
@@ -117,8 +117,8 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader,
 		case "redrive":
 			err = g.DLQ.Redrive.run(ctx, &g, stdout, stderr)
 		}
-	} else if !errors.As(err, new(usageError)) && !errors.As(err, new(exportcmd.UsageError)) {
-		err = usageError{err}
+	} else if !cli.IsUsage(err) {
+		err = cli.Usage(err)
 	}
 	if err == nil {
 		return 0
@@ -126,19 +126,10 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdin io.Reader,
 	for _, line := range strings.Split(err.Error(), "\n") {
 		fmt.Fprintln(stderr, "producer: "+line)
 	}
-	if errors.As(err, new(usageError)) || errors.As(err, new(exportcmd.UsageError)) {
+	if cli.IsUsage(err) {
 		return cli.ExitUsage
 	}
 	return 1
-}
-
-// usageError is a bad flag, argument or variable: exit code 2.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
-
-func failf(env, format string, args ...any) usageError {
-	return usageError{fmt.Errorf("%s (--%s): %s", env, cli.FlagName(env), fmt.Sprintf(format, args...))}
 }
 
 // lane returns the queue URL to send to, and the variable naming it.
@@ -147,13 +138,13 @@ func (g *grammar) lane(bulk, fallback bool) (string, error) {
 	if bulk && g.BulkQueueURL != "" {
 		u, env = g.BulkQueueURL, "BULK_QUEUE_URL"
 	} else if bulk && !fallback {
-		return "", failf("BULK_QUEUE_URL", "is required by --bulk: set it to the bulk lane's queue URL")
+		return "", cli.VarErrorf("BULK_QUEUE_URL", "is required by --bulk: set it to the bulk lane's queue URL")
 	}
 	if u == "" {
-		return "", failf(env, "is empty")
+		return "", cli.VarErrorf(env, "is empty")
 	}
 	if err := queues.ValidateURL(u); err != nil {
-		return "", failf(env, "%v", err)
+		return "", cli.VarErrorf(env, "%v", err)
 	}
 	return u, nil
 }
@@ -224,10 +215,10 @@ func (c *enqueueCmd) run(ctx context.Context, g *grammar, stdin io.Reader, stdou
 func (c *enqueueCmd) inputs(stdin io.Reader) (mkt string, files []namedReader, closeFiles func(), err error) {
 	mkt = strings.ToUpper(c.Market)
 	if mkt != "" && !market.Valid(mkt) {
-		return "", nil, nil, usageError{fmt.Errorf("--market: %q is not an ISO 3166-1 alpha-2 code such as US", c.Market)}
+		return "", nil, nil, cli.Usage(fmt.Errorf("--market: %q is not an ISO 3166-1 alpha-2 code such as US", c.Market))
 	}
 	if len(c.File) == 0 && len(c.Artists) == 0 {
-		return "", nil, nil, usageError{errors.New("no artists: name them as arguments or give -f FILE (see 'producer enqueue --help')")}
+		return "", nil, nil, cli.Usage(errors.New("no artists: name them as arguments or give -f FILE (see 'producer enqueue --help')"))
 	}
 	var opened []*os.File
 	closeFiles = func() {
@@ -243,7 +234,7 @@ func (c *enqueueCmd) inputs(stdin io.Reader) (mkt string, files []namedReader, c
 		f, err := os.Open(name)
 		if err != nil {
 			closeFiles()
-			return "", nil, nil, usageError{fmt.Errorf("-f: %w", err)}
+			return "", nil, nil, cli.Usage(fmt.Errorf("-f: %w", err))
 		}
 		opened = append(opened, f)
 		files = append(files, namedReader{name, f})
@@ -322,14 +313,14 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 		return err
 	}
 	if err := stores.Readable(c.StoreURL); err != nil {
-		return failf("STORE_URL", "%v", err)
+		return cli.VarErrorf("STORE_URL", "%v", err)
 	}
 	stale := c.StaleAfter
 	if stale < 0 {
-		return usageError{fmt.Errorf("--stale-after: %v is negative", stale)}
+		return cli.Usage(fmt.Errorf("--stale-after: %v is negative", stale))
 	}
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
-		return usageError{fmt.Errorf("--rate: %v is not a rate of zero or more artists a second", c.Rate)}
+		return cli.Usage(fmt.Errorf("--rate: %v is not a rate of zero or more artists a second", c.Rate))
 	}
 	storeURL, artists, force, dryRun, perSecond, resume := &c.StoreURL, &c.ArtistsTable, &c.Force, &c.DryRun, &c.Rate, &c.Resume
 
@@ -337,13 +328,13 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 	if *resume != "" && !*dryRun {
 		var err error
 		if ck, err = openCheckpoint(*resume); err != nil {
-			return usageError{fmt.Errorf("--resume: %w", err)}
+			return cli.Usage(fmt.Errorf("--resume: %w", err))
 		}
 		defer ck.close()
 	}
 	st, closeS, err := stores.Open(ctx, *storeURL, *artists)
 	if err != nil {
-		return failf("STORE_URL", "%v", err)
+		return cli.VarErrorf("STORE_URL", "%v", err)
 	}
 	defer closeS()
 	total := 0

@@ -15,6 +15,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
+	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/logging"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
@@ -51,10 +52,10 @@ func (g *grammar) lanes() ([]laneRef, error) {
 	}
 	for _, r := range refs {
 		if r.url == "" {
-			return nil, failf(r.env, "is empty")
+			return nil, cli.VarErrorf(r.env, "is empty")
 		}
 		if err := queues.ValidateURL(r.url); err != nil {
-			return nil, failf(r.env, "%v", err)
+			return nil, cli.VarErrorf(r.env, "%v", err)
 		}
 	}
 	return refs, nil
@@ -71,7 +72,7 @@ func openLane(ctx context.Context, r laneRef) (q queue.Queue, closeQ func() erro
 	}
 	q, closeQ, err = queues.Open(ctx, r.url, queues.Options{})
 	if err != nil {
-		return nil, nil, false, failf(r.env, "%v", err)
+		return nil, nil, false, cli.VarErrorf(r.env, "%v", err)
 	}
 	return q, closeQ, true, nil
 }
@@ -128,13 +129,13 @@ type statusSource struct {
 
 func (c *statusCmd) run(ctx context.Context, g *grammar, stdout io.Writer) error {
 	if c.StaleAfter < 0 {
-		return usageError{fmt.Errorf("--stale-after: %v is negative", c.StaleAfter)}
+		return cli.Usage(fmt.Errorf("--stale-after: %v is negative", c.StaleAfter))
 	}
 	if c.Interval < 0 || c.Interval > 0 && c.Interval < 100*time.Millisecond {
-		return usageError{fmt.Errorf("--interval: %v is not a duration of 100ms or more", c.Interval)}
+		return cli.Usage(fmt.Errorf("--interval: %v is not a duration of 100ms or more", c.Interval))
 	}
 	if c.Interval > 0 && !c.Watch {
-		return usageError{errors.New("--interval: only with --watch")}
+		return cli.Usage(errors.New("--interval: only with --watch"))
 	}
 	if c.Interval == 0 {
 		c.Interval = defaultInterval
@@ -144,10 +145,10 @@ func (c *statusCmd) run(ctx context.Context, g *grammar, stdout io.Writer) error
 		return err
 	}
 	if c.StoreURL == "" {
-		return failf("STORE_URL", "is empty")
+		return cli.VarErrorf("STORE_URL", "is empty")
 	}
 	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return failf("STORE_URL", "%v", err)
+		return cli.VarErrorf("STORE_URL", "%v", err)
 	}
 	src := &statusSource{lanes: refs, storeURL: c.StoreURL, staleAfter: c.StaleAfter}
 	for _, r := range refs {
@@ -163,7 +164,7 @@ func (c *statusCmd) run(ctx context.Context, g *grammar, stdout io.Writer) error
 	if stores.Exists(c.StoreURL) == nil {
 		st, closeS, err := stores.Open(ctx, c.StoreURL, c.ArtistsTable)
 		if err != nil {
-			return failf("STORE_URL", "%v", err)
+			return cli.VarErrorf("STORE_URL", "%v", err)
 		}
 		defer closeS()
 		src.st = st

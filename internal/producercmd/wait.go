@@ -50,7 +50,7 @@ func given(p *cli.Parsed, flag string) bool {
 func (c *enqueueCmd) checkNoWait(p *cli.Parsed) error {
 	for _, f := range []string{"wait-timeout", "json"} {
 		if given(p, f) {
-			return usageError{fmt.Errorf("--%s: only with --wait", f)}
+			return cli.Usage(fmt.Errorf("--%s: only with --wait", f))
 		}
 	}
 	return nil
@@ -58,33 +58,33 @@ func (c *enqueueCmd) checkNoWait(p *cli.Parsed) error {
 
 func (c *enqueueCmd) runWait(ctx context.Context, g *grammar, p *cli.Parsed, stdin io.Reader, stdout, stderr io.Writer) error {
 	if c.Bulk {
-		return usageError{errors.New("--bulk: --wait asks on the chatbot's lane (QUEUE_URL); leave --bulk out")}
+		return cli.Usage(errors.New("--bulk: --wait asks on the chatbot's lane (QUEUE_URL); leave --bulk out"))
 	}
 	timeout := c.WaitTimeout
 	switch {
 	case !given(p, "wait-timeout"):
 		timeout = defaultWaitTimeout
 	case timeout <= 0:
-		return usageError{fmt.Errorf("--wait-timeout: %v is not a positive duration (examples: 10s, 2m)", timeout)}
+		return cli.Usage(fmt.Errorf("--wait-timeout: %v is not a positive duration (examples: 10s, 2m)", timeout))
 	}
 	if c.FreshFor < 0 {
-		return failf("FRESH_FOR", "%v is negative", c.FreshFor)
+		return cli.VarErrorf("FRESH_FOR", "%v is negative", c.FreshFor)
 	}
 	u, err := g.lane(false, false)
 	if err != nil {
 		return err
 	}
 	if c.StoreURL == "" {
-		return failf("STORE_URL", "is empty")
+		return cli.VarErrorf("STORE_URL", "is empty")
 	}
 	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return failf("STORE_URL", "%v", err)
+		return cli.VarErrorf("STORE_URL", "%v", err)
 	}
 	// A store that does not exist is a typo, unless it is the queue's own
 	// file (the embedded default), which opening the queue creates.
 	if !sameFile(u, c.StoreURL) {
 		if err := stores.Exists(c.StoreURL); err != nil {
-			return failf("STORE_URL", "%v", err)
+			return cli.VarErrorf("STORE_URL", "%v", err)
 		}
 	}
 	mkt, files, closeFiles, err := c.inputs(stdin)

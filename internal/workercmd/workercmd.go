@@ -286,27 +286,13 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr i
 	defer stopTracing(log)
 	if err := run(ctx, cfg, log); err != nil {
 		log.Error("worker failed", "err", err)
-		var ce *ConfigError
-		if errors.As(err, &ce) {
+		if cli.IsUsage(err) {
 			return cli.ExitUsage
 		}
 		return 1
 	}
 	return 0
 }
-
-// ConfigError is a setting that names a queue or store that cannot be
-// opened (a path, a permission, a missing region): exit code 2.
-type ConfigError struct {
-	Var string
-	Err error
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%s (--%s): %v", e.Var, cli.FlagName(e.Var), e.Err)
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
 
 // ProgressEvery is how often the worker logs its counts at info, when
 // something happened.
@@ -336,7 +322,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.HTTPAddr != "" {
 		srv, err := serve(cfg.HTTPAddr, parts.Worker, reg, log)
 		if err != nil {
-			return &ConfigError{"HTTP_ADDR", err}
+			return cli.VarError("HTTP_ADDR", err)
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
@@ -464,21 +450,21 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Reg
 	qopts := queues.Options{VisibilityTimeout: cfg.VisibilityTimeout}
 	q, closeQ, err := queues.Open(ctx, cfg.QueueURL, qopts)
 	if err != nil {
-		return nil, &ConfigError{"QUEUE_URL", err}
+		return nil, cli.VarError("QUEUE_URL", err)
 	}
 	p.closers = append(p.closers, closeQ)
 	var bulk worker.Queue
 	if cfg.BulkQueueURL != "" {
 		b, closeB, err := queues.Open(ctx, cfg.BulkQueueURL, qopts)
 		if err != nil {
-			return nil, &ConfigError{"BULK_QUEUE_URL", err}
+			return nil, cli.VarError("BULK_QUEUE_URL", err)
 		}
 		p.closers = append(p.closers, closeB)
 		bulk = b
 	}
 	st, closeS, err := stores.OpenRetaining(ctx, cfg.StoreURL, cfg.ArtistsTable, cfg.RetainFor)
 	if err != nil {
-		return nil, &ConfigError{"STORE_URL", err}
+		return nil, cli.VarError("STORE_URL", err)
 	}
 	p.closers = append(p.closers, closeS)
 	p.Store = st
