@@ -849,6 +849,71 @@ func (m metricRef) String() string {
 	return m.namespace + " " + m.name + "{" + strings.Join(d, ",") + "}"
 }
 
+// dashboardMetrics returns the metrics of a dashboard body's metric widgets
+// (the full form: namespace, name, dimension pairs, options), checking
+// each widget's region.
+func dashboardMetrics(body, region string) ([]metricRef, error) {
+	var d struct {
+		Widgets []struct {
+			Type       string `json:"type"`
+			Properties struct {
+				Title   string  `json:"title"`
+				Region  string  `json:"region"`
+				Stat    string  `json:"stat"`
+				Metrics [][]any `json:"metrics"`
+			} `json:"properties"`
+		} `json:"widgets"`
+	}
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		return nil, fmt.Errorf("the dashboard body is not JSON: %w", err)
+	}
+	var (
+		out  []metricRef
+		errs []error
+	)
+	for _, w := range d.Widgets {
+		p := w.Properties
+		if w.Type != "metric" {
+			continue
+		}
+		if p.Region != region {
+			errs = append(errs, fmt.Errorf("widget %q: region %q, want %q", p.Title, p.Region, region))
+		}
+		for _, m := range p.Metrics {
+			var strs []string
+			ref := metricRef{stat: p.Stat, dims: map[string]string{}}
+			for i, e := range m {
+				switch x := e.(type) {
+				case string:
+					strs = append(strs, x)
+				case map[string]any:
+					if i != len(m)-1 {
+						errs = append(errs, fmt.Errorf("widget %q: options before the end of %v", p.Title, m))
+					}
+					if s, ok := x["stat"].(string); ok {
+						ref.stat = s
+					}
+				default:
+					errs = append(errs, fmt.Errorf("widget %q: %v in %v", p.Title, e, m))
+				}
+			}
+			if len(strs) < 2 || len(strs)%2 != 0 || strings.Contains(strings.Join(strs, ""), "..") || strs[0] == "." {
+				errs = append(errs, fmt.Errorf("widget %q: %v is not namespace, name, dimension pairs", p.Title, m))
+				continue
+			}
+			ref.namespace, ref.name = strs[0], strs[1]
+			for i := 2; i < len(strs); i += 2 {
+				ref.dims[strs[i]] = strs[i+1]
+			}
+			if ref.stat == "" {
+				errs = append(errs, fmt.Errorf("widget %q: %v has no statistic", p.Title, ref))
+			}
+			out = append(out, ref)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
 // metricChecker checks a metric a dashboard or an alarm reads exists: an
 // SQS metric of one of the stack's queues, or a worker metric as the
 // collector publishes it.
@@ -962,6 +1027,83 @@ func newMetricChecker(t *testing.T, c *cfn) metricChecker {
 		cluster:   mustString(t, c, map[string]any{"Ref": "Cluster"}),
 		emf:       emf,
 		fams:      fams,
+	}
+}
+
+// TestDashboard checks every metric the dashboard reads exists as read
+// (SQS's, or the workers' as the collector publishes them, names and
+// dimensions from internal/metrics), and that it shows what operators ask.
+func TestDashboard(t *testing.T) {
+	c := loadTemplate(t)
+	mc := newMetricChecker(t, c)
+	r := c.resource(t, "Dashboard")
+	if r["Type"] != "AWS::CloudWatch::Dashboard" || r["Condition"] != "HasPrometheusMetrics" {
+		t.Errorf("Dashboard: %v with condition %v, want a dashboard created with the workers' metrics", r["Type"], r["Condition"])
+	}
+	body := mustString(t, c, c.props(t, "Dashboard")["DashboardBody"])
+	refs, err := dashboardMetrics(body, testRegion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range refs {
+		if err := mc.check(m); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// What it must show.
+	q := func(res string) string {
+		n, _ := c.queueName(res)
+		return n
+	}
+	w := func(name string, dims ...string) metricRef {
+		d := map[string]string{clusterLabel: mc.cluster}
+		for i := 0; i+1 < len(dims); i += 2 {
+			d[dims[i]] = dims[i+1]
+		}
+		return metricRef{namespace: mc.namespace, name: name, dims: d}
+	}
+	sqs := func(name, res string) metricRef {
+		return metricRef{namespace: "AWS/SQS", name: name, dims: map[string]string{"QueueName": q(res)}}
+	}
+	for _, want := range []metricRef{
+		sqs("ApproximateNumberOfMessagesVisible", "ChatbotQueue"),
+		sqs("ApproximateNumberOfMessagesVisible", "BulkQueue"),
+		sqs("ApproximateAgeOfOldestMessage", "ChatbotQueue"),
+		sqs("ApproximateAgeOfOldestMessage", "BulkQueue"),
+		sqs("ApproximateNumberOfMessagesVisible", "ChatbotDeadLetterQueue"),
+		sqs("ApproximateNumberOfMessagesVisible", "BulkDeadLetterQueue"),
+		w("sixpotify_spotify_requests_total", "code", "429"),
+		w("sixpotify_spotify_cooldown_remaining_seconds"),
+		w("sixpotify_messages_postponed_total", "reason", "cooldown"),
+		w("sixpotify_outage_breaker_opened_total", "cause", "spotify"),
+		w("sixpotify_message_process_duration_seconds", "lane", worker.LaneChatbot),
+	} {
+		found := false
+		for _, m := range refs {
+			found = found || m.namespace == want.namespace && m.name == want.name && cmp.Equal(m.dims, want.dims)
+		}
+		if !found {
+			t.Errorf("the dashboard does not show %v", want)
+		}
+	}
+
+	// The checker itself: each kind of mistake fails.
+	for name, m := range map[string]metricRef{
+		"misspelt name":      w("sixpotify_spotify_request_total", "code", "429"),
+		"undeclared set":     w("sixpotify_spotify_requests_total"),
+		"unknown lane":       w("sixpotify_message_process_duration_seconds", "lane", "chatbots"),
+		"other cluster":      {namespace: mc.namespace, name: "sixpotify_spotify_cooldown_remaining_seconds", dims: map[string]string{clusterLabel: "x"}},
+		"other namespace":    {namespace: "Sixpotify/Other", name: "sixpotify_spotify_cooldown_remaining_seconds", dims: map[string]string{clusterLabel: mc.cluster}},
+		"foreign queue":      {namespace: "AWS/SQS", name: "ApproximateAgeOfOldestMessage", dims: map[string]string{"QueueName": "elsewhere"}},
+		"p99 of a histogram": {namespace: mc.namespace, name: "sixpotify_message_process_duration_seconds", stat: "p99", dims: map[string]string{clusterLabel: mc.cluster, "lane": worker.LaneChatbot}},
+	} {
+		if m.stat == "" {
+			m.stat = "Sum"
+		}
+		if mc.check(m) == nil {
+			t.Errorf("the metric checker accepts a %s: %v", name, m)
+		}
 	}
 }
 
