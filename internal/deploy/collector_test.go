@@ -402,6 +402,9 @@ func TestCollectorSidecar(t *testing.T) {
 	if len(deps) != 1 || !cmp.Equal(deps[0], map[string]any{"ContainerName": collectorContainer, "Condition": "START"}) {
 		t.Errorf("the worker's DependsOn %v, want the collector started first", deps)
 	}
+	if _, ok := env["GOMAXPROCS"]; !ok {
+		t.Error("the collector (a Go program too, sharing the task's CPU) does not set GOMAXPROCS")
+	}
 	// The worker's configuration still loads, the OTEL_* variables left to
 	// OpenTelemetry's SDK.
 	full := map[string]string{"SPOTIFY_CLIENT_ID": "x", "SPOTIFY_CLIENT_SECRET": "y"}
@@ -1139,5 +1142,34 @@ func TestWorkerMetricAlarms(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no alarm reads the workers' metrics (the throttling alarm did)")
+	}
+}
+
+// TestGoMaxProcs checks the worker's (and the collector's) GOMAXPROCS is
+// the task's CPU units / 1024, at least 1, for every task size allowed.
+func TestGoMaxProcs(t *testing.T) {
+	c := loadTemplate(t)
+	p, _ := c.section("Parameters")["TaskCpu"].(map[string]any)
+	allowed, _ := p["AllowedValues"].([]any)
+	if len(allowed) == 0 {
+		t.Fatal("TaskCpu has no AllowedValues: GOMAXPROCS cannot follow a value the mapping does not know")
+	}
+	for _, a := range allowed {
+		cpu := fmt.Sprint(a)
+		units, err := strconv.Atoi(cpu)
+		if err != nil {
+			t.Fatalf("TaskCpu allows %q", cpu)
+		}
+		want := strconv.Itoa(max(1, units/1024))
+		tc := withParams(t, map[string]any{"TaskCpu": cpu})
+		for _, name := range []string{"worker", collectorContainer} {
+			env, _ := tc.containerEnv(t, tc.evalContainer(t, "WorkerTaskDefinition", name))
+			if env["GOMAXPROCS"] != want {
+				t.Errorf("TaskCpu %s: the %s's GOMAXPROCS %q, want %s", cpu, name, env["GOMAXPROCS"], want)
+			}
+		}
+	}
+	if !refersTo(c.props(t, "WorkerTaskDefinition")["Cpu"], "TaskCpu") {
+		t.Error("the worker's task CPU is not TaskCpu")
 	}
 }

@@ -25,10 +25,10 @@ import (
 var sdkVariables = set("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB")
 
 // readElsewhere reports whether a worker variable is read by someone other
-// than the worker's configuration: the AWS SDK, or OpenTelemetry's SDK
-// (OTEL_*, as the contract says).
+// than the worker's configuration: the AWS SDK, the Go runtime (GOMAXPROCS),
+// or OpenTelemetry's SDK (OTEL_*, as the contract says).
 func readElsewhere(name string) bool {
-	return sdkVariables[name] || strings.HasPrefix(name, "OTEL_")
+	return sdkVariables[name] || name == "GOMAXPROCS" || strings.HasPrefix(name, "OTEL_")
 }
 
 // The contract: on SIGTERM the worker exits within 25 s.
