@@ -315,6 +315,25 @@ func (c *cfn) intrinsic(fn string, arg any) (any, error) {
 		}
 		sep, _ := parts[0].(string)
 		return strings.Join(strs, sep), nil
+	case "Fn::FindInMap":
+		parts, ok := arg.([]any)
+		if !ok || len(parts) != 3 {
+			return nil, fmt.Errorf("Fn::FindInMap of %v", arg)
+		}
+		keys := make([]string, 3)
+		for i, p := range parts {
+			var err error
+			if keys[i], err = c.evalString(p); err != nil {
+				return nil, err
+			}
+		}
+		m, _ := c.section("Mappings")[keys[0]].(map[string]any)
+		top, _ := m[keys[1]].(map[string]any)
+		v, ok := top[keys[2]]
+		if !ok {
+			return nil, fmt.Errorf("Fn::FindInMap: no %s.%s.%s in Mappings", keys[0], keys[1], keys[2])
+		}
+		return v, nil
 	case "Fn::If":
 		parts, ok := arg.([]any)
 		if !ok || len(parts) != 3 {

@@ -24,6 +24,13 @@ import (
 // Variables read by the AWS SDK rather than by the project's configuration.
 var sdkVariables = set("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB")
 
+// readElsewhere reports whether a worker variable is read by someone other
+// than the worker's configuration: the AWS SDK, the Go runtime (GOMAXPROCS),
+// or OpenTelemetry's SDK (OTEL_*, as the contract says).
+func readElsewhere(name string) bool {
+	return sdkVariables[name] || name == "GOMAXPROCS" || strings.HasPrefix(name, "OTEL_")
+}
+
 // The contract: on SIGTERM the worker exits within 25 s.
 const contractStop = 25 * time.Second
 
@@ -45,14 +52,20 @@ func (c *cfn) container(t *testing.T, taskDef, name string) map[string]any {
 func (c *cfn) containerEnv(t *testing.T, ctr map[string]any) (env map[string]string, secrets map[string]any) {
 	t.Helper()
 	env, secrets = map[string]string{}, map[string]any{}
-	list, _ := ctr["Environment"].([]any)
+	// Evaluated first, so that an entry under Fn::If is there or not as
+	// the conditions say.
+	ev, err := c.eval(ctr["Environment"])
+	if err != nil {
+		t.Fatalf("environment: %v", err)
+	}
+	list, _ := ev.([]any)
 	for _, e := range list {
 		m, _ := e.(map[string]any)
 		name, _ := m["Name"].(string)
 		if _, dup := env[name]; dup {
 			t.Errorf("environment: %s twice", name)
 		}
-		v, err := c.evalString(m["Value"])
+		v, err := scalarString(m["Value"])
 		if err != nil {
 			t.Fatalf("environment %s: %v", name, err)
 		}
@@ -107,7 +120,7 @@ func TestWorkerEnvironment(t *testing.T) {
 		t.Fatalf("workercmd.Load with the template's environment: %v", err)
 	}
 	for name := range env {
-		if !asked[name] && !sdkVariables[name] {
+		if !asked[name] && !readElsewhere(name) {
 			t.Errorf("the task sets %s, which the worker does not read", name)
 		}
 	}
@@ -547,10 +560,29 @@ func roleStatements(t *testing.T, c *cfn, role string) []policyStatement {
 		}
 	}
 	var out []policyStatement
-	pols, _ := p["Policies"].([]any)
+	for _, sts := range rolePolicies(t, c, role) {
+		out = append(out, sts...)
+	}
+	return out
+}
+
+// rolePolicies returns a role's inline policies by name, evaluated, so that
+// a policy under Fn::If is there or not as the conditions say.
+func rolePolicies(t *testing.T, c *cfn, role string) map[string][]policyStatement {
+	t.Helper()
+	ev, err := c.eval(c.props(t, role)["Policies"])
+	if err != nil {
+		t.Fatalf("%s policies: %v", role, err)
+	}
+	pols, _ := ev.([]any)
+	out := map[string][]policyStatement{}
 	for _, pol := range pols {
 		pm, _ := pol.(map[string]any)
-		out = append(out, statements(t, c, pm["PolicyDocument"])...)
+		name, _ := pm["PolicyName"].(string)
+		if _, dup := out[name]; dup {
+			t.Errorf("%s: two policies named %q", role, name)
+		}
+		out[name] = statements(t, c, pm["PolicyDocument"])
 	}
 	return out
 }
@@ -606,7 +638,16 @@ func TestTaskRoles(t *testing.T) {
 	if !refersTo(c.props(t, "WorkerTaskDefinition")["TaskRoleArn"], "WorkerTaskRole") {
 		t.Fatal("the worker task does not run as WorkerTaskRole")
 	}
-	checkGrants(t, "WorkerTaskRole", roleStatements(t, c, "WorkerTaskRole"), ca.worker, map[string]map[string]bool{
+	// The worker's own policy; the collector's, in the same task and so
+	// under the same role, is TestCollectorGrants'.
+	workerPolicies := rolePolicies(t, c, "WorkerTaskRole")
+	for name := range workerPolicies {
+		if name != "worker" && name != collectorPolicy {
+			t.Errorf("WorkerTaskRole has a policy %q: want %q and, with the collector, %q", name, "worker", collectorPolicy)
+		}
+	}
+	roleStatements(t, c, "WorkerTaskRole") // no managed or attached policies
+	checkGrants(t, "WorkerTaskRole", workerPolicies["worker"], ca.worker, map[string]map[string]bool{
 		"sqs":      set(arn("ChatbotQueue"), arn("BulkQueue")),
 		"dynamodb": set(arn("TracksTable"), arn("ArtistsTable")),
 	})
@@ -631,7 +672,8 @@ func TestTaskRoles(t *testing.T) {
 	ph := func(svc, name string) string { return "arn:aws:" + svc + ":REGION:ACCOUNT_ID:" + name }
 	tracks, _ := c.params["TracksTableName"].(string)
 	artists, _ := c.params["ArtistsTableName"].(string)
-	checkGrants(t, "deploy/iam-policy.json", statements(t, nil, doc), union(ca.worker, ca.producer, ca.export), map[string]map[string]bool{
+	code, _ := splitCollectorStatements(statements(t, nil, doc))
+	checkGrants(t, "deploy/iam-policy.json", code, union(ca.worker, ca.producer, ca.export), map[string]map[string]bool{
 		"sqs":      set(ph("sqs", "sixpotify-chatbot"), ph("sqs", "sixpotify-bulk")),
 		"dynamodb": set(ph("dynamodb", "table/"+tracks), ph("dynamodb", "table/"+artists)),
 		"s3":       set("arn:aws:s3:::LAKE_BUCKET", "arn:aws:s3:::LAKE_BUCKET/"+lakePrefix+"/*"),
