@@ -12,12 +12,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/smithy-go/middleware"
+	"github.com/aws/smithy-go/tracing"
 )
 
 // EmbeddedURL is the queue and the store both commands use when QUEUE_URL
@@ -31,19 +31,21 @@ const DefaultArtistsTable = "artists"
 // IsSQLite reports whether u names the embedded backend.
 func IsSQLite(u string) bool { return strings.HasPrefix(u, "sqlite:") }
 
-var (
-	apiMu      sync.Mutex
-	apiOptions []func(*middleware.Stack) error
-)
+var tracerProvider atomic.Pointer[tracing.TracerProvider]
 
-// AddAPIOptions adds opts to the configuration of every AWS client opened
-// after it: a command that exports traces adds the OpenTelemetry
-// instrumentation of the AWS SDK this way, at its start, so that neither
-// this package nor the producer's (a chatbot imports it) depends on it.
-func AddAPIOptions(opts ...func(*middleware.Stack) error) {
-	apiMu.Lock()
-	defer apiMu.Unlock()
-	apiOptions = append(apiOptions, opts...)
+// SetTracerProvider makes every AWS client opened afterwards trace its calls
+// to tp: the SDK's own tracing, which a command that exports traces adapts
+// to OpenTelemetry, so that neither this package nor the producer's (a
+// chatbot imports it) depends on OpenTelemetry's SDK.
+func SetTracerProvider(tp tracing.TracerProvider) { tracerProvider.Store(&tp) }
+
+// TracerProvider returns what SetTracerProvider set, or nil: the client's
+// default, no tracing.
+func TracerProvider() tracing.TracerProvider {
+	if p := tracerProvider.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // AWSConfig loads the SDK's configuration the usual way (environment, shared
@@ -63,9 +65,6 @@ func AWSConfig(ctx context.Context, region string) (aws.Config, error) {
 	if cfg.Region == "" {
 		cfg.Region = region
 	}
-	apiMu.Lock()
-	cfg.APIOptions = append(cfg.APIOptions, apiOptions...)
-	apiMu.Unlock()
 	if cfg.Region == "" {
 		return aws.Config{}, errors.New("AWS_REGION: is required for SQS, DynamoDB and S3")
 	}

@@ -266,11 +266,10 @@ type chaosRun struct {
 	msgs   []*chaosMsg
 	nextID int
 
-	calls, tooMany, inside     int // in the measured span
-	measureFrom, measureTo     time.Duration
-	violations                 []string // invariants broken
-	misses                     []string // goals missed that TestChaos does not fail on
-	goodArtistsDead, brokenOut int
+	calls, tooMany         int // in the measured span
+	measureFrom, measureTo time.Duration
+	violations             []string // invariants broken
+	misses                 []string // goals missed that TestChaos does not fail on
 }
 
 func (c *chaosRun) at(t time.Duration, fn func()) {

@@ -291,7 +291,8 @@ func (g *Gate) outcome(now time.Time, probe *Probe, o Outcome) []Event {
 		if g.pauses.refused(now, pause, o.Err) {
 			events = append(events, Event{Kind: EventRefused, Until: g.pauses.refusal.Until, Err: o.Err})
 		}
-	case Failed:
+	}
+	if countsTowardOutage(o.Fault) {
 		if g.quota != nil {
 			g.quota.onFailed()
 		}

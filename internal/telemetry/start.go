@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/smithy-go/middleware"
-	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
+	"github.com/aws/smithy-go/tracing/smithyoteltracing"
+	"go.opentelemetry.io/otel"
 
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/tracing"
@@ -16,8 +16,8 @@ import (
 const ShutdownTimeout = 3 * time.Second
 
 // Start is Setup for a command: when traces are exported, every AWS client
-// it opens afterwards is instrumented too (its SQS, DynamoDB and S3 calls are
-// spans). The returned stop flushes the last spans, logging, never failing
+// it opens afterwards traces its calls too (its SQS, DynamoDB and S3 calls
+// are spans, by the SDK's own tracing adapted to OpenTelemetry). The returned stop flushes the last spans, logging, never failing
 // on, an exporter that does not answer.
 func Start(ctx context.Context, service string) (stop func(*slog.Logger), err error) {
 	shutdown, err := Setup(ctx, service)
@@ -25,9 +25,7 @@ func Start(ctx context.Context, service string) (stop func(*slog.Logger), err er
 		return nil, err
 	}
 	if tracing.Enabled() {
-		var opts []func(*middleware.Stack) error
-		otelaws.AppendMiddlewares(&opts)
-		backend.AddAPIOptions(opts...)
+		backend.SetTracerProvider(smithyoteltracing.Adapt(otel.GetTracerProvider()))
 	}
 	return func(log *slog.Logger) {
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)

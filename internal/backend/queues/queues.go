@@ -59,6 +59,9 @@ func Open(ctx context.Context, u string, opts Options) (queue.Queue, func() erro
 		return nil, nil, err
 	}
 	var optFns []func(*sqs.Options)
+	if tp := backend.TracerProvider(); tp != nil {
+		optFns = append(optFns, func(o *sqs.Options) { o.TracerProvider = tp })
+	}
 	if ep := queueEndpoint(u, cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_SQS") != ""); ep != "" {
 		optFns = append(optFns, func(o *sqs.Options) { o.BaseEndpoint = aws.String(ep) })
 	}

@@ -72,7 +72,11 @@ func OpenRetaining(ctx context.Context, u, artistsTable string, retainFor time.D
 		return nil, nil, err
 	}
 	table := strings.TrimPrefix(u, "dynamodb:")
-	s, err := dynamostore.NewWithOptions(dynamodb.NewFromConfig(cfg), table, artistsTable, dynamostore.Options{RetainFor: retainFor})
+	s, err := dynamostore.NewWithOptions(dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if tp := backend.TracerProvider(); tp != nil {
+			o.TracerProvider = tp
+		}
+	}), table, artistsTable, dynamostore.Options{RetainFor: retainFor})
 	if err != nil {
 		return nil, nil, err
 	}

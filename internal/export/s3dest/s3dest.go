@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/export"
 )
 
@@ -102,6 +103,9 @@ func BucketFromConfig(cfg aws.Config, u string) (*Bucket, error) {
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if endpoint != "" {
 			o.UsePathStyle = true
+		}
+		if tp := backend.TracerProvider(); tp != nil {
+			o.TracerProvider = tp
 		}
 	})
 	return NewBucket(client, bucket, prefix, endpoint), nil
