@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Outcomes of a processed message (label "outcome").
@@ -173,4 +174,58 @@ func RegisterBuildInfo(reg prometheus.Registerer, version, goVersion string) {
 		Help: "Always 1: the version of the binary and of Go that built it."}, []string{"version", "goversion"})
 	g.WithLabelValues(version, goVersion).Set(1)
 	reg.MustRegister(g)
+}
+
+// Totals are a worker's counts over its lanes, for its progress log lines:
+// artists done, skipped (fresh or stale), not found, messages failed
+// (released or poison), Spotify's 429s, and the rate now.
+type Totals struct {
+	Done, Skipped, NotFound, Failed, Throttled float64
+	Rate                                       float64
+}
+
+// Totals reads the totals from m's own collectors.
+func (m *Metrics) Totals() Totals {
+	var t Totals
+	eachValue(m.Processed, func(labels map[string]string, v float64) {
+		switch labels["outcome"] {
+		case OutcomeOK:
+			t.Done += v
+		case OutcomeFresh, OutcomeStale:
+			t.Skipped += v
+		case OutcomeNotFound:
+			t.NotFound += v
+		case OutcomePoison, OutcomeReleased:
+			t.Failed += v
+		}
+	})
+	eachValue(m.SpotifyRequests, func(labels map[string]string, v float64) {
+		if labels["code"] == "429" {
+			t.Throttled += v
+		}
+	})
+	eachValue(m.RateLimit, func(_ map[string]string, v float64) { t.Rate = v })
+	return t
+}
+
+// eachValue calls fn with the labels and value of each series c collects.
+func eachValue(c prometheus.Collector, fn func(labels map[string]string, v float64)) {
+	ch := make(chan prometheus.Metric)
+	go func() { c.Collect(ch); close(ch) }()
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range d.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		switch {
+		case d.Counter != nil:
+			fn(labels, d.GetCounter().GetValue())
+		case d.Gauge != nil:
+			fn(labels, d.GetGauge().GetValue())
+		}
+	}
 }

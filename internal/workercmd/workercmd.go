@@ -108,11 +108,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}()
 	ticker := time.NewTicker(ProgressEvery)
-	stopProgress := logProgress(reg, log, ticker.C)
+	stopProgress := logProgress(parts.Worker.Metrics().Totals, log, ticker.C)
 	err = parts.Worker.Run(ctx)
 	stopProgress()
 	ticker.Stop()
-	c := readCounts(reg)
-	log.Info("worker counts at stop", c.attrs()...)
+	log.Info("worker counts at stop", attrs(parts.Worker.Metrics().Totals())...)
 	return err
 }
