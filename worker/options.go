@@ -61,7 +61,7 @@ type Options struct {
 	// Metrics are where the worker counts; the command creates them once
 	// and hands the same to the Spotify client's hooks (default: created on
 	// Registerer, with the Gate's cooldown and rate).
-	Metrics *metrics.Metrics
+	Metrics *Metrics
 	// Registerer receives the metrics the worker creates when Metrics is
 	// nil (default: a private registry).
 	Registerer prometheus.Registerer
@@ -70,7 +70,7 @@ type Options struct {
 	// it how store calls went (for its outage breaker), and gives back
 	// without spending a delivery what a pause meets; the bulk lane takes at
 	// most its BulkShare of the slots (default: an unlimited gate).
-	Gate *gate.Gate
+	Gate *Gate
 	// Clock returns the time (default time.Now).
 	Clock func() time.Time
 }
