@@ -297,14 +297,16 @@ func TestAskRejectsWhatIsNoArtist(t *testing.T) {
 	}
 }
 
-// TestAskDeadlineDuringCooldown: while every call to Spotify draws a 429,
-// an ask ends at its caller's deadline, and its artist is answered once the
-// cooldown is over.
+// TestAskDeadlineDuringCooldown: while every call to Spotify draws a 429
+// that is no penalty (here with no Retry-After: short cooldowns, one after
+// another), an ask ends at its caller's deadline, and its artist is
+// answered once the cooldowns are over. (A penalty is told at once instead:
+// worker.TestAPenaltyIsKnownByTheFleet.)
 func TestAskDeadlineDuringCooldown(t *testing.T) {
 	for _, b := range askBackends {
 		t.Run(b.name, func(t *testing.T) {
 			w := newAskWorld(t, b.open)
-			w.fake.SetQuotaExceeded(2 * time.Second)
+			w.fake.SetThrottled(true)
 			w.startWorker()
 			a := w.asker(producer.Options{})
 			// Another artist starts the cooldown.
@@ -321,7 +323,7 @@ func TestAskDeadlineDuringCooldown(t *testing.T) {
 				t.Fatalf("Ask during the cooldown: %v; want ErrNoAnswer and context.DeadlineExceeded", err)
 			}
 
-			w.fake.SetQuotaExceeded(0)
+			w.fake.SetThrottled(false)
 			eventually(t, "the artist asked during the cooldown is stored", func() bool {
 				_, ok, err := a.Lookup(t.Context(), id)
 				return err == nil && ok

@@ -360,13 +360,24 @@ func (b *Baseline) topTracks(ctx context.Context, hc *http.Client, token, artist
 	if err != nil {
 		return nil, fmt.Errorf("bench: top tracks of %s: %w", artistID, err)
 	}
+	// The contract's isrc is external_ids.isrc, flattened.
 	var v struct {
-		Tracks []spotify.Track `json:"tracks"`
+		Tracks []struct {
+			spotify.Track
+			ExternalIDs struct {
+				ISRC *string `json:"isrc"`
+			} `json:"external_ids"`
+		} `json:"tracks"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, fmt.Errorf("bench: top tracks of %s: %w", artistID, err)
 	}
-	return v.Tracks, nil
+	tracks := make([]spotify.Track, len(v.Tracks))
+	for i, t := range v.Tracks {
+		tracks[i] = t.Track
+		tracks[i].ISRC = t.ExternalIDs.ISRC
+	}
+	return tracks, nil
 }
 
 // do sends req and returns the body of a 200 answer; any other status is an
