@@ -17,8 +17,8 @@ import (
 // opened it closes it. The Gate's lock guards it.
 //
 // A streak is failures of one cause with no success between them; it opens
-// the breaker once it holds enough failures, of enough artists, over
-// enough time (see Options).
+// the breaker once it holds enough failures, of enough artists (see
+// Options).
 type breaker struct {
 	opts *Options
 
@@ -84,7 +84,6 @@ func probeOf(ctx context.Context) *Probe {
 // streak is one cause's failures in a row.
 type streak struct {
 	n       int
-	since   time.Time // the first failure's
 	artists map[string]struct{}
 }
 
@@ -170,9 +169,6 @@ func (b *breaker) failure(cause Cause, key string, err error, p *Probe, now time
 		s = &streak{artists: map[string]struct{}{}}
 		b.streaks[cause] = s
 	}
-	if s.n == 0 {
-		s.since = now
-	}
 	s.n++
 	if key != "" {
 		s.artists[key] = struct{}{}
@@ -197,7 +193,7 @@ func (b *breaker) failure(cause Cause, key string, err error, p *Probe, now time
 		}
 		return nil
 	}
-	if s.n < b.opts.BreakerFailures || len(s.artists) < b.opts.BreakerArtists || now.Sub(s.since) < b.opts.BreakerSpan {
+	if s.n < b.opts.BreakerFailures || len(s.artists) < b.opts.BreakerArtists {
 		return nil
 	}
 	b.open, b.cause, b.openedAt, b.probe = true, cause, now, nil

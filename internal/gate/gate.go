@@ -60,9 +60,6 @@ func (o *Options) setDefaults() {
 	if o.BreakerArtists <= 0 {
 		o.BreakerArtists = 5
 	}
-	if o.BreakerSpan <= 0 {
-		o.BreakerSpan = time.Second
-	}
 	if o.ProbeBase <= 0 {
 		o.ProbeBase = time.Second
 	}
