@@ -25,7 +25,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sixpotify/top-tracks/internal/bench"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	workermetrics "github.com/sixpotify/top-tracks/internal/metrics"
@@ -196,8 +195,8 @@ func (w *world) storedArtists(ctx context.Context) (int, error) {
 }
 
 // runBaseline runs the baseline on w until the queue is drained.
-func runBaseline(ctx context.Context, w *world, s *standIn, concurrency int) (*bench.Baseline, error) {
-	b, err := bench.NewBaseline(bench.BaselineConfig{
+func runBaseline(ctx context.Context, w *world, s *standIn, concurrency int) (*Baseline, error) {
+	b, err := NewBaseline(BaselineConfig{
 		SQS: w.sqs, QueueURL: w.queueURL,
 		DynamoDB: w.db, TracksTable: w.tracks, ArtistsTable: w.artists,
 		APIURL: s.apiURL(), TokenURL: s.tokenURL(), ClientID: clientID, ClientSecret: clientSecret,
