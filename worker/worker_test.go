@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
@@ -68,33 +67,20 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
 	ctx := testenv.Context(t)
 	r := &rig{t: t, logs: &strings.Builder{}}
-	r.sqs = sqs.NewFromConfig(testenv.AWSConfig(), func(opt *sqs.Options) { opt.BaseEndpoint = aws.String(testenv.SQSEndpoint(t)) })
+	r.sqs = testenv.SQSClient(t)
 	if o.visibility == 0 {
 		o.visibility = 30
 	}
 	attrs := map[string]string{"VisibilityTimeout": fmt.Sprint(o.visibility)}
 	if o.maxReceiveCount > 0 {
-		out, err := r.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(unique("dlq"))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.dlqURL = aws.ToString(out.QueueUrl)
-		a, err := r.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: out.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{"QueueArn"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		attrs["RedrivePolicy"] = fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, a.Attributes["QueueArn"], o.maxReceiveCount)
+		var policy string
+		r.dlqURL, policy = testenv.CreateDeadLetterQueue(ctx, t, r.sqs, unique("dlq"), fmt.Sprint(o.maxReceiveCount))
+		attrs["RedrivePolicy"] = policy
 	}
-	out, err := r.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(unique("artists")), Attributes: attrs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.url = aws.ToString(out.QueueUrl)
+	r.url = testenv.CreateQueue(ctx, t, r.sqs, unique("artists"), attrs)
 	r.q = sqsqueue.New(r.sqs, r.url, sqsqueue.Options{})
 
-	db := dynamodb.NewFromConfig(testenv.AWSConfig(), func(opt *dynamodb.Options) {
-		opt.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(t))
-	})
+	db := testenv.DynamoDBClient(t)
 	r.store = dynamostore.New(db, unique("top_tracks"), unique("artists"))
 	if err := r.store.CreateTables(ctx); err != nil {
 		t.Fatal(err)
@@ -106,6 +92,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	t.Cleanup(srv.Close)
 	r.limiter = gate.New(gate.Options{Rate: o.rate, Fixed: true})
 	r.watch = &fakespotify.RetryAfterWatch{Next: http.DefaultTransport}
+	var err error
 	r.client, err = spotify.New(spotify.Config{
 		HTTPClient: &http.Client{Transport: r.watch, Timeout: 10 * time.Second},
 		APIURL:     srv.URL + "/v1", TokenURL: srv.URL + "/api/token",

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/testenv"
 )
 
 // newFake starts the Spotify stand-in in this process, for tests that read
@@ -32,7 +33,7 @@ func TestThreeHundredArtists(t *testing.T) {
 	fake, spotifyURL := newFake(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, dlqURL := createQueue(ctx, t, sq, uniqueName("300"), 30, 5)
 	ids := artistIDs(300, n)
 
@@ -93,7 +94,7 @@ func TestSIGTERMDuringHeavyWork(t *testing.T) {
 	fake, spotifyURL := newFake(t, 500*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, _ := createQueue(ctx, t, sq, uniqueName("sigterm"), 5, 0)
 	ids := artistIDs(200, n)
 	enqueue(t, queueURL, ids)
@@ -210,7 +211,7 @@ func TestBadConfigExitsAtOnce(t *testing.T) {
 	t.Run("producer with an invalid artist", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		sq := sqsClient(t)
+		sq := testenv.SQSClient(t)
 		queueURL, _ := createQueue(ctx, t, sq, uniqueName("badid"), 30, 0)
 		env := awsEnv(t)
 		env["QUEUE_URL"] = queueURL
@@ -245,7 +246,7 @@ func TestFakeSpotifyBinary(t *testing.T) {
 		t.Fatalf("fakespotify printed no \"listening on\" line\nstdout: %s\nstderr: %s", fs.stdout.String(), fs.stderr.String())
 	}
 
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, dlqURL := createQueue(ctx, t, sq, uniqueName("bin"), 30, 5)
 	ids := artistIDs(7, 3)
 	env := awsEnv(t)
@@ -285,7 +286,7 @@ func TestSIGTERMReleasesStuckWork(t *testing.T) {
 	fake, spotifyURL := newFake(t, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, _ := createQueue(ctx, t, sq, uniqueName("stuck"), 30, 0)
 	ids := artistIDs(40, n)
 	enqueue(t, queueURL, ids)

@@ -78,7 +78,7 @@ func TestFaultSIGKILLMidRun(t *testing.T) {
 	fake, spotifyURL := newFake(t, 200*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	// A generous maxReceiveCount: the emulator counts heartbeats as receives.
 	queueURL, dlqURL := createQueue(ctx, t, sq, uniqueName("sigkill"), 3, 50)
 	ids := artistIDs(9001, n)
@@ -162,7 +162,7 @@ func TestFaultDuplicatesAcrossTwoWorkers(t *testing.T) {
 	fake, spotifyURL := newFake(t, 100*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, dlqURL := createQueue(ctx, t, sq, uniqueName("dups"), 30, 5)
 	ids := artistIDs(9002, n)
 	var forced, plain []string
@@ -405,7 +405,7 @@ func TestFaultSecretsNeverPrinted(t *testing.T) {
 			return http.StatusBadRequest, "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
 		})
 
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, _ := createQueue(ctx, t, sq, uniqueName("secrets"), 30, 0)
 	ids := artistIDs(9003, n)
 	enqueue(t, queueURL, ids)
