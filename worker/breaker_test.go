@@ -10,6 +10,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -45,7 +46,7 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 				t.Fatal(err)
 			}
 			stop := runInBackground(t, w, 25*time.Second)
-			eventually(t, "the breaker open", g.BreakerOpen)
+			testutil.Eventually(t, 30*time.Second, "the breaker open", g.BreakerOpen)
 			if err := w.Ready(); err == nil || !strings.Contains(err.Error(), "outage") {
 				t.Errorf("Ready during the outage = %v, want the outage named", err)
 			}
@@ -55,7 +56,7 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 			l.fake.SetTokenDown(0)
 			ds.Down.Store(false)
 			ds.WritesDown.Store(false)
-			eventually(t, "every artist stored", func() bool { return l.allStored(artists) })
+			testutil.Eventually(t, 30*time.Second, "every artist stored", func() bool { return l.allStored(artists) })
 			stop()
 			dead, err := l.chatbot.DeadLetters(testenv.Context(t))
 			if err != nil {

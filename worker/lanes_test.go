@@ -17,6 +17,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/producer"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -169,23 +170,13 @@ func (l *local) allStored(ids []string) bool {
 	return true
 }
 
-// eventually polls cond until it holds, failing the test after 30s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s, still not: %s", what)
-		}
-	}
-}
-
 func TestForbiddenEndpointStopsConsumption(t *testing.T) {
 	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, gate.New(gate.Options{}))
 	l.fake.SetEndpointRemoved(true)
 	artists := ids(20, "forbidden")
 	l.enqueue(l.chatbot, artists...)
 	w, stop := l.start(worker.Options{Concurrency: 4})
-	eventually(t, "readyz reports the 403", func() bool {
+	testutil.Eventually(t, 30*time.Second, "readyz reports the 403", func() bool {
 		err := w.Ready()
 		return err != nil && strings.Contains(err.Error(), "403")
 	})
@@ -223,10 +214,10 @@ func TestLongCooldownEndsWithEveryArtistDoneAndAnEmptyDLQ(t *testing.T) {
 	artists := ids(6, "quota")
 	l.enqueue(l.chatbot, artists...)
 	_, stop := l.start(worker.Options{Concurrency: 4})
-	eventually(t, "the stand-in answered QUOTA_EXCEEDED", func() bool { return l.fake.Stats().TooMany > 0 })
+	testutil.Eventually(t, 30*time.Second, "the stand-in answered QUOTA_EXCEEDED", func() bool { return l.fake.Stats().TooMany > 0 })
 	time.Sleep(4 * time.Second) // longer than visibility × maxReceiveCount
 	l.fake.SetQuotaExceeded(0)
-	eventually(t, "every artist stored", func() bool { return l.allStored(artists) })
+	testutil.Eventually(t, 30*time.Second, "every artist stored", func() bool { return l.allStored(artists) })
 	stop()
 	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
 	if err != nil {
@@ -247,10 +238,10 @@ func TestChatbotLaneIsServedBeforeTheBulkBacklog(t *testing.T) {
 	backlog := ids(200, "backlog")
 	l.enqueue(l.bulk, backlog...)
 	_, stop := l.start(worker.Options{Concurrency: 8})
-	eventually(t, "the bulk lane started", func() bool { return l.stored(backlog[0]) || l.fake.Stats().OK > 5 })
+	testutil.Eventually(t, 30*time.Second, "the bulk lane started", func() bool { return l.stored(backlog[0]) || l.fake.Stats().OK > 5 })
 	asked := ids(3, "asked")
 	l.enqueue(l.chatbot, asked...)
-	eventually(t, "the chatbot's artists stored", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the chatbot's artists stored", func() bool {
 		return l.stored(asked[0]) && l.stored(asked[1]) && l.stored(asked[2])
 	})
 	done := 0
@@ -278,7 +269,7 @@ func TestRejectedCredentialsPauseInsteadOfDrainingTheQueue(t *testing.T) {
 	artists := ids(10, "badcreds")
 	l.enqueue(l.chatbot, artists...)
 	w, stop := l.start(worker.Options{Concurrency: 4})
-	eventually(t, "readyz reports the refusal", func() bool { return w.Ready() != nil && l.fake.Stats().TokenRequests > 0 })
+	testutil.Eventually(t, 30*time.Second, "readyz reports the refusal", func() bool { return w.Ready() != nil && l.fake.Stats().TokenRequests > 0 })
 	time.Sleep(3 * time.Second) // room to cycle every message to the DLQ (visibility 1s × 2)
 	stop()
 	dead, err := l.chatbot.DeadLetters(testenv.Context(t))

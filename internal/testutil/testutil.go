@@ -1,10 +1,12 @@
 // Package testutil holds the helpers the tests of several packages share: a
-// clock moved by hand and a poll with a deadline. It imports nothing of the
+// clock moved by hand, a poll with a deadline and a buffer safe for
+// concurrent writes. It imports nothing of the
 // project, so that any package's internal tests can use it. Clients of the
 // local AWS emulators live in internal/testenv, beside the emulators.
 package testutil
 
 import (
+	"bytes"
 	"sync"
 	"testing"
 	"time"
@@ -50,4 +52,24 @@ func Eventually(tb testing.TB, within time.Duration, what string, cond func() bo
 			tb.Fatalf("after %s, still not: %s", within, what)
 		}
 	}
+}
+
+// Buffer is a bytes.Buffer safe for the writes of several goroutines (a
+// process's output, a logger's) while the test reads it.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -1,6 +1,8 @@
 package testutil_test
 
 import (
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,5 +31,17 @@ func TestEventuallyPollsUntilTheConditionHolds(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, "the third call", func() bool { return calls.Add(1) >= 3 })
 	if n := calls.Load(); n != 3 {
 		t.Fatalf("cond called %d times, want 3", n)
+	}
+}
+
+func TestBufferTakesConcurrentWrites(t *testing.T) {
+	var b testutil.Buffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { _, _ = b.Write([]byte("ab")) })
+	}
+	wg.Wait()
+	if got := b.String(); got != strings.Repeat("ab", 8) {
+		t.Fatalf("String = %q, want 8 times %q", got, "ab")
 	}
 }

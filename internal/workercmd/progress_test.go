@@ -1,33 +1,16 @@
 package workercmd
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sixpotify/top-tracks/internal/testutil"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // gatherSignal tells when a Gather has read the counts: a tick's counts
 // are read after the tick is received, so a test that moves a count before
@@ -49,7 +32,7 @@ func TestLogProgressOnlyWhenSomethingHappened(t *testing.T) {
 	processed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sixpotify_messages_processed_total"}, []string{"lane", "outcome"})
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sixpotify_spotify_requests_total"}, []string{"code"})
 	reg.MustRegister(processed, requests)
-	var buf syncBuffer
+	var buf testutil.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
 			return slog.Attr{}

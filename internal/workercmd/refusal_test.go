@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/internal/workercmd"
 )
 
@@ -31,7 +31,7 @@ func TestDevelopmentModeApp(t *testing.T) {
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
 	ctx, cancel := context.WithCancel(t.Context())
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
 	stopped := false
@@ -82,15 +82,7 @@ func TestDevelopmentModeApp(t *testing.T) {
 	if strings.Contains(logs, secret) {
 		t.Error("the secret was logged")
 	}
-	q, err := sqlitequeue.Open(t.Context(), w.path, sqlitequeue.DefaultName, sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	visible, inflight, dead, err := q.Len(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	visible, inflight, dead := queueLen(t, w.path)
 	if dead != 0 || visible+inflight != len(artists) {
 		t.Errorf("queue visible %d, in flight %d, dead %d; want all %d messages kept, none dead", visible, inflight, dead, len(artists))
 	}

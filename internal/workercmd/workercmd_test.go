@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,37 +14,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/internal/workercmd"
 	"github.com/sixpotify/top-tracks/producer"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.Stop() // the emulators of TestMetricsMoveWithTheWork
-	if code == 0 {
-		// The Spotify client and healthcheck keep idle keep-alive connections
-		// for a while after Run returns.
-		if err := goleak.Find(
-			goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-			goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainNoLeaks(m) }
 
 // secret is the client secret every test sets, to check it is never printed.
 const secret = "Sup3rS3cretV4lue-do-not-print-7f3a"
@@ -251,7 +234,7 @@ type result struct {
 // limit.
 func run(t *testing.T, ctx context.Context, limit time.Duration, env map[string]string, args ...string) result {
 	t.Helper()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, args, getenv(env), &stdout, &stderr) }()
 	select {
@@ -263,22 +246,20 @@ func run(t *testing.T, ctx context.Context, limit time.Duration, env map[string]
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the writes of several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// queueLen opens the embedded queue at path, as a worker left it, and
+// returns its visible, in-flight and dead messages.
+func queueLen(t *testing.T, path string) (visible, inflight, dead int) {
+	t.Helper()
+	q, err := sqlitequeue.Open(t.Context(), path, sqlitequeue.DefaultName, sqlitequeue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	visible, inflight, dead, err = q.Len(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return visible, inflight, dead
 }
 
 func TestRunBadConfig(t *testing.T) {
@@ -468,15 +449,7 @@ func TestRunUntilEmpty(t *testing.T) {
 			t.Errorf("rows of %s: rank, track and market (-got +want):\n%s", a, diff)
 		}
 	}
-	q, err := sqlitequeue.Open(t.Context(), w.path, sqlitequeue.DefaultName, sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	visible, inflight, dead, err := q.Len(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	visible, inflight, dead := queueLen(t, w.path)
 	if diff := cmp.Diff([]int{visible, inflight, dead}, []int{0, 0, 0}); diff != "" {
 		t.Errorf("queue length [visible inflight dead] after the run (-got +want):\n%s", diff)
 	}
@@ -537,7 +510,7 @@ func TestServe(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
 
@@ -616,7 +589,7 @@ func TestAlertingSeriesExistAtStart(t *testing.T) {
 	w.env["BULK_QUEUE_URL"] = w.env["QUEUE_URL"] + "?queue=bulk"
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
 	defer func() {
@@ -788,7 +761,7 @@ func TestWrongCredentialsFailReadinessAtOnce(t *testing.T) {
 	}
 	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
 	ctx, cancel := context.WithCancel(t.Context())
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
 	defer func() { cancel(); <-done }()
