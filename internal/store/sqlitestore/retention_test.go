@@ -3,12 +3,11 @@ package sqlitestore_test
 import (
 	"context"
 	"database/sql"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
-	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/fakespotify/fakespotifytest"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
@@ -111,19 +110,8 @@ func TestUnchangedRefreshesExpiry(t *testing.T) {
 // what the client decoded, and reads the columns: popularity is NULL, not
 // 0; isrc holds external_ids.isrc.
 func TestRemovedFieldsAreNull(t *testing.T) {
-	fake := fakespotify.New(fakespotify.Config{ClientID: "id", ClientSecret: "secret", FieldsRemoved: true})
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	cl, err := spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "id", ClientSecret: "secret", HTTPClient: srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := storetest.ID("removed-fields")
-	tracks, at, err := cl.TopTracksAt(context.Background(), a, "US")
-	if err != nil || len(tracks) != 10 {
-		t.Fatalf("TopTracks = %d tracks, %v; want 10", len(tracks), err)
-	}
+	tracks, at := fakespotifytest.TopTracks(t, fakespotify.Config{FieldsRemoved: true}, a)
 	path := dbPath(t)
 	s := openWith(t, path, sqlitestore.Options{Now: func() time.Time { return at }})
 	save(t, s, store.Result{ArtistID: a, Market: "US", Status: store.StatusOK, FetchedAt: at, Tracks: tracks})
