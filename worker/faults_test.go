@@ -48,22 +48,20 @@ import (
 type faultWorld struct {
 	*rig
 	sqsF *faultySQS
-	log  *lockedWriter
+	log  *testutil.Buffer
 }
 
 func newFaultWorld(t *testing.T, o rigOptions) *faultWorld {
 	t.Helper()
 	r := newRig(t, o)
-	f := &faultWorld{rig: r, log: &lockedWriter{b: r.logs}}
+	f := &faultWorld{rig: r, log: r.logs}
 	f.sqsF = &faultySQS{API: r.sqs, injected: map[string]int{}, deliveries: map[string]int{}}
 	r.q = sqsqueue.New(f.sqsF, r.url, sqsqueue.Options{})
 	return f
 }
 
 func (f *faultWorld) logText() string {
-	f.log.mu.Lock()
-	defer f.log.mu.Unlock()
-	return f.log.b.String()
+	return f.log.String()
 }
 
 // start runs a worker in the background until the returned func is called

@@ -32,7 +32,7 @@ type local struct {
 	fake     *fakespotify.Server
 	client   *spotify.Client
 	limiter  *gate.Gate
-	logs     *lockedWriter
+	logs     *testutil.Buffer
 	tokenURL string
 	apiURL   string
 }
@@ -41,7 +41,7 @@ func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, 
 	t.Helper()
 	ctx := testenv.Context(t)
 	path := filepath.Join(t.TempDir(), "sixpotify.db")
-	l := &local{t: t, limiter: limiter, logs: &lockedWriter{b: &strings.Builder{}}}
+	l := &local{t: t, limiter: limiter, logs: &testutil.Buffer{}}
 	var err error
 	if l.chatbot, err = sqlitequeue.Open(ctx, path, "chatbot", qopts); err != nil {
 		t.Fatal(err)
@@ -155,6 +155,18 @@ func runInBackground(t *testing.T, w *worker.Worker, limit time.Duration) func()
 	return stop
 }
 
+// noDeadLetters wants the chatbot lane's dead-letter queue empty.
+func (l *local) noDeadLetters(t *testing.T) {
+	t.Helper()
+	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 0 {
+		t.Errorf("%d messages went to the dead-letter queue; want none", len(dead))
+	}
+}
+
 func (l *local) stored(id string) bool {
 	_, ok, err := l.store.Artist(testenv.Context(l.t), id)
 	return err == nil && ok
@@ -187,13 +199,7 @@ func TestForbiddenEndpointStopsConsumption(t *testing.T) {
 	if n := l.fake.Stats().Requests; n > 4 {
 		t.Errorf("Spotify got %d requests after refusing the endpoint; want at most one per slot (4)", n)
 	}
-	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dead) != 0 {
-		t.Errorf("%d messages went to the dead-letter queue; want none", len(dead))
-	}
+	l.noDeadLetters(t)
 	visible, inflight, _, err := l.chatbot.Len(testenv.Context(t))
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +207,7 @@ func TestForbiddenEndpointStopsConsumption(t *testing.T) {
 	if visible+inflight != len(artists) {
 		t.Errorf("queue holds %d messages; want all %d kept", visible+inflight, len(artists))
 	}
-	if got := strings.Count(l.logs.b.String(), "Spotify refuses this app's calls"); got != 1 {
+	if got := strings.Count(l.logs.String(), "Spotify refuses this app's calls"); got != 1 {
 		t.Errorf("the 403 was logged %d times; want once", got)
 	}
 }
@@ -219,13 +225,7 @@ func TestLongCooldownEndsWithEveryArtistDoneAndAnEmptyDLQ(t *testing.T) {
 	l.fake.SetQuotaExceeded(0)
 	testutil.Eventually(t, 30*time.Second, "every artist stored", func() bool { return l.allStored(artists) })
 	stop()
-	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dead) != 0 {
-		t.Errorf("%d messages went to the dead-letter queue; want none", len(dead))
-	}
+	l.noDeadLetters(t)
 	if st := l.fake.Stats(); st.InsideRetryAfter != 0 {
 		t.Errorf("%d requests arrived inside a Retry-After; want 0", st.InsideRetryAfter)
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +28,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/producer"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -53,7 +54,7 @@ type rig struct {
 	client  *spotify.Client
 	limiter *gate.Gate
 	watch   *fakespotify.RetryAfterWatch
-	logs    *strings.Builder
+	logs    *testutil.Buffer
 }
 
 type rigOptions struct {
@@ -66,7 +67,7 @@ type rigOptions struct {
 func newRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
 	ctx := testenv.Context(t)
-	r := &rig{t: t, logs: &strings.Builder{}}
+	r := &rig{t: t, logs: &testutil.Buffer{}}
 	r.sqs = testenv.SQSClient(t)
 	if o.visibility == 0 {
 		o.visibility = 30
@@ -111,7 +112,7 @@ func (r *rig) run(opts worker.Options) {
 	opts.StopWhenIdle = true
 	opts.Gate = r.limiter
 	opts.RetryBase = 10 * time.Millisecond
-	opts.Logger = testLogger(&lockedWriter{b: r.logs})
+	opts.Logger = testLogger(r.logs)
 	w, err := worker.New(r.q, nil, r.store, r.client, opts)
 	if err != nil {
 		r.t.Fatal(err)
@@ -390,24 +391,6 @@ func TestStopGivesWorkBack(t *testing.T) {
 	r.queueEmpty()
 }
 
-func testLogger(w *lockedWriter) *slog.Logger {
+func testLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// lockedWriter lets the worker's goroutines log into one builder.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
