@@ -358,6 +358,18 @@ type world struct {
 	env     map[string]string
 }
 
+// listen sets HTTP_ADDR to a free loopback port and returns the server's
+// base URL there.
+func (w *world) listen(t *testing.T) (base string) {
+	t.Helper()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	return "http://" + w.env["HTTP_ADDR"]
+}
+
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sixpotify.db")
@@ -501,12 +513,7 @@ func TestHealthcheck(t *testing.T) {
 func TestServe(t *testing.T) {
 	w := newWorld(t)
 	w.enqueue(t, artists[0])
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	base := w.listen(t)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -581,11 +588,7 @@ func TestServe(t *testing.T) {
 // alert on its rate works before the first error.
 func TestAlertingSeriesExistAtStart(t *testing.T) {
 	w := newWorld(t)
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	base := w.listen(t)
 	w.env["BULK_QUEUE_URL"] = w.env["QUEUE_URL"] + "?queue=bulk"
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -601,7 +604,7 @@ func TestAlertingSeriesExistAtStart(t *testing.T) {
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	var body string
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics"); err == nil {
+		if resp, err := client.Get(base + "/metrics"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if body = string(b); resp.StatusCode == http.StatusOK {
@@ -755,11 +758,7 @@ func TestEmptyAndUnset(t *testing.T) {
 func TestWrongCredentialsFailReadinessAtOnce(t *testing.T) {
 	w := newWorld(t)
 	w.env["SPOTIFY_CLIENT_SECRET"] = "not-the-secret"
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	base := w.listen(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	var stderr testutil.Buffer
 	done := make(chan int, 1)
@@ -767,7 +766,7 @@ func TestWrongCredentialsFailReadinessAtOnce(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	client := &http.Client{Timeout: 5 * time.Second}
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/readyz")
+		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
