@@ -1,6 +1,7 @@
 // Package testenv starts the local AWS emulators (local-aws-sqs, dynalite and
 // s3rver, installed from package.json by `make test`) for integration tests,
-// one of each per test binary, on free loopback ports.
+// one of each per test binary, on free loopback ports. It also gives the tests their clients of the emulators, their queues and
+// the AWS_* environment of the commands (clients.go).
 //
 // A test that needs an emulator fails, never skips, when it cannot start one:
 // run `make test` (or `npm ci` in the project root) first.

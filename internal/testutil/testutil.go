@@ -1,8 +1,9 @@
 // Package testutil holds the helpers the tests of several packages share: a
 // clock moved by hand, a poll with a deadline and a buffer safe for
-// concurrent writes. It imports nothing of the
-// project, so that any package's internal tests can use it. Clients of the
-// local AWS emulators live in internal/testenv, beside the emulators.
+// concurrent writes. It imports nothing of the project, so that any
+// package's internal tests can use it. Clients of the local AWS emulators
+// live in internal/testenv, beside the emulators; the Spotify stand-in and
+// its client in internal/fakespotify/fakespotifytest.
 package testutil
 
 import (
