@@ -306,6 +306,56 @@ func writeLines(t *testing.T, lines []string) string {
 	return path
 }
 
+// scene is where the tests of a worker's run start: the stand-in, a fresh
+// queue holding the artists (enqueued by the producer binary) and tables.
+type scene struct {
+	fake             *fakespotify.Server
+	spotifyURL       string
+	sq               *sqs.Client
+	queueURL, dlqURL string
+	ids              []string
+	table            string
+	st               *dynamostore.Store
+}
+
+type sceneOptions struct {
+	latency                 time.Duration // the stand-in's, per call
+	queue                   string        // the queue's name, made unique
+	visibility, maxReceives int           // as createQueue takes them
+	seed                    uint64        // n artists from artistIDs(seed, n)
+	n                       int
+	tables                  string // the prefix of the tables' names
+}
+
+func newScene(ctx context.Context, t *testing.T, o sceneOptions) scene {
+	t.Helper()
+	var s scene
+	s.fake, s.spotifyURL = newFake(t, o.latency)
+	s.sq = testenv.SQSClient(t)
+	s.queueURL, s.dlqURL = createQueue(ctx, t, s.sq, uniqueName(o.queue), o.visibility, o.maxReceives)
+	s.ids = artistIDs(o.seed, o.n)
+	enqueue(t, s.queueURL, s.ids)
+	s.table, s.st = trackTables(t, o.tables)
+	return s
+}
+
+// checkAllStored wants every artist of the scene stored with its rows and
+// no other in the artists table, and the queue and its dead-letter queue
+// (if any) empty.
+func (s scene) checkAllStored(ctx context.Context, t *testing.T) {
+	t.Helper()
+	checkArtists(ctx, t, s.st, s.ids)
+	if got, err := scanCount(ctx, s.st); err != nil {
+		t.Fatalf("scan artists: %v", err)
+	} else if got != len(s.ids) {
+		t.Errorf("the artists table holds %d rows, want %d", got, len(s.ids))
+	}
+	checkQueueEmpty(ctx, t, s.sq, s.queueURL, "queue")
+	if s.dlqURL != "" {
+		checkQueueEmpty(ctx, t, s.sq, s.dlqURL, "dead-letter queue")
+	}
+}
+
 // createQueue creates a fresh queue with the given visibility timeout. With
 // maxReceives > 0 it also creates a dead-letter queue and a redrive policy,
 // and returns the DLQ's URL too.
