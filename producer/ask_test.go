@@ -4,20 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/fakespotify/fakespotifytest"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
@@ -25,6 +23,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/producer"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -73,11 +72,7 @@ var askBackends = []struct {
 		return openSQLite(t), st
 	}},
 	{"emulators", func(t *testing.T) (askQueue, askStore) {
-		tr := &http.Transport{}
-		t.Cleanup(tr.CloseIdleConnections)
-		cfg := testenv.AWSConfig()
-		cfg.HTTPClient = &http.Client{Transport: tr}
-		db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(t)) })
+		db := testenv.DynamoDBClient(t, func(o *dynamodb.Options) { o.HTTPClient = testenv.HTTPClient(t) })
 		n := queueSeq.Add(1)
 		st := dynamostore.New(db, fmt.Sprintf("ask_tracks_%d", n), fmt.Sprintf("ask_artists_%d", n))
 		if err := st.CreateTables(t.Context()); err != nil {
@@ -91,16 +86,8 @@ func newAskWorld(t *testing.T, open func(t *testing.T) (askQueue, askStore)) *as
 	t.Helper()
 	w := &askWorld{t: t}
 	w.q, w.st = open(t)
-	w.fake = fakespotify.New(fakespotify.Config{ClientID: "id", ClientSecret: "secret"})
-	srv := httptest.NewServer(w.fake)
-	t.Cleanup(srv.Close)
 	w.gate = gate.New(gate.Options{})
-	var err error
-	w.client, err = spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "id", ClientSecret: "secret", Gate: w.gate})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.fake, w.client = fakespotifytest.Start(t, fakespotify.Config{}, spotify.Config{Gate: w.gate})
 	return w
 }
 
@@ -313,7 +300,7 @@ func TestAskDeadlineDuringCooldown(t *testing.T) {
 			if _, err := producer.New(w.q, producer.Options{}).Enqueue(t.Context(), storetest.ID("ask-cooldown-first-"+b.name)); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "Spotify answered a 429", func() bool { return w.fake.Stats().TooMany > 0 })
+			testutil.Eventually(t, 30*time.Second, "Spotify answered a 429", func() bool { return w.fake.Stats().TooMany > 0 })
 
 			id := storetest.ID("ask-cooldown-" + b.name)
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -324,7 +311,7 @@ func TestAskDeadlineDuringCooldown(t *testing.T) {
 			}
 
 			w.fake.SetThrottled(false)
-			eventually(t, "the artist asked during the cooldown is stored", func() bool {
+			testutil.Eventually(t, 30*time.Second, "the artist asked during the cooldown is stored", func() bool {
 				_, ok, err := a.Lookup(t.Context(), id)
 				return err == nil && ok
 			})
@@ -356,7 +343,7 @@ func TestAskManyShareOneFetch(t *testing.T) {
 			}
 			// Every caller's first look finds nothing: the worker starts
 			// once each of them has enqueued.
-			eventually(t, "every caller enqueued", func() bool { return w.sent.Load() == callers })
+			testutil.Eventually(t, 30*time.Second, "every caller enqueued", func() bool { return w.sent.Load() == callers })
 			w.startWorker()
 			wg.Wait()
 			for i := range callers {
@@ -372,15 +359,5 @@ func TestAskManyShareOneFetch(t *testing.T) {
 				t.Errorf("Spotify was asked %d times for the artist; want 1", n)
 			}
 		})
-	}
-}
-
-// eventually polls cond until it holds, failing the test after 30s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s, still not: %s", what)
-		}
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,11 +18,9 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"go.uber.org/goleak"
 
 	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/message"
@@ -35,22 +31,7 @@ import (
 	"github.com/sixpotify/top-tracks/producer"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.Stop()
-	if code == 0 {
-		// The AWS SDK's default HTTP client (used by producer.Open) keeps
-		// idle connections open after the test that made them.
-		if err := goleak.Find(
-			goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-			goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainNoLeaks(m) }
 
 // Artists used throughout: real Spotify IDs.
 const (
@@ -97,12 +78,7 @@ var (
 // closed when t ends.
 func sqsClient(t *testing.T) *sqs.Client {
 	t.Helper()
-	endpoint := testenv.SQSEndpoint(t)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	cfg := testenv.AWSConfig()
-	cfg.HTTPClient = &http.Client{Transport: tr}
-	return sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	return testenv.SQSClient(t, func(o *sqs.Options) { o.HTTPClient = testenv.HTTPClient(t) })
 }
 
 // createSQSQueue creates a queue with a unique name on the emulator,
@@ -111,19 +87,7 @@ func createSQSQueue(t *testing.T, client *sqs.Client) string {
 	t.Helper()
 	name := fmt.Sprintf("p%d-%s", queueSeq.Add(1), unsafeName.ReplaceAllString(t.Name(), "-"))
 	name = name[:min(len(name), 80)]
-	out, err := client.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String(name)})
-	if err != nil {
-		t.Fatalf("create queue %s: %v", name, err)
-	}
-	url := aws.ToString(out.QueueUrl)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil {
-			t.Errorf("delete queue %s: %v", name, err)
-		}
-	})
-	return url
+	return testenv.CreateQueue(t.Context(), t, client, name, nil)
 }
 
 func openSQS(t *testing.T) *sqsqueue.Queue {
@@ -784,20 +748,7 @@ func TestSummaryErr(t *testing.T) {
 func TestOpenSQS(t *testing.T) {
 	client := sqsClient(t)
 	url := createSQSQueue(t, client)
-	none := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_SQS":        testenv.SQSEndpoint(t),
-		"AWS_REGION":                  testenv.Region,
-		"AWS_ACCESS_KEY_ID":           "AKIDTESTTESTTEST",
-		"AWS_SECRET_ACCESS_KEY":       "test-secret-not-real",
-		"AWS_SESSION_TOKEN":           "",
-		"AWS_PROFILE":                 "",
-		"AWS_CONFIG_FILE":             none,
-		"AWS_SHARED_CREDENTIALS_FILE": none,
-		"AWS_EC2_METADATA_DISABLED":   "true",
-	} {
-		t.Setenv(k, v)
-	}
+	testenv.SetAWSEnv(t, testenv.SQS)
 	p, err := producer.Open(t.Context(), url, producer.Options{Market: "GB"})
 	if err != nil {
 		t.Fatalf("Open(%q): %v", url, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -63,9 +64,9 @@ func TestBrokenAnswersAreTheArtistsOwn(t *testing.T) {
 
 	l.enqueue(l.chatbot, append(append([]string{}, good...), bad...)...)
 	_, stop := l.start(worker.Options{Concurrency: 8})
-	eventually(t, "the 55 stored", func() bool { return l.allStored(good) })
+	testutil.Eventually(t, 30*time.Second, "the 55 stored", func() bool { return l.allStored(good) })
 	ctx := testenv.Context(t)
-	within(t, 60*time.Second, "the five broken artists in the dead-letter queue", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the five broken artists in the dead-letter queue", func() bool {
 		dead, err := l.chatbot.DeadLetters(ctx)
 		return err == nil && len(dead) == len(bad)
 	})
@@ -116,7 +117,7 @@ func TestPostponementIsBounded(t *testing.T) {
 	l.enqueue(l.chatbot, id...)
 	w, stop := l.start(worker.Options{MaxPostpones: 2})
 	ctx := testenv.Context(t)
-	within(t, 60*time.Second, "the message in the dead-letter queue", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the message in the dead-letter queue", func() bool {
 		dead, err := l.chatbot.DeadLetters(ctx)
 		return err == nil && len(dead) == 1
 	})

@@ -9,7 +9,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
-	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -45,7 +45,7 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 				t.Fatal(err)
 			}
 			stop := runInBackground(t, w, 25*time.Second)
-			eventually(t, "the breaker open", g.BreakerOpen)
+			testutil.Eventually(t, 30*time.Second, "the breaker open", g.BreakerOpen)
 			if err := w.Ready(); err == nil || !strings.Contains(err.Error(), "outage") {
 				t.Errorf("Ready during the outage = %v, want the outage named", err)
 			}
@@ -55,15 +55,9 @@ func TestOutageBreakerHoldsTheQueue(t *testing.T) {
 			l.fake.SetTokenDown(0)
 			ds.Down.Store(false)
 			ds.WritesDown.Store(false)
-			eventually(t, "every artist stored", func() bool { return l.allStored(artists) })
+			testutil.Eventually(t, 30*time.Second, "every artist stored", func() bool { return l.allStored(artists) })
 			stop()
-			dead, err := l.chatbot.DeadLetters(testenv.Context(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(dead) != 0 {
-				t.Errorf("%d messages in the dead-letter queue; want none", len(dead))
-			}
+			l.noDeadLetters(t)
 			// Without the breaker each of the 8 in flight retries 4 times per
 			// delivery, and every delivery is retried: far more than this.
 			if n := during.Requests + during.TokenRequests; n > 40 {

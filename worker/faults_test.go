@@ -39,6 +39,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -47,22 +48,20 @@ import (
 type faultWorld struct {
 	*rig
 	sqsF *faultySQS
-	log  *lockedWriter
+	log  *testutil.Buffer
 }
 
 func newFaultWorld(t *testing.T, o rigOptions) *faultWorld {
 	t.Helper()
 	r := newRig(t, o)
-	f := &faultWorld{rig: r, log: &lockedWriter{b: r.logs}}
+	f := &faultWorld{rig: r, log: r.logs}
 	f.sqsF = &faultySQS{API: r.sqs, injected: map[string]int{}, deliveries: map[string]int{}}
 	r.q = sqsqueue.New(f.sqsF, r.url, sqsqueue.Options{})
 	return f
 }
 
 func (f *faultWorld) logText() string {
-	f.log.mu.Lock()
-	defer f.log.mu.Unlock()
-	return f.log.b.String()
+	return f.log.String()
 }
 
 // start runs a worker in the background until the returned func is called
@@ -115,7 +114,7 @@ func (f *faultWorld) queueDepth(url string) int {
 // empty, failing the test after d.
 func (f *faultWorld) settle(d time.Duration, ids []string) {
 	f.t.Helper()
-	within(f.t, d, "every artist stored and the queue empty", func() bool {
+	testutil.Eventually(f.t, d, "every artist stored and the queue empty", func() bool {
 		return f.stored(ids) && f.queueDepth(f.url) == 0
 	})
 }
@@ -141,16 +140,6 @@ func (f *faultWorld) fetchedOnce(ids []string) {
 	for _, id := range ids {
 		if n := st.PerArtist[id]; n != 1 {
 			f.t.Errorf("artist %s: the stand-in answered 200 %d times; want exactly once", id, n)
-		}
-	}
-}
-
-// within polls cond every 25ms until it holds, failing the test after d.
-func within(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(25 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s, still not: %s", d, what)
 		}
 	}
 }
@@ -480,9 +469,7 @@ func (f *faultyDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteIt
 // client is a faultyDB.
 func (f *faultWorld) useFaultyStore(opts dynamostore.Options) *faultyDB {
 	f.t.Helper()
-	db := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(f.t))
-	})
+	db := testenv.DynamoDBClient(f.t)
 	tracks, artists := unique("faulty_tracks"), unique("faulty_artists")
 	if err := dynamostore.New(db, tracks, artists).CreateTables(testenv.Context(f.t)); err != nil {
 		f.t.Fatal(err)
@@ -563,7 +550,7 @@ func TestFaultsDynamoDB(t *testing.T) {
 		artists := ids(6, "dboutage")
 		f.enqueue(artists...)
 		w, stop := f.start(worker.Options{Concurrency: 6})
-		within(t, 45*time.Second, "every message given back during the outage", func() bool {
+		testutil.Eventually(t, 45*time.Second, "every message given back during the outage", func() bool {
 			return processed(w, metrics.OutcomeReleased) >= float64(len(artists))
 		})
 		db.outage.Store(false)
@@ -974,14 +961,14 @@ func TestFaultsPoisonMessages(t *testing.T) {
 			}
 			w, stop := f.start(worker.Options{Concurrency: 8})
 			// Valid messages keep being served while poison is around.
-			within(t, 30*time.Second, "a poison message handled", func() bool { return processed(w, metrics.OutcomePoison) > 0 })
+			testutil.Eventually(t, 30*time.Second, "a poison message handled", func() bool { return processed(w, metrics.OutcomePoison) > 0 })
 			f.enqueue(wave2...)
 			valid := append(slices.Clone(wave1), wave2...)
-			within(t, 45*time.Second, "every valid artist stored", func() bool { return f.stored(valid) && f.stored([]string{unknown}) })
+			testutil.Eventually(t, 45*time.Second, "every valid artist stored", func() bool { return f.stored(valid) && f.stored([]string{unknown}) })
 
 			var dead []string
 			if dlq {
-				within(t, 45*time.Second, "every poison message in the DLQ", func() bool {
+				testutil.Eventually(t, 45*time.Second, "every poison message in the DLQ", func() bool {
 					out, err := f.sqs.ReceiveMessage(testenv.Context(t), &sqs.ReceiveMessageInput{
 						QueueUrl: aws.String(f.dlqURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 					})
@@ -997,7 +984,7 @@ func TestFaultsPoisonMessages(t *testing.T) {
 					return len(dead) >= len(poison)
 				})
 			}
-			within(t, 45*time.Second, "the queue empty", func() bool { return f.queueDepth(f.url) == 0 })
+			testutil.Eventually(t, 45*time.Second, "the queue empty", func() bool { return f.queueDepth(f.url) == 0 })
 			stop()
 
 			for _, id := range valid {
@@ -1090,7 +1077,7 @@ func TestFaultsOlderResultNeverOverwritesNewer(t *testing.T) {
 	warm := storetest.ID("ordering-warm-up")
 	f.sendRaw(`{"artist_id":"` + warm + `"}`)
 	w, stop := f.start(worker.Options{Concurrency: 4})
-	within(t, 30*time.Second, "the first artist stored", func() bool { return f.stored([]string{warm}) })
+	testutil.Eventually(t, 30*time.Second, "the first artist stored", func() bool { return f.stored([]string{warm}) })
 	f.sendRaw(`{"artist_id":"` + x + `"}`)
 	select {
 	case <-held:
@@ -1101,7 +1088,7 @@ func TestFaultsOlderResultNeverOverwritesNewer(t *testing.T) {
 	f.fake.SetGeneration(x, 1)
 	f.sendRaw(`{"artist_id":"` + x + `","force":true}`)
 	newer := fakespotify.Tracks(x, 1, 10)
-	within(t, 30*time.Second, "the newer generation stored", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the newer generation stored", func() bool {
 		rows, err := f.store.Tracks(testenv.Context(t), x)
 		if err != nil || len(rows) != len(newer) {
 			return false
@@ -1114,7 +1101,7 @@ func TestFaultsOlderResultNeverOverwritesNewer(t *testing.T) {
 		return true
 	})
 	close(release) // the old answer arrives
-	within(t, 30*time.Second, "both deliveries done", func() bool { return f.queueDepth(f.url) == 0 })
+	testutil.Eventually(t, 30*time.Second, "both deliveries done", func() bool { return f.queueDepth(f.url) == 0 })
 	stop()
 	rows, err := f.store.Tracks(testenv.Context(t), x)
 	if err != nil {

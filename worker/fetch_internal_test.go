@@ -13,6 +13,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 )
 
 // downStore fails every Save; the first Save waits until release is closed.
@@ -43,25 +44,12 @@ func (tracksFetcher) TopTracks(ctx context.Context, id, market string) ([]Track,
 	return storetest.Tracks(id, 0, 3), nil
 }
 
-// clock is a clock tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // TestAProbeDoesItsOwnFetch: the breaker's probe, for an artist whose fetch
 // another message started, does not wait for that fetch and take its result:
 // it fetches and saves itself, so that its own failure judges it (the next
 // probe waits twice as long), not nothing.
 func TestAProbeDoesItsOwnFetch(t *testing.T) {
-	clk := &clock{now: time.Unix(1_000_000, 0)}
+	clk := testutil.NewClock(time.Unix(1_000_000, 0))
 	g := gate.New(gate.Options{Rate: 1000, Clock: clk.Now, ProbeBase: time.Second, ProbeCap: time.Minute})
 	st := &downStore{first: make(chan struct{}), release: make(chan struct{})}
 	opts := Options{FreshFor: -1, Gate: g}
@@ -87,7 +75,7 @@ func TestAProbeDoesItsOwnFetch(t *testing.T) {
 		}
 		g.Report(ctx, gate.CauseStore, fmt.Sprint("artist-", i), errStoreDown)
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	wait, _, probe := g.Hold()
 	if wait > 0 || probe == nil {
 		t.Fatalf("Hold after ProbeBase = %v, probe %v; want a probe", wait, probe)

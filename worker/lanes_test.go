@@ -17,6 +17,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/producer"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -31,7 +32,7 @@ type local struct {
 	fake     *fakespotify.Server
 	client   *spotify.Client
 	limiter  *gate.Gate
-	logs     *lockedWriter
+	logs     *testutil.Buffer
 	tokenURL string
 	apiURL   string
 }
@@ -40,7 +41,7 @@ func newLocal(t *testing.T, qopts sqlitequeue.Options, fake fakespotify.Config, 
 	t.Helper()
 	ctx := testenv.Context(t)
 	path := filepath.Join(t.TempDir(), "sixpotify.db")
-	l := &local{t: t, limiter: limiter, logs: &lockedWriter{b: &strings.Builder{}}}
+	l := &local{t: t, limiter: limiter, logs: &testutil.Buffer{}}
 	var err error
 	if l.chatbot, err = sqlitequeue.Open(ctx, path, "chatbot", qopts); err != nil {
 		t.Fatal(err)
@@ -154,6 +155,18 @@ func runInBackground(t *testing.T, w *worker.Worker, limit time.Duration) func()
 	return stop
 }
 
+// noDeadLetters wants the chatbot lane's dead-letter queue empty.
+func (l *local) noDeadLetters(t *testing.T) {
+	t.Helper()
+	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 0 {
+		t.Errorf("%d messages went to the dead-letter queue; want none", len(dead))
+	}
+}
+
 func (l *local) stored(id string) bool {
 	_, ok, err := l.store.Artist(testenv.Context(l.t), id)
 	return err == nil && ok
@@ -169,23 +182,13 @@ func (l *local) allStored(ids []string) bool {
 	return true
 }
 
-// eventually polls cond until it holds, failing the test after 30s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s, still not: %s", what)
-		}
-	}
-}
-
 func TestForbiddenEndpointStopsConsumption(t *testing.T) {
 	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, gate.New(gate.Options{}))
 	l.fake.SetEndpointRemoved(true)
 	artists := ids(20, "forbidden")
 	l.enqueue(l.chatbot, artists...)
 	w, stop := l.start(worker.Options{Concurrency: 4})
-	eventually(t, "readyz reports the 403", func() bool {
+	testutil.Eventually(t, 30*time.Second, "readyz reports the 403", func() bool {
 		err := w.Ready()
 		return err != nil && strings.Contains(err.Error(), "403")
 	})
@@ -196,13 +199,7 @@ func TestForbiddenEndpointStopsConsumption(t *testing.T) {
 	if n := l.fake.Stats().Requests; n > 4 {
 		t.Errorf("Spotify got %d requests after refusing the endpoint; want at most one per slot (4)", n)
 	}
-	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dead) != 0 {
-		t.Errorf("%d messages went to the dead-letter queue; want none", len(dead))
-	}
+	l.noDeadLetters(t)
 	visible, inflight, _, err := l.chatbot.Len(testenv.Context(t))
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +207,7 @@ func TestForbiddenEndpointStopsConsumption(t *testing.T) {
 	if visible+inflight != len(artists) {
 		t.Errorf("queue holds %d messages; want all %d kept", visible+inflight, len(artists))
 	}
-	if got := strings.Count(l.logs.b.String(), "Spotify refuses this app's calls"); got != 1 {
+	if got := strings.Count(l.logs.String(), "Spotify refuses this app's calls"); got != 1 {
 		t.Errorf("the 403 was logged %d times; want once", got)
 	}
 }
@@ -223,18 +220,12 @@ func TestLongCooldownEndsWithEveryArtistDoneAndAnEmptyDLQ(t *testing.T) {
 	artists := ids(6, "quota")
 	l.enqueue(l.chatbot, artists...)
 	_, stop := l.start(worker.Options{Concurrency: 4})
-	eventually(t, "the stand-in answered QUOTA_EXCEEDED", func() bool { return l.fake.Stats().TooMany > 0 })
+	testutil.Eventually(t, 30*time.Second, "the stand-in answered QUOTA_EXCEEDED", func() bool { return l.fake.Stats().TooMany > 0 })
 	time.Sleep(4 * time.Second) // longer than visibility × maxReceiveCount
 	l.fake.SetQuotaExceeded(0)
-	eventually(t, "every artist stored", func() bool { return l.allStored(artists) })
+	testutil.Eventually(t, 30*time.Second, "every artist stored", func() bool { return l.allStored(artists) })
 	stop()
-	dead, err := l.chatbot.DeadLetters(testenv.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dead) != 0 {
-		t.Errorf("%d messages went to the dead-letter queue; want none", len(dead))
-	}
+	l.noDeadLetters(t)
 	if st := l.fake.Stats(); st.InsideRetryAfter != 0 {
 		t.Errorf("%d requests arrived inside a Retry-After; want 0", st.InsideRetryAfter)
 	}
@@ -247,10 +238,10 @@ func TestChatbotLaneIsServedBeforeTheBulkBacklog(t *testing.T) {
 	backlog := ids(200, "backlog")
 	l.enqueue(l.bulk, backlog...)
 	_, stop := l.start(worker.Options{Concurrency: 8})
-	eventually(t, "the bulk lane started", func() bool { return l.stored(backlog[0]) || l.fake.Stats().OK > 5 })
+	testutil.Eventually(t, 30*time.Second, "the bulk lane started", func() bool { return l.stored(backlog[0]) || l.fake.Stats().OK > 5 })
 	asked := ids(3, "asked")
 	l.enqueue(l.chatbot, asked...)
-	eventually(t, "the chatbot's artists stored", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the chatbot's artists stored", func() bool {
 		return l.stored(asked[0]) && l.stored(asked[1]) && l.stored(asked[2])
 	})
 	done := 0
@@ -278,7 +269,7 @@ func TestRejectedCredentialsPauseInsteadOfDrainingTheQueue(t *testing.T) {
 	artists := ids(10, "badcreds")
 	l.enqueue(l.chatbot, artists...)
 	w, stop := l.start(worker.Options{Concurrency: 4})
-	eventually(t, "readyz reports the refusal", func() bool { return w.Ready() != nil && l.fake.Stats().TokenRequests > 0 })
+	testutil.Eventually(t, 30*time.Second, "readyz reports the refusal", func() bool { return w.Ready() != nil && l.fake.Stats().TokenRequests > 0 })
 	time.Sleep(3 * time.Second) // room to cycle every message to the DLQ (visibility 1s × 2)
 	stop()
 	dead, err := l.chatbot.DeadLetters(testenv.Context(t))

@@ -13,6 +13,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -87,7 +88,7 @@ func TestEveryDeliveryEndsInExactlyOneOutcome(t *testing.T) {
 				w, stop := l.start(worker.Options{Concurrency: 4})
 				// The 403 pauses receiving for minutes: nothing more is
 				// received once the message is postponed.
-				eventually(t, "the delivery postponed", func() bool {
+				testutil.Eventually(t, 30*time.Second, "the delivery postponed", func() bool {
 					return counterValue(w.Metrics().Postponed.WithLabelValues(worker.LaneChatbot, gate.ReasonRefused)) >= 1
 				})
 				stop()
@@ -103,7 +104,7 @@ func TestEveryDeliveryEndsInExactlyOneOutcome(t *testing.T) {
 				w, stop := l.start(worker.Options{Concurrency: 4, DrainTimeout: 100 * time.Millisecond})
 				// One call goes first and the others wait for its answer
 				// at the gate, which never comes.
-				eventually(t, "three artists in flight, one at the stand-in", func() bool {
+				testutil.Eventually(t, 30*time.Second, "three artists in flight, one at the stand-in", func() bool {
 					return counterValue(w.Metrics().Received.WithLabelValues(worker.LaneChatbot)) == 3 && l.fake.Stats().Requests >= 1
 				})
 				stop()

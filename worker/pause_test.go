@@ -10,6 +10,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/producer"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -26,7 +27,7 @@ func TestAPenaltyIsKnownByTheFleet(t *testing.T) {
 	artists := ids(2, "fleet-pause")
 	l.enqueue(l.chatbot, artists[0])
 	_, stop := l.start(worker.Options{})
-	eventually(t, "the pause recorded in the store", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the pause recorded in the store", func() bool {
 		p, ok, err := l.store.SpotifyPause(ctx)
 		return err == nil && ok && p.Until.After(time.Now().Add(23*time.Hour))
 	})
@@ -37,7 +38,7 @@ func TestAPenaltyIsKnownByTheFleet(t *testing.T) {
 	l.connect(gate.New(gate.Options{Rate: 50}))
 	l.enqueue(l.chatbot, artists[1])
 	_, stop = l.start(worker.Options{})
-	eventually(t, "the second process paused by the fleet's record", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the second process paused by the fleet's record", func() bool {
 		return strings.Contains(l.logs.String(), "Spotify paused the fleet")
 	})
 	stop()

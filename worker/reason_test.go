@@ -12,6 +12,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -53,7 +54,7 @@ func TestTheReasonOfAFailureIsRecorded(t *testing.T) {
 			before := time.Now()
 			_, stop := l.startOn(rs, worker.Options{Concurrency: 2, FreshFor: -1})
 			ctx := testenv.Context(t)
-			eventually(t, "every message dead-lettered", func() bool {
+			testutil.Eventually(t, 30*time.Second, "every message dead-lettered", func() bool {
 				_, _, dead, err := l.chatbot.Len(ctx)
 				return err == nil && dead == len(bad)+1
 			})

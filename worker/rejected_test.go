@@ -12,6 +12,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -50,7 +51,7 @@ func TestARejectedResultIsTheArtistsOwnFault(t *testing.T) {
 	opened := false
 	_, stop := l.startOn(rs, worker.Options{Concurrency: 4, FreshFor: -1})
 	ctx := testenv.Context(t)
-	eventually(t, "every accepted artist stored and every rejected one dead-lettered", func() bool {
+	testutil.Eventually(t, 30*time.Second, "every accepted artist stored and every rejected one dead-lettered", func() bool {
 		opened = opened || g.BreakerOpen()
 		_, _, dead, err := l.chatbot.Len(ctx)
 		return l.allStored(good) && err == nil && dead == len(bad)

@@ -11,6 +11,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
@@ -89,7 +90,7 @@ func TestAStopDuringAnyPauseLosesNothing(t *testing.T) {
 			artists := ids(24, fmt.Sprintf("stoppause%d-", i))
 			l.enqueue(l.chatbot, artists...)
 			w, stop := l.startOn(store, worker.Options{Concurrency: 8, DrainTimeout: tt.drain})
-			eventually(t, "the worker paused", func() bool { return tt.paused(l, w) })
+			testutil.Eventually(t, 30*time.Second, "the worker paused", func() bool { return tt.paused(l, w) })
 			// Longer than visibility × maxReceiveCount: a worker that kept
 			// receiving, or gave its messages back, would dead-letter them.
 			time.Sleep(2500 * time.Millisecond)
@@ -128,7 +129,7 @@ func TestAStopDuringAnyPauseLosesNothing(t *testing.T) {
 			tt.clear(l, store)
 			l.connect(gate.New(gate.Options{Rate: 50}))
 			_, stop = l.start(worker.Options{Concurrency: 8})
-			eventually(t, "every artist stored by the next process", func() bool { return l.allStored(artists) })
+			testutil.Eventually(t, 30*time.Second, "every artist stored by the next process", func() bool { return l.allStored(artists) })
 			stop()
 			if _, _, dead, err := l.chatbot.Len(ctx); err != nil || dead != 0 {
 				t.Errorf("dead-lettered after the restart: %d (%v); want none", dead, err)

@@ -4,18 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
@@ -29,6 +28,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/producer"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -54,7 +54,7 @@ type rig struct {
 	client  *spotify.Client
 	limiter *gate.Gate
 	watch   *fakespotify.RetryAfterWatch
-	logs    *strings.Builder
+	logs    *testutil.Buffer
 }
 
 type rigOptions struct {
@@ -67,34 +67,21 @@ type rigOptions struct {
 func newRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
 	ctx := testenv.Context(t)
-	r := &rig{t: t, logs: &strings.Builder{}}
-	r.sqs = sqs.NewFromConfig(testenv.AWSConfig(), func(opt *sqs.Options) { opt.BaseEndpoint = aws.String(testenv.SQSEndpoint(t)) })
+	r := &rig{t: t, logs: &testutil.Buffer{}}
+	r.sqs = testenv.SQSClient(t)
 	if o.visibility == 0 {
 		o.visibility = 30
 	}
 	attrs := map[string]string{"VisibilityTimeout": fmt.Sprint(o.visibility)}
 	if o.maxReceiveCount > 0 {
-		out, err := r.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(unique("dlq"))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.dlqURL = aws.ToString(out.QueueUrl)
-		a, err := r.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: out.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{"QueueArn"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		attrs["RedrivePolicy"] = fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, a.Attributes["QueueArn"], o.maxReceiveCount)
+		var policy string
+		r.dlqURL, policy = testenv.CreateDeadLetterQueue(ctx, t, r.sqs, unique("dlq"), fmt.Sprint(o.maxReceiveCount))
+		attrs["RedrivePolicy"] = policy
 	}
-	out, err := r.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(unique("artists")), Attributes: attrs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.url = aws.ToString(out.QueueUrl)
+	r.url = testenv.CreateQueue(ctx, t, r.sqs, unique("artists"), attrs)
 	r.q = sqsqueue.New(r.sqs, r.url, sqsqueue.Options{})
 
-	db := dynamodb.NewFromConfig(testenv.AWSConfig(), func(opt *dynamodb.Options) {
-		opt.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(t))
-	})
+	db := testenv.DynamoDBClient(t)
 	r.store = dynamostore.New(db, unique("top_tracks"), unique("artists"))
 	if err := r.store.CreateTables(ctx); err != nil {
 		t.Fatal(err)
@@ -106,6 +93,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	t.Cleanup(srv.Close)
 	r.limiter = gate.New(gate.Options{Rate: o.rate, Fixed: true})
 	r.watch = &fakespotify.RetryAfterWatch{Next: http.DefaultTransport}
+	var err error
 	r.client, err = spotify.New(spotify.Config{
 		HTTPClient: &http.Client{Transport: r.watch, Timeout: 10 * time.Second},
 		APIURL:     srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
@@ -124,7 +112,7 @@ func (r *rig) run(opts worker.Options) {
 	opts.StopWhenIdle = true
 	opts.Gate = r.limiter
 	opts.RetryBase = 10 * time.Millisecond
-	opts.Logger = testLogger(&lockedWriter{b: r.logs})
+	opts.Logger = testLogger(r.logs)
 	w, err := worker.New(r.q, nil, r.store, r.client, opts)
 	if err != nil {
 		r.t.Fatal(err)
@@ -403,24 +391,6 @@ func TestStopGivesWorkBack(t *testing.T) {
 	r.queueEmpty()
 }
 
-func testLogger(w *lockedWriter) *slog.Logger {
+func testLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// lockedWriter lets the worker's goroutines log into one builder.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

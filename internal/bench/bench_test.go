@@ -10,7 +10,6 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/sixpotify/top-tracks/internal/bench"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
@@ -41,7 +40,7 @@ func TestBaselineAndWorkerStoreTheSameRows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("baseline: %v", err)
 	}
-	if got, want := b.Stats(), (bench.BaselineStats{Invocations: n, Deleted: n}); got != want {
+	if got, want := b.Stats(), (BaselineStats{Invocations: n, Deleted: n}); got != want {
 		t.Errorf("baseline stats = %+v, want %+v", got, want)
 	}
 	if _, err := runWorker(ctx, ww, s, 4); err != nil {
@@ -82,7 +81,7 @@ func TestBaselineFailedInvocationComesBack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("baseline: %v", err)
 	}
-	if got, want := b.Stats(), (bench.BaselineStats{Invocations: n + 1, Failed: 1, Deleted: n}); got != want {
+	if got, want := b.Stats(), (BaselineStats{Invocations: n + 1, Failed: 1, Deleted: n}); got != want {
 		t.Errorf("baseline stats = %+v, want %+v", got, want)
 	}
 	if st := s.fake.Stats(); st.Requests != n+1 || st.ServerErrors != 1 || st.TokenRequests != n+1 {

@@ -29,7 +29,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"text/tabwriter"
@@ -40,9 +39,7 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
-	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
-	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/worker"
 )
@@ -228,17 +225,7 @@ const (
 func runOutage(b *testing.B, kind, design string) outageRow {
 	b.Helper()
 	ctx := testContext(b)
-	path := filepath.Join(b.TempDir(), "outage.db")
-	q, err := sqlitequeue.Open(ctx, path, "chatbot", sqlitequeue.Options{VisibilityTimeout: 10 * time.Second, MaxReceiveCount: 3})
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := sqlitestore.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { q.Close(); st.Close() })
-	timed := &timedStore{Store: st, done: map[string]time.Time{}}
+	q, timed := openTimed(b, "outage.db")
 	fs := &storetest.Outage{Store: timed}
 	fake := fakespotify.New(fakespotify.Config{ClientID: clientID, ClientSecret: clientSecret, Limit: 100, Window: 5 * time.Second, Latency: spotifyLatency})
 	rec := &callRecorder{next: fake}

@@ -144,7 +144,7 @@ var (
 // messages) by the returned func.
 func freshQueue(tb testing.TB) (*sqs.Client, string, func()) {
 	tb.Helper()
-	client := sqs.NewFromConfig(testenv.AWSConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(tb)) })
+	client := testenv.SQSClient(tb)
 	out, err := client.CreateQueue(testContext(tb), &sqs.CreateQueueInput{QueueName: aws.String(unique("producer"))})
 	if err != nil {
 		tb.Fatalf("create queue: %v", err)

@@ -2,8 +2,6 @@ package bench_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
-	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
@@ -92,23 +89,9 @@ func (r *quotaRig) insideRead() int {
 	return n
 }
 
-// send enqueues one message per artist on q.
+// send enqueues one message per artist on q, 500 to a batch.
 func send(ctx context.Context, q *sqlitequeue.Queue, ids []string) error {
-	for start := 0; start < len(ids); start += 500 {
-		batch := ids[start:min(start+500, len(ids))]
-		entries := make([]queue.Entry, len(batch))
-		for i, id := range batch {
-			entries[i] = queue.Entry{Body: fmt.Appendf(nil, `{"artist_id":%q,"market":"US"}`, id)}
-		}
-		errs, err := q.SendBatch(ctx, entries)
-		if err != nil {
-			return fmt.Errorf("enqueue: %w", err)
-		}
-		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("enqueue: %w", err)
-		}
-	}
-	return nil
+	return sendBatches(ctx, q, ids, 500)
 }
 
 // startWorker runs a worker on the rig's lanes (bulk too when withBulk)

@@ -110,13 +110,13 @@ func (h *brokenAnswers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// runRecovery runs one scenario: artists queued, the world changed by
-// disturb (which returns when the last disturbance ended), then drained.
-func runRecovery(b *testing.B, name string, cfg fakespotify.Config, ceiling float64, ids []string, broken map[string]string,
-	disturb func(fake *fakespotify.Server, h *brokenAnswers, st *storetest.Outage, stored func() int)) recoveryRun {
+// openTimed opens the chatbot lane (visibility 10s, maxReceiveCount 3) and
+// a timed store in one fresh embedded database named file, closed when b
+// ends.
+func openTimed(b *testing.B, file string) (*sqlitequeue.Queue, *timedStore) {
 	b.Helper()
 	ctx := testContext(b)
-	path := filepath.Join(b.TempDir(), "recovery.db")
+	path := filepath.Join(b.TempDir(), file)
 	q, err := sqlitequeue.Open(ctx, path, "chatbot", sqlitequeue.Options{VisibilityTimeout: 10 * time.Second, MaxReceiveCount: 3})
 	if err != nil {
 		b.Fatal(err)
@@ -126,7 +126,16 @@ func runRecovery(b *testing.B, name string, cfg fakespotify.Config, ceiling floa
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { q.Close(); st.Close() })
-	timed := &timedStore{Store: st, done: map[string]time.Time{}}
+	return q, &timedStore{Store: st, done: map[string]time.Time{}}
+}
+
+// runRecovery runs one scenario: artists queued, the world changed by
+// disturb (which returns when the last disturbance ended), then drained.
+func runRecovery(b *testing.B, name string, cfg fakespotify.Config, ceiling float64, ids []string, broken map[string]string,
+	disturb func(fake *fakespotify.Server, h *brokenAnswers, st *storetest.Outage, stored func() int)) recoveryRun {
+	b.Helper()
+	ctx := testContext(b)
+	q, timed := openTimed(b, "recovery.db")
 	outage := &storetest.Outage{Store: timed}
 	cfg.ClientID, cfg.ClientSecret, cfg.Latency = clientID, clientSecret, spotifyLatency
 	fake := fakespotify.New(cfg)

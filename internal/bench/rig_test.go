@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -25,7 +26,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sixpotify/top-tracks/internal/bench"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	workermetrics "github.com/sixpotify/top-tracks/internal/metrics"
@@ -140,8 +140,8 @@ type world struct {
 func newWorld(tb testing.TB, ids []string, visibilitySeconds int) *world {
 	tb.Helper()
 	ctx := testenv.Context(tb)
-	sqsClient := sqs.NewFromConfig(testenv.AWSConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(tb)) })
-	db := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(tb)) })
+	sqsClient := testenv.SQSClient(tb)
+	db := testenv.DynamoDBClient(tb)
 	w := &world{sqs: &countingSQS{Client: sqsClient}, rawDB: db, db: &countingDynamo{API: db},
 		tracks: unique("tracks"), artists: unique("artists"), ids: ids}
 	out, err := sqsClient.CreateQueue(ctx, &sqs.CreateQueueInput{
@@ -196,8 +196,8 @@ func (w *world) storedArtists(ctx context.Context) (int, error) {
 }
 
 // runBaseline runs the baseline on w until the queue is drained.
-func runBaseline(ctx context.Context, w *world, s *standIn, concurrency int) (*bench.Baseline, error) {
-	b, err := bench.NewBaseline(bench.BaselineConfig{
+func runBaseline(ctx context.Context, w *world, s *standIn, concurrency int) (*Baseline, error) {
+	b, err := NewBaseline(BaselineConfig{
 		SQS: w.sqs, QueueURL: w.queueURL,
 		DynamoDB: w.db, TracksTable: w.tracks, ArtistsTable: w.artists,
 		APIURL: s.apiURL(), TokenURL: s.tokenURL(), ClientID: clientID, ClientSecret: clientSecret,
@@ -258,8 +258,16 @@ func runWorkerWith(ctx context.Context, w *world, s *standIn, concurrency int, s
 
 // enqueue sends one message per artist, ten per batch.
 func enqueue(ctx context.Context, q *sqsqueue.Queue, ids []string) error {
-	for start := 0; start < len(ids); start += 10 {
-		batch := ids[start:min(start+10, len(ids))]
+	return sendBatches(ctx, q, ids, 10)
+}
+
+// sendBatches sends one message per artist (market US) on q, size to a
+// batch.
+func sendBatches(ctx context.Context, q interface {
+	SendBatch(context.Context, []queue.Entry) ([]error, error)
+}, ids []string, size int) error {
+	for start := 0; start < len(ids); start += size {
+		batch := ids[start:min(start+size, len(ids))]
 		entries := make([]queue.Entry, len(batch))
 		for i, id := range batch {
 			entries[i] = queue.Entry{Body: fmt.Appendf(nil, `{"artist_id":%q,"market":"US"}`, id)}
@@ -268,10 +276,8 @@ func enqueue(ctx context.Context, q *sqsqueue.Queue, ids []string) error {
 		if err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
-		for _, e := range errs {
-			if e != nil {
-				return fmt.Errorf("enqueue: %w", e)
-			}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
 		}
 	}
 	return nil

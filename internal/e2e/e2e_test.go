@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/testenv"
 )
 
 // newFake starts the Spotify stand-in in this process, for tests that read
@@ -29,16 +30,10 @@ func newFake(t *testing.T, latency time.Duration) (*fakespotify.Server, string) 
 // with exactly one Spotify call per artist.
 func TestThreeHundredArtists(t *testing.T) {
 	const n = 300
-	fake, spotifyURL := newFake(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
-	queueURL, dlqURL := createQueue(ctx, t, sq, uniqueName("300"), 30, 5)
-	ids := artistIDs(300, n)
-
-	enqueue(t, queueURL, ids)
-
-	table, st := trackTables(t, "tracks300")
+	s := newScene(ctx, t, sceneOptions{queue: "300", visibility: 30, maxReceives: 5, seed: 300, n: n, tables: "tracks300"})
+	fake, spotifyURL, queueURL, ids, table := s.fake, s.spotifyURL, s.queueURL, s.ids, s.table
 	env := workerEnv(t, spotifyURL, queueURL, table)
 	env["UNTIL_EMPTY"] = "true"
 	w := start(t, 2*time.Minute, env, "worker")
@@ -48,14 +43,7 @@ func TestThreeHundredArtists(t *testing.T) {
 	wall := w.elapsed()
 	checkWorkerLog(t, w.stderr.String(), true)
 
-	checkArtists(ctx, t, st, ids)
-	if got, err := scanCount(ctx, st); err != nil {
-		t.Fatalf("scan artists: %v", err)
-	} else if got != n {
-		t.Errorf("the artists table holds %d rows, want %d", got, n)
-	}
-	checkQueueEmpty(ctx, t, sq, queueURL, "queue")
-	checkQueueEmpty(ctx, t, sq, dlqURL, "dead-letter queue")
+	s.checkAllStored(ctx, t)
 
 	stats := fake.Stats()
 	calls, wrong := 0, 0
@@ -90,15 +78,10 @@ func TestThreeHundredArtists(t *testing.T) {
 // then finishes every artist: nothing is lost by the stop.
 func TestSIGTERMDuringHeavyWork(t *testing.T) {
 	const n = 200
-	fake, spotifyURL := newFake(t, 500*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
-	queueURL, _ := createQueue(ctx, t, sq, uniqueName("sigterm"), 5, 0)
-	ids := artistIDs(200, n)
-	enqueue(t, queueURL, ids)
-
-	table, st := trackTables(t, "tracksterm")
+	s := newScene(ctx, t, sceneOptions{latency: 500 * time.Millisecond, queue: "sigterm", visibility: 5, seed: 200, n: n, tables: "tracksterm"})
+	fake, spotifyURL, queueURL, ids, table, st := s.fake, s.spotifyURL, s.queueURL, s.ids, s.table, s.st
 	env := workerEnv(t, spotifyURL, queueURL, table)
 	w := start(t, 2*time.Minute, env, "worker")
 	base := "http://" + env["HTTP_ADDR"]
@@ -210,7 +193,7 @@ func TestBadConfigExitsAtOnce(t *testing.T) {
 	t.Run("producer with an invalid artist", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		sq := sqsClient(t)
+		sq := testenv.SQSClient(t)
 		queueURL, _ := createQueue(ctx, t, sq, uniqueName("badid"), 30, 0)
 		env := awsEnv(t)
 		env["QUEUE_URL"] = queueURL
@@ -245,7 +228,7 @@ func TestFakeSpotifyBinary(t *testing.T) {
 		t.Fatalf("fakespotify printed no \"listening on\" line\nstdout: %s\nstderr: %s", fs.stdout.String(), fs.stderr.String())
 	}
 
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, dlqURL := createQueue(ctx, t, sq, uniqueName("bin"), 30, 5)
 	ids := artistIDs(7, 3)
 	env := awsEnv(t)
@@ -282,15 +265,10 @@ func TestFakeSpotifyBinary(t *testing.T) {
 // artist.
 func TestSIGTERMReleasesStuckWork(t *testing.T) {
 	const n = 40
-	fake, spotifyURL := newFake(t, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
-	queueURL, _ := createQueue(ctx, t, sq, uniqueName("stuck"), 30, 0)
-	ids := artistIDs(40, n)
-	enqueue(t, queueURL, ids)
-
-	table, st := trackTables(t, "tracksstuck")
+	s := newScene(ctx, t, sceneOptions{latency: time.Hour, queue: "stuck", visibility: 30, seed: 40, n: n, tables: "tracksstuck"})
+	fake, spotifyURL, sq, queueURL, ids, table, st := s.fake, s.spotifyURL, s.sq, s.queueURL, s.ids, s.table, s.st
 	env := workerEnv(t, spotifyURL, queueURL, table)
 	w := start(t, 2*time.Minute, env, "worker")
 	base := "http://" + env["HTTP_ADDR"]

@@ -75,16 +75,11 @@ func stopWorker(t *testing.T, p *proc) {
 func TestFaultSIGKILLMidRun(t *testing.T) {
 	t.Parallel()
 	const n = 150
-	fake, spotifyURL := newFake(t, 200*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
 	// A generous maxReceiveCount: the emulator counts heartbeats as receives.
-	queueURL, dlqURL := createQueue(ctx, t, sq, uniqueName("sigkill"), 3, 50)
-	ids := artistIDs(9001, n)
-	enqueue(t, queueURL, ids)
-
-	table, st := trackTables(t, "trackskill")
+	s := newScene(ctx, t, sceneOptions{latency: 200 * time.Millisecond, queue: "sigkill", visibility: 3, maxReceives: 50, seed: 9001, n: n, tables: "trackskill"})
+	fake, spotifyURL, sq, queueURL, ids, table, st := s.fake, s.spotifyURL, s.sq, s.queueURL, s.ids, s.table, s.st
 	env := workerEnv(t, spotifyURL, queueURL, table)
 	w := start(t, 2*time.Minute, env, "worker")
 	base := "http://" + env["HTTP_ADDR"]
@@ -134,14 +129,7 @@ func TestFaultSIGKILLMidRun(t *testing.T) {
 	stopWorker(t, w2)
 	checkWorkerLog(t, w2.stderr.String(), false)
 
-	checkArtists(ctx, t, st, ids)
-	if got, err := scanCount(ctx, st); err != nil {
-		t.Fatalf("scan artists: %v", err)
-	} else if got != n {
-		t.Errorf("the artists table holds %d rows, want %d", got, n)
-	}
-	checkQueueEmpty(ctx, t, sq, queueURL, "queue")
-	checkQueueEmpty(ctx, t, sq, dlqURL, "dead-letter queue")
+	s.checkAllStored(ctx, t)
 	stats := fake.Stats()
 	again := 0
 	for _, id := range ids {
@@ -162,7 +150,7 @@ func TestFaultDuplicatesAcrossTwoWorkers(t *testing.T) {
 	fake, spotifyURL := newFake(t, 100*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, dlqURL := createQueue(ctx, t, sq, uniqueName("dups"), 30, 5)
 	ids := artistIDs(9002, n)
 	var forced, plain []string
@@ -405,7 +393,7 @@ func TestFaultSecretsNeverPrinted(t *testing.T) {
 			return http.StatusBadRequest, "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
 		})
 
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, _ := createQueue(ctx, t, sq, uniqueName("secrets"), 30, 0)
 	ids := artistIDs(9003, n)
 	enqueue(t, queueURL, ids)

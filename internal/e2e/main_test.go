@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
@@ -33,6 +31,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 )
 
 // binDir holds the binaries TestMain built.
@@ -77,30 +76,12 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's writes and the test's reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is one running binary. Its lifetime is bounded by the timeout given
 // to start, and it is killed when the test ends.
 type proc struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testutil.Buffer
 	started        time.Time
 	done           chan struct{}
 	ended          time.Time // set before done is closed
@@ -116,7 +97,7 @@ func start(t *testing.T, timeout time.Duration, env map[string]string, name stri
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	sort.Strings(cmd.Env)
-	p := &proc{name: name, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	cmd.WaitDelay = 5 * time.Second
 	// Never outlive the test binary, whatever happens to it.
@@ -325,16 +306,54 @@ func writeLines(t *testing.T, lines []string) string {
 	return path
 }
 
-// Clients of the emulators, for the test's own setup and checks.
-
-func sqsClient(t *testing.T) *sqs.Client {
-	return sqs.NewFromConfig(testenv.AWSConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(t)) })
+// scene is where the tests of a worker's run start: the stand-in, a fresh
+// queue holding the artists (enqueued by the producer binary) and tables.
+type scene struct {
+	fake             *fakespotify.Server
+	spotifyURL       string
+	sq               *sqs.Client
+	queueURL, dlqURL string
+	ids              []string
+	table            string
+	st               *dynamostore.Store
 }
 
-func dynamoClient(t *testing.T) *dynamodb.Client {
-	return dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(t))
-	})
+type sceneOptions struct {
+	latency                 time.Duration // the stand-in's, per call
+	queue                   string        // the queue's name, made unique
+	visibility, maxReceives int           // as createQueue takes them
+	seed                    uint64        // n artists from artistIDs(seed, n)
+	n                       int
+	tables                  string // the prefix of the tables' names
+}
+
+func newScene(ctx context.Context, t *testing.T, o sceneOptions) scene {
+	t.Helper()
+	var s scene
+	s.fake, s.spotifyURL = newFake(t, o.latency)
+	s.sq = testenv.SQSClient(t)
+	s.queueURL, s.dlqURL = createQueue(ctx, t, s.sq, uniqueName(o.queue), o.visibility, o.maxReceives)
+	s.ids = artistIDs(o.seed, o.n)
+	enqueue(t, s.queueURL, s.ids)
+	s.table, s.st = trackTables(t, o.tables)
+	return s
+}
+
+// checkAllStored wants every artist of the scene stored with its rows and
+// no other in the artists table, and the queue and its dead-letter queue
+// (if any) empty.
+func (s scene) checkAllStored(ctx context.Context, t *testing.T) {
+	t.Helper()
+	checkArtists(ctx, t, s.st, s.ids)
+	if got, err := scanCount(ctx, s.st); err != nil {
+		t.Fatalf("scan artists: %v", err)
+	} else if got != len(s.ids) {
+		t.Errorf("the artists table holds %d rows, want %d", got, len(s.ids))
+	}
+	checkQueueEmpty(ctx, t, s.sq, s.queueURL, "queue")
+	if s.dlqURL != "" {
+		checkQueueEmpty(ctx, t, s.sq, s.dlqURL, "dead-letter queue")
+	}
 }
 
 // createQueue creates a fresh queue with the given visibility timeout. With
@@ -344,29 +363,11 @@ func createQueue(ctx context.Context, t *testing.T, sq *sqs.Client, name string,
 	t.Helper()
 	attrs := map[string]string{"VisibilityTimeout": strconv.Itoa(visibility)}
 	if maxReceives > 0 {
-		dlq, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-dlq")})
-		if err != nil {
-			t.Fatalf("create DLQ: %v", err)
-		}
-		dlqURL = aws.ToString(dlq.QueueUrl)
-		got, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-			QueueUrl: dlq.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
-		})
-		if err != nil {
-			t.Fatalf("DLQ attributes: %v", err)
-		}
-		arn := got.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
-		if arn == "" {
-			t.Fatal("the DLQ has no QueueArn")
-		}
-		policy, _ := json.Marshal(map[string]string{"deadLetterTargetArn": arn, "maxReceiveCount": strconv.Itoa(maxReceives)})
-		attrs["RedrivePolicy"] = string(policy)
+		var policy string
+		dlqURL, policy = testenv.CreateDeadLetterQueue(ctx, t, sq, name+"-dlq", strconv.Itoa(maxReceives))
+		attrs["RedrivePolicy"] = policy
 	}
-	out, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
-	if err != nil {
-		t.Fatalf("create queue: %v", err)
-	}
-	return aws.ToString(out.QueueUrl), dlqURL
+	return testenv.CreateQueue(ctx, t, sq, name, attrs), dlqURL
 }
 
 // checkQueueEmpty wants nothing left in the queue: nothing to receive and
@@ -442,7 +443,7 @@ func checkArtists(ctx context.Context, t *testing.T, st *dynamostore.Store, ids 
 // it and its artists table, TABLE_artists) and returns a store reading them.
 func trackTables(t *testing.T, prefix string) (string, *dynamostore.Store) {
 	table := strings.ReplaceAll(uniqueName(prefix), "-", "_")
-	return table, dynamostore.New(dynamoClient(t), table, table+"_artists")
+	return table, dynamostore.New(testenv.DynamoDBClient(t), table, table+"_artists")
 }
 
 // checkArtist checks that the artist's rows are exactly the 10 tracks the

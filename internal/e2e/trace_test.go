@@ -15,6 +15,8 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sixpotify/top-tracks/internal/testenv"
 )
 
 // otlpSpan is one span an OTLP receiver got.
@@ -98,7 +100,7 @@ func TestOneTraceFollowsAChatbotRequest(t *testing.T) {
 	t.Cleanup(collector.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sq := sqsClient(t)
+	sq := testenv.SQSClient(t)
 	queueURL, _ := createQueue(ctx, t, sq, uniqueName("trace"), 30, 5)
 	ids := artistIDs(7, 1)
 	otel := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_BSP_SCHEDULE_DELAY": "200"}

@@ -2,14 +2,13 @@ package export_test
 
 import (
 	"bytes"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/sixpotify/top-tracks/internal/export"
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
-	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/fakespotify/fakespotifytest"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
@@ -20,19 +19,8 @@ import (
 // saves it in each store and exports it: popularity is an optional column,
 // null in every row, never 0; isrc holds external_ids.isrc.
 func TestRemovedFieldsAreNull(t *testing.T) {
-	fake := fakespotify.New(fakespotify.Config{ClientID: "id", ClientSecret: "secret", FieldsRemoved: true})
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	c, err := spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "id", ClientSecret: "secret", HTTPClient: srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := storetest.ID("export/removed-fields")
-	tracks, _, err := c.TopTracksAt(testenv.Context(t), a, "US")
-	if err != nil || len(tracks) != 10 {
-		t.Fatalf("TopTracks = %d tracks, %v; want 10", len(tracks), err)
-	}
+	tracks, _ := fakespotifytest.TopTracks(t, fakespotify.Config{FieldsRemoved: true}, a)
 	for name, newStore := range map[string]func(*testing.T) backend{"sqlite": newSQLite, "dynamodb": newDynamo} {
 		t.Run(name, func(t *testing.T) {
 			s, l := newStore(t), fileLake(t)

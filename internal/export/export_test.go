@@ -57,8 +57,7 @@ func newSQLite(t *testing.T) backend {
 var tableSeq atomic.Int64
 
 func newDynamo(t *testing.T) backend {
-	endpoint := testenv.DynamoDBEndpoint(t)
-	c := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	c := testenv.DynamoDBClient(t)
 	n := tableSeq.Add(1)
 	tracks, artists := fmt.Sprintf("x%03d_top_tracks", n), fmt.Sprintf("x%03d_artists", n)
 	s := dynamostore.New(c, tracks, artists)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 )
 
 const (
@@ -24,24 +25,10 @@ const (
 	artist       = "0TnOYISbd1XYRBk9myaseg"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// t0 is where the tests' clocks start; their steps are offsets from it.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(offset time.Duration) {
-	c.mu.Lock()
-	c.t = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Add(offset)
-	c.mu.Unlock()
-}
+func newClock() *testutil.Clock { return testutil.NewClock(t0) }
 
 func newServer(cfg fakespotify.Config) *fakespotify.Server {
 	cfg.ClientID, cfg.ClientSecret = clientID, clientSecret
@@ -202,7 +189,7 @@ func TestTokenExpiry(t *testing.T) {
 		{at: time.Hour, tok: "", want: 401, message: "No token provided"},
 	}
 	for _, st := range steps {
-		c.Set(st.at)
+		c.Set(t0.Add(st.at))
 		rec := get(s, st.tok, topTracks(artist))
 		if rec.Code != st.want {
 			t.Fatalf("at %v: status = %d, want %d", st.at, rec.Code, st.want)
@@ -358,7 +345,7 @@ func TestRateLimitWindow(t *testing.T) {
 		{at: 50 * time.Second, wantCode: 200}, // inside the Retry-After announced at 49.999
 	}
 	for _, st := range steps {
-		c.Set(st.at)
+		c.Set(t0.Add(st.at))
 		rec := get(s, tok, topTracks(artist))
 		if rec.Code != st.wantCode {
 			t.Fatalf("at %v: status = %d, want %d", st.at, rec.Code, st.wantCode)
@@ -380,7 +367,7 @@ func TestRateLimitWindow(t *testing.T) {
 
 	// SetLimit lifts the limit at once.
 	s.SetLimit(0, 0)
-	c.Set(50 * time.Second)
+	c.Set(t0.Add(50 * time.Second))
 	if rec := get(s, tok, topTracks(artist)); rec.Code != 200 {
 		t.Errorf("without a limit: status = %d, want 200", rec.Code)
 	}
@@ -402,7 +389,7 @@ func TestInsideOwnRetryAfter(t *testing.T) {
 		{2 * time.Second, other, 429}, // inside it, but other was never told
 		{3 * time.Second, told, 429},  // inside its own
 	} {
-		c.Set(st.at)
+		c.Set(t0.Add(st.at))
 		if rec := get(s, st.tok, topTracks(artist)); rec.Code != st.want {
 			t.Fatalf("at %v: status = %d, want %d", st.at, rec.Code, st.want)
 		}
@@ -628,11 +615,11 @@ func TestCloseForAndOutages(t *testing.T) {
 	if r := get(s, tok, path); r.Code != 429 || r.Header().Get("Retry-After") != "35" {
 		t.Fatalf("the call over the limit = %d Retry-After %q, want 429 35", r.Code, r.Header().Get("Retry-After"))
 	}
-	c.Set(10 * time.Second)
+	c.Set(t0.Add(10 * time.Second))
 	if r := get(s, tok, path); r.Code != 429 || r.Header().Get("Retry-After") != "25" {
 		t.Fatalf("a call while closed = %d Retry-After %q, want 429 25", r.Code, r.Header().Get("Retry-After"))
 	}
-	c.Set(36 * time.Second)
+	c.Set(t0.Add(36 * time.Second))
 	if r := get(s, tok, path); r.Code != 200 {
 		t.Fatalf("after the penalty = %d, want 200", r.Code)
 	}

@@ -74,12 +74,12 @@ func TestThePauseMetTravelsWithTheWork(t *testing.T) {
 	if pe := v.Pause(); pe == nil || pe.Reason != ReasonPenalty || !pe.Until.Equal(clock.Now().Add(time.Minute)) {
 		t.Fatalf("Verdict after QUOTA_EXCEEDED = %+v, want a penalty until a minute from now", pe)
 	}
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	mustWait(t, g, ctx)(Outcome{Fault: Forbidden, Err: errors.New("HTTP 403")})
 	if pe := v.Pause(); pe == nil || pe.Reason != ReasonRefused {
 		t.Fatalf("Verdict after a 403 = %+v, want a refusal", pe)
 	}
-	clock.Add(time.Hour)
+	clock.Advance(time.Hour)
 	done := mustWait(t, g, ctx)
 	if v.Pause() != nil {
 		t.Errorf("Verdict once a call is let through = %v, want none", v.Pause())
@@ -89,7 +89,7 @@ func TestThePauseMetTravelsWithTheWork(t *testing.T) {
 		t.Errorf("Verdict after a failure with the breaker closed = %v, want none", v.Pause())
 	}
 	for _, k := range []string{"b", "c", "d", "e"} {
-		clock.Add(300 * time.Millisecond)
+		clock.Advance(300 * time.Millisecond)
 		mustWait(t, g, context.Background())(Outcome{Fault: Failed, Key: k, Err: errors.New("HTTP 503")})
 	}
 	if _, err := g.Wait(ctx); err == nil {
@@ -111,7 +111,7 @@ func TestACanaryBlamesTheArtistsThatOpenedTheBreaker(t *testing.T) {
 	ctx := context.Background()
 	mustWait(t, g, ctx)(Outcome{Fault: Answered, Status: 200, Key: "good"})
 	broken := func(ctx context.Context, key string) {
-		clock.Add(300 * time.Millisecond)
+		clock.Advance(300 * time.Millisecond)
 		mustWait(t, g, ctx)(Outcome{Fault: Failed, Key: key, Err: errors.New("malformed response")})
 	}
 	for _, k := range []string{"b1", "b2", "b3", "b4", "b5"} {
@@ -168,6 +168,6 @@ func TestAnImposedPauseHoldsEveryCall(t *testing.T) {
 	if len(events) != 1 || !events[0].Shared || events[0].Pause != ReasonPenalty {
 		t.Errorf("events = %+v, want one shared penalty", events)
 	}
-	clock.Add(22 * time.Hour)
+	clock.Advance(22 * time.Hour)
 	mustWait(t, g, context.Background())(ok)
 }

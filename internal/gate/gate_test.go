@@ -7,29 +7,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sixpotify/top-tracks/internal/testutil"
 )
 
 var ok = Outcome{Fault: Answered, Status: 200}
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newFakeClock returns a clock tests move by hand.
+func newFakeClock() *testutil.Clock { return testutil.NewClock(time.Unix(1_000_000, 0)) }
 
 func mustWait(t *testing.T, g *Gate, ctx context.Context) func(Outcome) {
 	t.Helper()
@@ -110,7 +95,7 @@ func TestRefusalPausesEveryCall(t *testing.T) {
 	if g.Ready() == nil {
 		t.Error("Ready during a refusal = nil")
 	}
-	clock.Add(5 * time.Minute)
+	clock.Advance(5 * time.Minute)
 	mustWait(t, g, context.Background())(Outcome{Fault: Unauthorized, Err: errors.New("invalid_client")})
 	if left, reason := g.Paused(); left != 15*time.Second || reason != ReasonRefused {
 		t.Errorf("after rejected credentials Paused = %v, %q; want 15s refused", left, reason)
@@ -195,7 +180,7 @@ func TestBreakerOpensOnAnOutageNotOnOneArtist(t *testing.T) {
 	ctx := context.Background()
 	mustWait(t, g, ctx)(ok)
 	fail := func(key string) {
-		clock.Add(300 * time.Millisecond)
+		clock.Advance(300 * time.Millisecond)
 		mustWait(t, g, ctx)(Outcome{Fault: Failed, Key: key, Err: errors.New("HTTP 503")})
 	}
 	// One artist failing again and again, while others succeed, is its own.
@@ -253,11 +238,11 @@ func TestBreakerOpensOnAnOutageNotOnOneArtist(t *testing.T) {
 
 // openStoreOutage opens g's breaker on store failures of five artists,
 // while Spotify answers each of them.
-func openStoreOutage(t *testing.T, g *Gate, clock *fakeClock) {
+func openStoreOutage(t *testing.T, g *Gate, clock *testutil.Clock) {
 	t.Helper()
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		clock.Add(300 * time.Millisecond)
+		clock.Advance(300 * time.Millisecond)
 		mustWait(t, g, ctx)(ok)                                      // Spotify answers…
 		g.Report(ctx, CauseStore, k, errors.New("connection reset")) // …DynamoDB does not
 	}
@@ -288,7 +273,7 @@ func TestA429ToAnIdleProcessOnlyCoolsDown(t *testing.T) {
 	g := New(Options{Rate: 10, Clock: clock.Now})
 	for range 10 { // a chatbot-only task: a call a minute
 		mustWait(t, g, context.Background())(ok)
-		clock.Add(time.Minute)
+		clock.Advance(time.Minute)
 	}
 	mustWait(t, g, context.Background())(Outcome{Fault: RateLimited, RetryAfter: time.Second})
 	if got := g.Rate(); got != 10 {
@@ -332,7 +317,7 @@ func TestBulkTakesWhatTheChatbotLeaves(t *testing.T) {
 	if !g.quota.noReach {
 		t.Error("the quota may probe while both lanes are served")
 	}
-	clock.Add(laneMemory + time.Second)
+	clock.Advance(laneMemory + time.Second)
 	mustWait(t, g, bulk)(ok)
 	if b, l := g.bulk.Limit(), g.lim.Limit(); b != l || g.quota.noReach {
 		t.Errorf("after the chatbot's lane was quiet for %v the bulk lane is paced at %v of %v (noReach %v); want all of it", laneMemory, b, l, g.quota.noReach)
@@ -341,13 +326,13 @@ func TestBulkTakesWhatTheChatbotLeaves(t *testing.T) {
 
 // openBreaker opens g's breaker on Spotify failures of five artists and
 // returns the done of a call let through before it opened, still in flight.
-func openBreaker(t *testing.T, g *Gate, clock *fakeClock) (inFlight func(Outcome)) {
+func openBreaker(t *testing.T, g *Gate, clock *testutil.Clock) (inFlight func(Outcome)) {
 	t.Helper()
 	ctx := context.Background()
 	mustWait(t, g, ctx)(ok) // the first call goes alone
 	inFlight = mustWait(t, g, ctx)
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		clock.Add(300 * time.Millisecond)
+		clock.Advance(300 * time.Millisecond)
 		mustWait(t, g, ctx)(Outcome{Fault: Failed, Key: k, Err: errors.New("HTTP 503")})
 	}
 	if !g.BreakerOpen() {
@@ -360,9 +345,9 @@ var fail503 = Outcome{Fault: Failed, Key: "p", Err: errors.New("HTTP 503")}
 
 // dueProbe moves clock on by after and returns the probe Hold hands out
 // then, failing t if none is due.
-func dueProbe(t *testing.T, g *Gate, clock *fakeClock, after time.Duration) *Probe {
+func dueProbe(t *testing.T, g *Gate, clock *testutil.Clock, after time.Duration) *Probe {
 	t.Helper()
-	clock.Add(after)
+	clock.Advance(after)
 	_, _, p := g.Hold()
 	if p == nil {
 		t.Fatalf("no probe due %v later", after)
@@ -462,7 +447,7 @@ func TestTheNextProbeIsTimedFromTheFailure(t *testing.T) {
 	pctx := p.Context(ctx)
 	mustWait(t, g, pctx)(fail503)
 	for range 3 { // its retries, over 3s
-		clock.Add(time.Second)
+		clock.Advance(time.Second)
 		if _, _, again := g.Hold(); again != nil {
 			t.Fatal("a second probe was handed out while the first still retries")
 		}
@@ -494,7 +479,7 @@ func TestACallLetThroughBeforeAPauseIsHeldBack(t *testing.T) {
 
 	// After the cooldown one call goes first; held back, it does not open
 	// the way: the next caller goes first instead.
-	clock.Add(time.Second)
+	clock.Advance(time.Second)
 	if !g.StillClear() {
 		t.Fatal("StillClear is false once the cooldown is over")
 	}

@@ -1,12 +1,10 @@
 package producercmd_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,11 +14,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/fakespotify/fakespotifytest"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/producercmd"
 	"github.com/sixpotify/top-tracks/internal/queue"
@@ -31,40 +28,13 @@ import (
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/worker"
 )
 
-// eventually polls cond until it holds, failing the test after 45s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(45 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 45s, still not: %s", what)
-		}
-	}
-}
-
-// syncBuffer is a buffer a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // background runs the command until the returned stop is called; stop
 // cancels it and returns its exit code.
-func background(t *testing.T, env map[string]string, stdout, stderr *syncBuffer, args ...string) (stop func() int) {
+func background(t *testing.T, env map[string]string, stdout, stderr *testutil.Buffer, args ...string) (stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -109,15 +79,8 @@ func (r refusing) TopTracks(ctx context.Context, id, market string) ([]worker.Tr
 // (or the test's end).
 func opsWorker(t *testing.T, q worker.Queue, st worker.Store, bad []string, latency time.Duration, concurrency int) (stop func()) {
 	t.Helper()
-	fake := fakespotify.New(fakespotify.Config{ClientID: "id", ClientSecret: "secret", Latency: latency})
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
 	g := gate.New(gate.Options{})
-	client, err := spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "id", ClientSecret: "secret", Gate: g})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, client := fakespotifytest.Start(t, fakespotify.Config{Latency: latency}, spotify.Config{Gate: g})
 	f := refusing{Fetcher: client, bad: map[string]bool{}}
 	for _, id := range bad {
 		f.bad[id] = true
@@ -179,17 +142,7 @@ func statusLines(t *testing.T, out string) []statusLine {
 }
 
 // awsEnv points the SDK of the commands at the emulators.
-func awsEnv(t *testing.T) {
-	none := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB": testenv.DynamoDBEndpoint(t), "AWS_REGION": testenv.Region,
-		"AWS_ACCESS_KEY_ID": "AKIDTESTTESTTEST", "AWS_SECRET_ACCESS_KEY": "test-secret-not-real",
-		"AWS_SESSION_TOKEN": "", "AWS_PROFILE": "", "AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none,
-		"AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		t.Setenv(k, v)
-	}
-}
+func awsEnv(t *testing.T) { testenv.SetAWSEnv(t, testenv.DynamoDB) }
 
 // world is a lane and a store the commands and a worker share.
 type world struct {
@@ -287,28 +240,17 @@ func sendBodies(t *testing.T, q queue.Sender, bodies []string) {
 func emulatorWorld(t *testing.T, maxReceiveCount int) *world {
 	awsEnv(t)
 	ctx := t.Context()
-	sq := sqs.NewFromConfig(testenv.AWSConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(t)) })
+	sq := testenv.SQSClient(t)
 	suffix := time.Now().UnixNano()
 	attrs := map[string]string{"VisibilityTimeout": "2"}
 	dlqURL := ""
 	if maxReceiveCount > 0 {
-		d, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("ops-dlq-%d", suffix))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dlqURL = aws.ToString(d.QueueUrl)
-		a, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: d.QueueUrl, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		attrs["RedrivePolicy"] = fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, a.Attributes["QueueArn"], maxReceiveCount)
+		var policy string
+		dlqURL, policy = testenv.CreateDeadLetterQueue(ctx, t, sq, fmt.Sprintf("ops-dlq-%d", suffix), fmt.Sprint(maxReceiveCount))
+		attrs["RedrivePolicy"] = policy
 	}
-	out, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("ops-%d", suffix)), Attributes: attrs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := aws.ToString(out.QueueUrl)
-	db := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(t)) })
+	url := testenv.CreateQueue(ctx, t, sq, fmt.Sprintf("ops-%d", suffix), attrs)
+	db := testenv.DynamoDBClient(t)
 	tracks, artists := fmt.Sprintf("ops_tracks_%d", suffix), fmt.Sprintf("ops_artists_%d", suffix)
 	st := dynamostore.New(db, tracks, artists)
 	if err := st.CreateTables(ctx); err != nil {
@@ -373,15 +315,15 @@ func TestStatusWhileABacklogDrains(t *testing.T) {
 			if got := run(t, w.env, "", append([]string{"enqueue"}, artists...)...); got.code != 0 {
 				t.Fatalf("enqueue: exit %d: %s", got.code, got.stderr)
 			}
-			var stdout, stderr syncBuffer
+			var stdout, stderr testutil.Buffer
 			stop := background(t, w.env, &stdout, &stderr, "status", "--watch", "--json", "--interval", "200ms")
-			eventually(t, "status sees the whole backlog", func() bool {
+			testutil.Eventually(t, 45*time.Second, "status sees the whole backlog", func() bool {
 				ls := statusLines(t, stdout.String())
 				return len(ls) > 0 && ls[len(ls)-1].Backlog >= len(artists)
 			})
 			stopWorker := opsWorker(t, w.q, w.st, nil, 100*time.Millisecond, 2)
 			var finite statusLine
-			eventually(t, "a finite estimate while the backlog drains", func() bool {
+			testutil.Eventually(t, 45*time.Second, "a finite estimate while the backlog drains", func() bool {
 				for _, l := range statusLines(t, stdout.String()) {
 					if l.Backlog > 0 && l.Backlog < len(artists) && l.ETASeconds != nil && *l.ETASeconds > 0 && l.DrainPerSecond != nil && *l.DrainPerSecond > 0 {
 						finite = l
@@ -390,7 +332,7 @@ func TestStatusWhileABacklogDrains(t *testing.T) {
 				}
 				return false
 			})
-			eventually(t, "status sees the backlog empty and the artists stored", func() bool {
+			testutil.Eventually(t, 45*time.Second, "status sees the backlog empty and the artists stored", func() bool {
 				ls := statusLines(t, stdout.String())
 				last := ls[len(ls)-1]
 				// dynalite's ItemCount, like DynamoDB's between its updates,
@@ -440,7 +382,7 @@ func poisonWorld(t *testing.T, wd func(t *testing.T) *world, seed string) (w *wo
 	}
 	w.send(raw)
 	stop := opsWorker(t, w.q, w.st, bad, 0, 4)
-	eventually(t, "the poison messages in the DLQ, the others stored", func() bool {
+	testutil.Eventually(t, 45*time.Second, "the poison messages in the DLQ, the others stored", func() bool {
 		c, err := w.q.DeadLetterCounts(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -519,15 +461,15 @@ func TestDLQListAndRedrive(t *testing.T) {
 				t.Errorf("dlq list --json lists %q, want %q", listed, want)
 			}
 			// Listing consumed nothing.
-			eventually(t, "the listed messages back in the DLQ", func() bool {
+			testutil.Eventually(t, 45*time.Second, "the listed messages back in the DLQ", func() bool {
 				c, err := w.q.DeadLetterCounts(t.Context())
 				return err == nil && c.Visible == 4 && c.InFlight == 0
 			})
 
 			// A redrive at one message a second, interrupted after the first.
-			var stdout, stderr syncBuffer
+			var stdout, stderr testutil.Buffer
 			stop := background(t, w.env, &stdout, &stderr, "dlq", "redrive", "--max-per-second", "1", "--poll", "100ms")
-			eventually(t, "the first message moved", func() bool {
+			testutil.Eventually(t, 45*time.Second, "the first message moved", func() bool {
 				return regexp.MustCompile(`RUNNING, [1-3] of 4 moved`).MatchString(stderr.String())
 			})
 			if code := stop(); code != 1 {

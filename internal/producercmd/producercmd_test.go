@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,7 +15,6 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"go.uber.org/goleak"
 
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/producercmd"
@@ -28,22 +26,7 @@ import (
 	"github.com/sixpotify/top-tracks/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.Stop() // the emulators of the --wait and export tests
-	if code == 0 {
-		// The AWS SDK's HTTP client keeps idle connections open after the
-		// command that made them.
-		if err := goleak.Find(
-			goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-			goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainNoLeaks(m) }
 
 const (
 	pitbull = "0TnOYISbd1XYRBk9myaseg"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,12 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
+	"github.com/sixpotify/top-tracks/internal/fakespotify/fakespotifytest"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
@@ -36,15 +33,8 @@ const unknown = "0000aaaaaaaaaaaaaaaaaa"
 // until the test ends.
 func startWorker(t *testing.T, q worker.Queue, st worker.Store) {
 	t.Helper()
-	fake := fakespotify.New(fakespotify.Config{ClientID: "id", ClientSecret: "secret"})
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
 	g := gate.New(gate.Options{})
-	client, err := spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "id", ClientSecret: "secret", Gate: g})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, client := fakespotifytest.Start(t, fakespotify.Config{}, spotify.Config{Gate: g})
 	wk, err := worker.New(q, nil, st, client, worker.Options{WaitTime: 200 * time.Millisecond, Gate: g})
 	if err != nil {
 		t.Fatal(err)
@@ -200,13 +190,9 @@ func TestEnqueueWaitNoAnswer(t *testing.T) {
 // configured from the environment as in production.
 func TestEnqueueWaitEmulators(t *testing.T) {
 	ctx := t.Context()
-	sq := sqs.NewFromConfig(testenv.AWSConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(t)) })
-	out, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("wait-%d", time.Now().UnixNano()))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	queueURL := aws.ToString(out.QueueUrl)
-	db := dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(t)) })
+	sq := testenv.SQSClient(t)
+	queueURL := testenv.CreateQueue(ctx, t, sq, fmt.Sprintf("wait-%d", time.Now().UnixNano()), nil)
+	db := testenv.DynamoDBClient(t)
 	suffix := time.Now().UnixNano()
 	tracks, artists := fmt.Sprintf("wait_tracks_%d", suffix), fmt.Sprintf("wait_artists_%d", suffix)
 	st := dynamostore.New(db, tracks, artists)
@@ -215,15 +201,7 @@ func TestEnqueueWaitEmulators(t *testing.T) {
 	}
 	startWorker(t, sqsqueue.New(sq, queueURL, sqsqueue.Options{}), st)
 
-	none := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB": testenv.DynamoDBEndpoint(t), "AWS_REGION": testenv.Region,
-		"AWS_ACCESS_KEY_ID": "AKIDTESTTESTTEST", "AWS_SECRET_ACCESS_KEY": "test-secret-not-real",
-		"AWS_SESSION_TOKEN": "", "AWS_PROFILE": "", "AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none,
-		"AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		t.Setenv(k, v)
-	}
+	testenv.SetAWSEnv(t, testenv.DynamoDB)
 	env := map[string]string{"QUEUE_URL": queueURL, "STORE_URL": "dynamodb:" + tracks, "ARTISTS_TABLE": artists}
 	got := run(t, env, "", "enqueue", "--wait", "--json", "--wait-timeout", "25s", taylor, unknown)
 	if got.code != 0 {

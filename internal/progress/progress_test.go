@@ -1,12 +1,12 @@
 package progress
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sixpotify/top-tracks/internal/testutil"
 )
 
 func TestLine(t *testing.T) {
@@ -26,7 +26,7 @@ func TestLine(t *testing.T) {
 }
 
 func TestPlainLinesOffATerminal(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.Buffer
 	var n atomic.Int64
 	d := Start(&buf, "artists", 10, func() int { return int(n.Load()) })
 	n.Store(10)
@@ -37,27 +37,10 @@ func TestPlainLinesOffATerminal(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // The last draw on a terminal overwrites the redrawn line and ends it, so
 // that what follows starts on a line of its own.
 func TestLastDrawEndsItsLine(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.Buffer
 	now := time.Unix(0, 0)
 	d := &Display{w: &buf, what: "artists", total: 4, count: func() int { return 4 }, tty: true,
 		every: time.Hour, now: func() time.Time { return now }, done: make(chan struct{})}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sixpotify/top-tracks/internal/gate"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sixpotify/top-tracks/internal/gate"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -161,33 +162,9 @@ func TestTopTracksFailures(t *testing.T) {
 			if tracks != nil {
 				t.Errorf("TopTracks returned %d tracks with its error", len(tracks))
 			}
-			for _, target := range tt.wantIs {
-				if !errors.Is(err, target) {
-					t.Errorf("error %q is not %q", err, target)
-				}
-			}
-			var rl *spotify.RateLimitError
-			if errors.As(err, &rl) != (tt.wantRateLimit != nil) {
-				t.Errorf("error %q: as *RateLimitError = %v, want %v", err, rl != nil, tt.wantRateLimit != nil)
-			} else if rl != nil {
-				if diff := cmp.Diff(rl, tt.wantRateLimit); diff != "" {
-					t.Errorf("RateLimitError (-got +want):\n%s", diff)
-				}
-			}
-			var se *spotify.StatusError
-			if errors.As(err, &se) != (tt.wantStatus != nil) {
-				t.Errorf("error %q: as *StatusError = %v, want %v", err, se != nil, tt.wantStatus != nil)
-			} else if se != nil {
-				if diff := cmp.Diff(se, tt.wantStatus); diff != "" {
-					t.Errorf("StatusError (-got +want):\n%s", diff)
-				}
-			}
-			if got := spotify.Temporary(err); got != tt.wantTemporary {
-				t.Errorf("Temporary(%q) = %v, want %v", err, got, tt.wantTemporary)
-			}
-			if !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("error %q does not say %q", err, tt.wantText)
-			}
+			checkError(t, err, tt.wantIs, tt.wantTemporary, tt.wantText)
+			checkAs(t, err, tt.wantRateLimit)
+			checkAs(t, err, tt.wantStatus)
 			if !strings.HasPrefix(err.Error(), "spotify: top tracks of "+artist+": ") {
 				t.Errorf("error %q does not start with the artist", err)
 			}
@@ -613,25 +590,8 @@ func TestTokenFailures(t *testing.T) {
 			if err == nil {
 				t.Fatal("TopTracks succeeded, want an error")
 			}
-			for _, target := range tt.wantIs {
-				if !errors.Is(err, target) {
-					t.Errorf("error %q is not %q", err, target)
-				}
-			}
-			var rl *spotify.RateLimitError
-			if errors.As(err, &rl) != (tt.wantRateLimit != nil) {
-				t.Errorf("error %q: as *RateLimitError = %v, want %v", err, rl != nil, tt.wantRateLimit != nil)
-			} else if rl != nil {
-				if diff := cmp.Diff(rl, tt.wantRateLimit); diff != "" {
-					t.Errorf("RateLimitError (-got +want):\n%s", diff)
-				}
-			}
-			if got := spotify.Temporary(err); got != tt.wantTemporary {
-				t.Errorf("Temporary(%q) = %v, want %v", err, got, tt.wantTemporary)
-			}
-			if !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("error %q does not say %q", err, tt.wantText)
-			}
+			checkError(t, err, tt.wantIs, tt.wantTemporary, tt.wantText)
+			checkAs(t, err, tt.wantRateLimit)
 			for _, s := range []string{testClientSecret, tt.secret} {
 				if s != "" && strings.Contains(err.Error(), s) {
 					t.Errorf("error %q holds the secret", err)

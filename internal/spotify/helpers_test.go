@@ -3,6 +3,7 @@ package spotify_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/gate"
 	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 )
 
 // Recognisable credentials: no error may contain them.
@@ -199,26 +203,44 @@ func (e *env) gateOutcomes() []gate.Outcome {
 	return append([]gate.Outcome(nil), e.outcomes...)
 }
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+// newFakeClock returns a clock that moves only when told.
+func newFakeClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+// checkError checks an error as the tables of errors want it: it is each of
+// wantIs (errors.Is), Temporary says wantTemporary, and its text says
+// wantText.
+func checkError(t *testing.T, err error, wantIs []error, wantTemporary bool, wantText string) {
+	t.Helper()
+	for _, target := range wantIs {
+		if !errors.Is(err, target) {
+			t.Errorf("error %q is not %q", err, target)
+		}
+	}
+	if got := spotify.Temporary(err); got != wantTemporary {
+		t.Errorf("Temporary(%q) = %v, want %v", err, got, wantTemporary)
+	}
+	if !strings.Contains(err.Error(), wantText) {
+		t.Errorf("error %q does not say %q", err, wantText)
+	}
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// checkAs checks that err is a P (errors.As) exactly when want is not nil,
+// and then that it equals want.
+func checkAs[E any, P interface {
+	*E
+	error
+}](t *testing.T, err error, want P) {
+	t.Helper()
+	var got P
+	if errors.As(err, &got) != (want != nil) {
+		t.Errorf("error %q: as %T = %v, want %v", err, got, got != nil, want != nil)
+	} else if got != nil {
+		if diff := cmp.Diff(got, want); diff != "" {
+			t.Errorf("%T (-got +want):\n%s", got, diff)
+		}
+	}
 }
 
 // writeJSON answers status with body.

@@ -50,7 +50,7 @@ func TestTokenRefresh(t *testing.T) {
 			e := newEnv(t, fakespotify.Config{TokenTTL: tt.ttl, Clock: clock.Now}, envOptions{})
 			spotify.SetClock(e.client, clock.Now)
 			for i, s := range tt.steps {
-				clock.Add(s.advance)
+				clock.Advance(s.advance)
 				if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err != nil {
 					t.Fatalf("call %d: %v", i, err)
 				}
@@ -113,7 +113,7 @@ func TestSlowRefreshDoesNotHoldCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	hang.Store(true)
-	clock.Add(59*time.Minute + 10*time.Second) // refresh due, token valid 50s more
+	clock.Advance(59*time.Minute + 10*time.Second) // refresh due, token valid 50s more
 	for i := range 3 {
 		// Were a call to wait for the refresh, it would wait until release.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -152,11 +152,11 @@ func TestFailedRefreshKeepsTheValidToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	failing.Store(true)
-	clock.Add(59*time.Minute + 30*time.Second) // refresh due, token valid 30s more
+	clock.Advance(59*time.Minute + 30*time.Second) // refresh due, token valid 30s more
 	if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err != nil {
 		t.Errorf("call with a failing refresh and a valid token: %v", err)
 	}
-	clock.Add(time.Minute) // expired, refresh still failing
+	clock.Advance(time.Minute) // expired, refresh still failing
 	if _, err := e.client.TopTracks(context.Background(), artistA, "US"); err == nil {
 		t.Error("call with an expired token and a failing refresh succeeded")
 	}

@@ -1,6 +1,7 @@
 // Package testenv starts the local AWS emulators (local-aws-sqs, dynalite and
 // s3rver, installed from package.json by `make test`) for integration tests,
-// one of each per test binary, on free loopback ports.
+// one of each per test binary, on free loopback ports. It also gives the tests their clients of the emulators, their queues and
+// the AWS_* environment of the commands (clients.go).
 //
 // A test that needs an emulator fails, never skips, when it cannot start one:
 // run `make test` (or `npm ci` in the project root) first.
@@ -24,6 +25,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"go.uber.org/goleak"
 )
 
 // Region is the region every emulator client uses.
@@ -299,4 +301,24 @@ func clipBytes(b []byte) string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
+}
+
+// MainNoLeaks is Main for a package whose tests must leave no goroutine
+// running: after tests that passed, it fails the binary on any goroutine
+// left but the read and write loops of idle HTTP keep-alive connections,
+// which the AWS SDK's and the Spotify client's transports keep for a while
+// after the calls that opened them. Call it from TestMain.
+func MainNoLeaks(m *testing.M) {
+	code := m.Run()
+	Stop()
+	if code == 0 {
+		if err := goleak.Find(
+			goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+			goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }

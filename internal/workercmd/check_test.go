@@ -9,10 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
@@ -141,20 +137,11 @@ func TestCheckBadConfig(t *testing.T) {
 // other keys and an unreachable DynamoDB each fail their line.
 func TestCheckEmulators(t *testing.T) {
 	ctx := testenv.Context(t)
-	cfg := testenv.AWSConfig()
-	creds, _ := cfg.Credentials.Retrieve(ctx)
-	t.Setenv("AWS_ENDPOINT_URL_SQS", testenv.SQSEndpoint(t))
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", testenv.DynamoDBEndpoint(t))
-	t.Setenv("AWS_REGION", testenv.Region)
-	t.Setenv("AWS_ACCESS_KEY_ID", creds.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", creds.SecretAccessKey)
-	sq := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(t)) })
-	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(testenv.DynamoDBEndpoint(t)) })
+	testenv.SetAWSEnv(t, testenv.SQS, testenv.DynamoDB)
+	sq := testenv.SQSClient(t)
+	db := testenv.DynamoDBClient(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
-	out, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("check-" + suffix)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	queueURL := testenv.CreateQueue(ctx, t, sq, "check-"+suffix, nil)
 	tracks, artists := "check-tracks-"+suffix, "check-artists-"+suffix
 	if err := dynamostore.New(db, tracks, artists).CreateTables(ctx); err != nil {
 		t.Fatal(err)
@@ -166,7 +153,7 @@ func TestCheckEmulators(t *testing.T) {
 		for k, v := range base {
 			e[k] = v
 		}
-		e["QUEUE_URL"], e["STORE_URL"], e["ARTISTS_TABLE"] = aws.ToString(out.QueueUrl), "dynamodb:"+tracks, artists
+		e["QUEUE_URL"], e["STORE_URL"], e["ARTISTS_TABLE"] = queueURL, "dynamodb:"+tracks, artists
 		for i := 0; i+1 < len(kv); i += 2 {
 			e[kv[i]] = kv[i+1]
 		}
@@ -192,7 +179,7 @@ func TestCheckEmulators(t *testing.T) {
 		}
 	})
 	t.Run("bulk queue missing", func(t *testing.T) {
-		missing := strings.TrimSuffix(aws.ToString(out.QueueUrl), "check-"+suffix) + "no-such-queue-" + suffix
+		missing := strings.TrimSuffix(queueURL, "check-"+suffix) + "no-such-queue-" + suffix
 		code, lines := checkLines(t, env("BULK_QUEUE_URL", missing))
 		if code != 1 || len(lines) != 5 || !strings.HasPrefix(lines[3], "FAIL  bulk queue ") {
 			t.Errorf("exit %d, lines:\n%s", code, strings.Join(lines, "\n"))

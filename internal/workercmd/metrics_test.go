@@ -12,13 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/internal/workercmd"
 	"github.com/sixpotify/top-tracks/producer"
 )
@@ -53,22 +51,12 @@ func scrape(t *testing.T, client *http.Client, url string) map[string]float64 {
 // checks that every metric the README lists moves as the work moves.
 func TestMetricsMoveWithTheWork(t *testing.T) {
 	ctx := testenv.Context(t)
-	cfg := testenv.AWSConfig()
-	creds, _ := cfg.Credentials.Retrieve(ctx)
-	t.Setenv("AWS_ENDPOINT_URL_SQS", testenv.SQSEndpoint(t))
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", testenv.DynamoDBEndpoint(t))
-	t.Setenv("AWS_REGION", testenv.Region)
-	t.Setenv("AWS_ACCESS_KEY_ID", creds.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", creds.SecretAccessKey)
-	sq := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(testenv.SQSEndpoint(t)) })
+	testenv.SetAWSEnv(t, testenv.SQS, testenv.DynamoDB)
+	sq := testenv.SQSClient(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var urls []string
 	for _, name := range []string{"metrics-chatbot-", "metrics-bulk-"} {
-		out, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + suffix)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		urls = append(urls, aws.ToString(out.QueueUrl))
+		urls = append(urls, testenv.CreateQueue(ctx, t, sq, name+suffix, nil))
 	}
 	// 10 calls a second allowed, the worker told 50: 429s, a cooldown, a rate drop.
 	fs := fakespotify.New(fakespotify.Config{ClientID: "test-client", ClientSecret: secret, Limit: 10, Window: time.Second})
@@ -87,7 +75,7 @@ func TestMetricsMoveWithTheWork(t *testing.T) {
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(runCtx, nil, getenv(env), io.Discard, &stderr) }()
 

@@ -1,38 +1,21 @@
 package workercmd
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sixpotify/top-tracks/internal/metrics"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // The progress line is logged after a tick only when a count moved.
 func TestLogProgressOnlyWhenSomethingHappened(t *testing.T) {
 	m := metrics.New(prometheus.NewRegistry(), func() time.Duration { return 0 }, func() float64 { return 0 })
-	var buf syncBuffer
+	var buf testutil.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
 			return slog.Attr{}

@@ -4,15 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
-	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/internal/workercmd"
 )
 
@@ -24,14 +22,9 @@ func TestDevelopmentModeApp(t *testing.T) {
 	w := newWorld(t)
 	w.spotify.SetEndpointRemoved(true)
 	w.enqueue(t, artists...)
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	base := w.listen(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
 	stopped := false
@@ -82,15 +75,7 @@ func TestDevelopmentModeApp(t *testing.T) {
 	if strings.Contains(logs, secret) {
 		t.Error("the secret was logged")
 	}
-	q, err := sqlitequeue.Open(t.Context(), w.path, sqlitequeue.DefaultName, sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	visible, inflight, dead, err := q.Len(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	visible, inflight, dead := queueLen(t, w.path)
 	if dead != 0 || visible+inflight != len(artists) {
 		t.Errorf("queue visible %d, in flight %d, dead %d; want all %d messages kept, none dead", visible, inflight, dead, len(artists))
 	}
@@ -108,11 +93,7 @@ func TestDevelopmentModeApp(t *testing.T) {
 // its series at 0 from the start.
 func TestRefusalLabelsAreSpotifys(t *testing.T) {
 	w := newWorld(t)
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	base := w.listen(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, io.Discard) }()
@@ -122,10 +103,10 @@ func TestRefusalLabelsAreSpotifys(t *testing.T) {
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	var m map[string]float64
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/readyz"); err == nil {
+		if resp, err := client.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				m = scrape(t, client, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics")
+				m = scrape(t, client, base+"/metrics")
 				break
 			}
 		}

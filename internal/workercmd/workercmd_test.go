@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,37 +14,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 	"github.com/sixpotify/top-tracks/internal/workercmd"
 	"github.com/sixpotify/top-tracks/producer"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.Stop() // the emulators of TestMetricsMoveWithTheWork
-	if code == 0 {
-		// The Spotify client and healthcheck keep idle keep-alive connections
-		// for a while after Run returns.
-		if err := goleak.Find(
-			goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-			goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainNoLeaks(m) }
 
 // secret is the client secret every test sets, to check it is never printed.
 const secret = "Sup3rS3cretV4lue-do-not-print-7f3a"
@@ -251,7 +234,7 @@ type result struct {
 // limit.
 func run(t *testing.T, ctx context.Context, limit time.Duration, env map[string]string, args ...string) result {
 	t.Helper()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, args, getenv(env), &stdout, &stderr) }()
 	select {
@@ -263,22 +246,20 @@ func run(t *testing.T, ctx context.Context, limit time.Duration, env map[string]
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the writes of several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// queueLen opens the embedded queue at path, as a worker left it, and
+// returns its visible, in-flight and dead messages.
+func queueLen(t *testing.T, path string) (visible, inflight, dead int) {
+	t.Helper()
+	q, err := sqlitequeue.Open(t.Context(), path, sqlitequeue.DefaultName, sqlitequeue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	visible, inflight, dead, err = q.Len(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return visible, inflight, dead
 }
 
 func TestRunBadConfig(t *testing.T) {
@@ -377,6 +358,18 @@ type world struct {
 	env     map[string]string
 }
 
+// listen sets HTTP_ADDR to a free loopback port and returns the server's
+// base URL there.
+func (w *world) listen(t *testing.T) (base string) {
+	t.Helper()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	return "http://" + w.env["HTTP_ADDR"]
+}
+
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sixpotify.db")
@@ -468,15 +461,7 @@ func TestRunUntilEmpty(t *testing.T) {
 			t.Errorf("rows of %s: rank, track and market (-got +want):\n%s", a, diff)
 		}
 	}
-	q, err := sqlitequeue.Open(t.Context(), w.path, sqlitequeue.DefaultName, sqlitequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	visible, inflight, dead, err := q.Len(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	visible, inflight, dead := queueLen(t, w.path)
 	if diff := cmp.Diff([]int{visible, inflight, dead}, []int{0, 0, 0}); diff != "" {
 		t.Errorf("queue length [visible inflight dead] after the run (-got +want):\n%s", diff)
 	}
@@ -528,16 +513,11 @@ func TestHealthcheck(t *testing.T) {
 func TestServe(t *testing.T) {
 	w := newWorld(t)
 	w.enqueue(t, artists[0])
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	base := w.listen(t)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
 
@@ -608,15 +588,11 @@ func TestServe(t *testing.T) {
 // alert on its rate works before the first error.
 func TestAlertingSeriesExistAtStart(t *testing.T) {
 	w := newWorld(t)
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	base := w.listen(t)
 	w.env["BULK_QUEUE_URL"] = w.env["QUEUE_URL"] + "?queue=bulk"
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
 	defer func() {
@@ -628,7 +604,7 @@ func TestAlertingSeriesExistAtStart(t *testing.T) {
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	var body string
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics"); err == nil {
+		if resp, err := client.Get(base + "/metrics"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if body = string(b); resp.StatusCode == http.StatusOK {
@@ -782,19 +758,15 @@ func TestEmptyAndUnset(t *testing.T) {
 func TestWrongCredentialsFailReadinessAtOnce(t *testing.T) {
 	w := newWorld(t)
 	w.env["SPOTIFY_CLIENT_SECRET"] = "not-the-secret"
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+	base := w.listen(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	var stderr lockedBuffer
+	var stderr testutil.Buffer
 	done := make(chan int, 1)
 	go func() { done <- workercmd.Run(ctx, nil, getenv(w.env), io.Discard, &stderr) }()
 	defer func() { cancel(); <-done }()
 	client := &http.Client{Timeout: 5 * time.Second}
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/readyz")
+		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

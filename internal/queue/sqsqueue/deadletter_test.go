@@ -21,7 +21,7 @@ import (
 // Redrive follows it to its end instead of failing to start another.
 func TestRedriveFollowsARunningTask(t *testing.T) {
 	ctx := testenv.Context(t)
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	url, dlqURL := createQueue(t, client, queuetest.QueueOptions{VisibilityTimeout: time.Second, MaxReceiveCount: 1}, "1")
 	dlq := sqsqueue.New(client, dlqURL, sqsqueue.Options{})
 	var entries []queue.Entry

@@ -2,6 +2,7 @@ package sqsqueue_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -27,7 +28,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestConformance(t *testing.T) {
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	queuetest.Run(t, func(t *testing.T, opts queuetest.QueueOptions) queuetest.Instance {
 		url, dlqURL := createQueue(t, client, opts, strconv.Itoa(opts.MaxReceiveCount))
 		inst := queuetest.Instance{Queue: sqsqueue.New(client, url, sqsqueue.Options{})}
@@ -72,14 +73,6 @@ func drainFunc(dlq *sqsqueue.Queue) func(ctx context.Context) ([][]byte, error) 
 	}
 }
 
-func newClient(t *testing.T) *sqs.Client {
-	t.Helper()
-	endpoint := testenv.SQSEndpoint(t)
-	return sqs.NewFromConfig(testenv.AWSConfig(), func(o *sqs.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-	})
-}
-
 var (
 	queueSeq   atomic.Int64
 	unsafeName = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
@@ -98,36 +91,11 @@ func createQueue(t *testing.T, client *sqs.Client, opts queuetest.QueueOptions, 
 		string(types.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(opts.VisibilityTimeout / time.Second)),
 	}
 	if opts.MaxReceiveCount > 0 {
-		dlqURL = create(ctx, t, client, name+"-dlq", nil)
-		out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-			QueueUrl:       aws.String(dlqURL),
-			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
-		})
-		if err != nil {
-			t.Fatalf("get the dead-letter queue's ARN: %v", err)
-		}
-		attrs[string(types.QueueAttributeNameRedrivePolicy)] = fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":%s}`,
-			out.Attributes[string(types.QueueAttributeNameQueueArn)], maxReceiveCount)
+		var policy string
+		dlqURL, policy = testenv.CreateDeadLetterQueue(ctx, t, client, name+"-dlq", json.RawMessage(maxReceiveCount))
+		attrs[string(types.QueueAttributeNameRedrivePolicy)] = policy
 	}
-	return create(ctx, t, client, name, attrs), dlqURL
-}
-
-func create(ctx context.Context, t *testing.T, client *sqs.Client, name string, attrs map[string]string) string {
-	t.Helper()
-	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
-	if err != nil {
-		t.Fatalf("create queue %s: %v", name, err)
-	}
-	url := aws.ToString(out.QueueUrl)
-	t.Cleanup(func() {
-		// t.Context is over by now.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil {
-			t.Errorf("delete queue %s: %v", name, err)
-		}
-	})
-	return url
+	return testenv.CreateQueue(ctx, t, client, name, attrs), dlqURL
 }
 
 // faultyAPI passes calls to the real client unless a hook is set.
@@ -283,7 +251,7 @@ func TestReceiveCancelledDuringCall(t *testing.T) {
 
 func TestReceiveCancelledLongPoll(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	url, _ := createQueue(t, client, queuetest.QueueOptions{VisibilityTimeout: time.Second}, "")
 	q := sqsqueue.New(client, url, sqsqueue.Options{})
 
@@ -302,7 +270,7 @@ func TestReceiveCancelledLongPoll(t *testing.T) {
 
 func TestDeleteBatchPartialFailure(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	url, _ := createQueue(t, client, queuetest.QueueOptions{VisibilityTimeout: time.Second}, "")
 	ctx := testenv.Context(t)
 	// Entry "1" of every call fails with a server fault and is not deleted.
@@ -366,7 +334,7 @@ func TestDeleteBatchAnswerMissesAnEntry(t *testing.T) {
 
 func TestDeleteBatchCallFails(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	url, _ := createQueue(t, client, queuetest.QueueOptions{VisibilityTimeout: 2 * time.Second}, "")
 	ctx := testenv.Context(t)
 	injected := errors.New("injected: connection reset by peer")
@@ -419,7 +387,7 @@ func TestDeleteBatchCallFails(t *testing.T) {
 
 func TestSendBatchPartialFailure(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	url, _ := createQueue(t, client, queuetest.QueueOptions{VisibilityTimeout: time.Minute}, "")
 	ctx := testenv.Context(t)
 	// In every call, entry "1" fails with a server fault and entry "3" with a
@@ -480,7 +448,7 @@ func TestSendBatchPartialFailure(t *testing.T) {
 
 func TestSendBatchRefusesBadBodies(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	url, _ := createQueue(t, client, queuetest.QueueOptions{VisibilityTimeout: time.Minute}, "")
 	ctx := testenv.Context(t)
 	q := sqsqueue.New(client, url, sqsqueue.Options{})
@@ -509,10 +477,10 @@ func TestSendBatchRefusesBadBodies(t *testing.T) {
 
 func TestSendBatchEntryRejectedBySQS(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	ctx := testenv.Context(t)
 	name := fmt.Sprintf("q%d-small-messages", queueSeq.Add(1))
-	url := create(ctx, t, client, name, map[string]string{string(types.QueueAttributeNameMaximumMessageSize): "1024"})
+	url := testenv.CreateQueue(ctx, t, client, name, map[string]string{string(types.QueueAttributeNameMaximumMessageSize): "1024"})
 	q := sqsqueue.New(client, url, sqsqueue.Options{})
 	errs, err := q.SendBatch(ctx, []queue.Entry{
 		{Body: []byte("fits")},
@@ -633,7 +601,7 @@ func TestChangeVisibilityRequest(t *testing.T) {
 
 func TestAttributesRedrivePolicyForms(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	ctx := testenv.Context(t)
 	// A redrive policy's maxReceiveCount may be set as a number or a string.
 	for _, form := range []string{`5`, `"5"`} {
@@ -670,7 +638,7 @@ func TestAttributesMalformed(t *testing.T) {
 
 func TestOptionsVisibilityTimeout(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	ctx := testenv.Context(t)
 	const queueDefault = 10 * time.Minute
 	url, _ := createQueue(t, client, queuetest.QueueOptions{VisibilityTimeout: queueDefault}, "")
@@ -694,7 +662,7 @@ func TestOptionsVisibilityTimeout(t *testing.T) {
 
 func TestErrorsHoldNoCredentials(t *testing.T) {
 	t.Parallel()
-	client := newClient(t)
+	client := testenv.SQSClient(t)
 	q := sqsqueue.New(client, testenv.SQSEndpoint(t)+"/000000000000/no-such-queue", sqsqueue.Options{})
 	_, err := q.Attributes(testenv.Context(t))
 	if err == nil {

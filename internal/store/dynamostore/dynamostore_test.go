@@ -36,12 +36,7 @@ func TestConformance(t *testing.T) {
 
 var tableSeq atomic.Int64
 
-func client(t *testing.T) *dynamodb.Client {
-	endpoint := testenv.DynamoDBEndpoint(t)
-	return dynamodb.NewFromConfig(testenv.AWSConfig(), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-	})
-}
+func client(t *testing.T) *dynamodb.Client { return testenv.DynamoDBClient(t) }
 
 // tableNames returns fresh table names, deleted when t ends.
 func tableNames(t *testing.T, c *dynamodb.Client) (tracks, artists string) {

@@ -1,7 +1,6 @@
 package dynamostore_test
 
 import (
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
-	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/fakespotify/fakespotifytest"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
 	"github.com/sixpotify/top-tracks/internal/testenv"
@@ -57,18 +56,8 @@ func numberOf(item map[string]types.AttributeValue, name string) string {
 // what the client decoded, and reads the raw items: popularity is absent,
 // not 0; the ISRC, which Spotify still sends, is there.
 func TestRemovedFieldsAreAbsent(t *testing.T) {
-	fake := fakespotify.New(fakespotify.Config{ClientID: "id", ClientSecret: "secret", FieldsRemoved: true})
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	c, err := spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token", ClientID: "id", ClientSecret: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := storetest.ID("removed-fields")
-	tracks, at, err := c.TopTracksAt(testenv.Context(t), a, "US")
-	if err != nil || len(tracks) != 10 {
-		t.Fatalf("TopTracks = %d tracks, %v; want 10", len(tracks), err)
-	}
+	tracks, at := fakespotifytest.TopTracks(t, fakespotify.Config{FieldsRemoved: true}, a)
 	e := newStore(t, fastRetries, nil)
 	if err := e.Save(testenv.Context(t), store.Result{ArtistID: a, Market: "US", Status: store.StatusOK, FetchedAt: at, Tracks: tracks}); err != nil {
 		t.Fatal(err)

@@ -3,37 +3,18 @@ package sqlitestore_test
 import (
 	"context"
 	"database/sql"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
-	"github.com/sixpotify/top-tracks/internal/spotify"
+	"github.com/sixpotify/top-tracks/internal/fakespotify/fakespotifytest"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
+	"github.com/sixpotify/top-tracks/internal/testutil"
 
 	_ "modernc.org/sqlite"
 )
-
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 func openWith(t *testing.T, path string, opts sqlitestore.Options) *sqlitestore.Store {
 	t.Helper()
@@ -69,7 +50,7 @@ func count(t *testing.T, db *sql.DB, q string, args ...any) int {
 // RetainFor; the first Save after PurgeEvery deletes the rows past it (the
 // artist's tracks and its artists row), and so does opening the file.
 func TestExpiredRowsAreDeleted(t *testing.T) {
-	c := &clock{now: t0}
+	c := testutil.NewClock(t0)
 	path := dbPath(t)
 	opts := sqlitestore.Options{RetainFor: 10 * time.Hour, PurgeEvery: time.Hour, Now: c.Now}
 	s := openWith(t, path, opts)
@@ -84,7 +65,7 @@ func TestExpiredRowsAreDeleted(t *testing.T) {
 		t.Errorf("the artists row has no expires_at %d", want+1)
 	}
 
-	c.Add(11 * time.Hour)
+	c.Advance(11 * time.Hour)
 	at := c.Now()
 	save(t, s, result(kept, at, storetest.Tracks(kept, 0, 2)))
 	if _, ok, err := s.Artist(context.Background(), old); err != nil || ok {
@@ -98,7 +79,7 @@ func TestExpiredRowsAreDeleted(t *testing.T) {
 	}
 
 	// Opening the file deletes what expired since, without a Save.
-	c.Add(11 * time.Hour)
+	c.Advance(11 * time.Hour)
 	openWith(t, path, opts)
 	if n := count(t, db, `SELECT count(*) FROM top_tracks`) + count(t, db, `SELECT count(*) FROM artists`); n != 0 {
 		t.Errorf("%d rows left after opening past their expiry, want 0", n)
@@ -108,7 +89,7 @@ func TestExpiredRowsAreDeleted(t *testing.T) {
 // TestUnchangedRefreshesExpiry: a Save whose answer is what is stored (the
 // change-aware path) still moves every row's expiry.
 func TestUnchangedRefreshesExpiry(t *testing.T) {
-	c := &clock{now: t0}
+	c := testutil.NewClock(t0)
 	path := dbPath(t)
 	s := openWith(t, path, sqlitestore.Options{RetainFor: 10 * time.Hour, Now: c.Now})
 	a := storetest.ID("retain/unchanged")
@@ -129,19 +110,8 @@ func TestUnchangedRefreshesExpiry(t *testing.T) {
 // what the client decoded, and reads the columns: popularity is NULL, not
 // 0; isrc holds external_ids.isrc.
 func TestRemovedFieldsAreNull(t *testing.T) {
-	fake := fakespotify.New(fakespotify.Config{ClientID: "id", ClientSecret: "secret", FieldsRemoved: true})
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	cl, err := spotify.New(spotify.Config{APIURL: srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "id", ClientSecret: "secret", HTTPClient: srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := storetest.ID("removed-fields")
-	tracks, at, err := cl.TopTracksAt(context.Background(), a, "US")
-	if err != nil || len(tracks) != 10 {
-		t.Fatalf("TopTracks = %d tracks, %v; want 10", len(tracks), err)
-	}
+	tracks, at := fakespotifytest.TopTracks(t, fakespotify.Config{FieldsRemoved: true}, a)
 	path := dbPath(t)
 	s := openWith(t, path, sqlitestore.Options{Now: func() time.Time { return at }})
 	save(t, s, store.Result{ArtistID: a, Market: "US", Status: store.StatusOK, FetchedAt: at, Tracks: tracks})
