@@ -52,6 +52,7 @@ func brokenFor(next http.Handler, broken map[string]string) http.Handler {
 // the five are all that is left, and its probe then finds Spotify
 // answering another artist).
 func TestBrokenAnswersAreTheArtistsOwn(t *testing.T) {
+	t.Parallel() // about 40 s of retry delays, in a world of its own
 	g := gate.New(gate.Options{Rate: 200, ProbeCap: 2 * time.Second})
 	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 3}, fakespotify.Config{}, g)
 	good := ids(55, "blame-good")
@@ -100,6 +101,7 @@ func TestBrokenAnswersAreTheArtistsOwn(t *testing.T) {
 // message attribute, then spends its deliveries and ends in the dead-letter
 // queue: it does not circulate forever.
 func TestPostponementIsBounded(t *testing.T) {
+	t.Parallel()
 	g := gate.New(gate.Options{Rate: 200, ForbiddenPause: 300 * time.Millisecond})
 	l := newLocal(t, sqlitequeue.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2}, fakespotify.Config{}, g)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
