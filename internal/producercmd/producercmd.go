@@ -10,20 +10,15 @@ import (
 	"io"
 	"iter"
 	"log/slog"
-	"math"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/alecthomas/kong"
-	"golang.org/x/time/rate"
 
-	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
-	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/exportcmd"
 	"github.com/sixpotify/top-tracks/internal/market"
@@ -57,16 +52,6 @@ type enqueueCmd struct {
 	Bulk    bool     `help:"Send to the bulk lane (BULK_QUEUE_URL, which must be set)."`
 	Market  string   `placeholder:"CC" help:"Market (ISO 3166-1 alpha-2) for these artists (default: the worker's SPOTIFY_MARKET)."`
 	waitFlags
-}
-
-type reprocessCmd struct {
-	StoreURL     string        `name:"store-url" envvar:"STORE_URL" default:"${embedded_url}" help:"dynamodb:TABLE or sqlite:PATH (which must exist)."`
-	ArtistsTable string        `name:"artists-table" envvar:"ARTISTS_TABLE" default:"${artists_table}" help:"The DynamoDB artists table."`
-	StaleAfter   time.Duration `name:"stale-after" placeholder:"DURATION" help:"Only artists fetched longer ago than this Go duration (e.g. 24h)."`
-	Force        bool          `help:"Set \"force\": true: fetch even if the artist is fresh for the worker."`
-	DryRun       bool          `name:"dry-run" help:"Count the artists that would be enqueued, enqueue nothing."`
-	Rate         float64       `placeholder:"N" help:"Enqueue at most N artists a second (0: as fast as the queue takes them)."`
-	Resume       string        `placeholder:"FILE" help:"Checkpoint FILE: artists listed there are skipped, and every artist enqueued is appended, so an interrupted run continues where it stopped."`
 }
 
 // defaults are the values the flags' default tags name.
@@ -305,218 +290,4 @@ func report(w io.Writer, sum producer.Summary, queueURL string, elapsed time.Dur
 	}
 	fmt.Fprintf(w, "enqueued %d artists on %s in %s (%.0f/s); %d duplicates dropped, %d rejected, %d failed\n",
 		sum.Enqueued, queueURL, elapsed.Round(time.Millisecond), rate, sum.Duplicates, len(sum.Rejected), len(sum.Failed))
-}
-
-func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Writer) error {
-	u, err := g.lane(true, true)
-	if err != nil {
-		return err
-	}
-	if err := stores.Readable(c.StoreURL); err != nil {
-		return cli.VarErrorf("STORE_URL", "%v", err)
-	}
-	stale := c.StaleAfter
-	if stale < 0 {
-		return cli.Usage(fmt.Errorf("--stale-after: %v is negative", stale))
-	}
-	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
-		return cli.Usage(fmt.Errorf("--rate: %v is not a rate of zero or more artists a second", c.Rate))
-	}
-	storeURL, artists, force, dryRun, perSecond, resume := &c.StoreURL, &c.ArtistsTable, &c.Force, &c.DryRun, &c.Rate, &c.Resume
-
-	var ck *checkpoint
-	if *resume != "" && !*dryRun {
-		var err error
-		if ck, err = openCheckpoint(*resume); err != nil {
-			return cli.Usage(fmt.Errorf("--resume: %w", err))
-		}
-		defer ck.close()
-	}
-	st, closeS, err := stores.Open(ctx, *storeURL, *artists)
-	if err != nil {
-		return cli.VarErrorf("STORE_URL", "%v", err)
-	}
-	defer closeS()
-	total := 0
-	if c, ok := st.(interface {
-		CountArtists(context.Context) (int, error)
-	}); ok && stale == 0 {
-		if n, err := c.CountArtists(ctx); err == nil {
-			total = n - ck.len()
-		}
-	}
-	cutoff := time.Now().Add(-stale)
-	start := time.Now()
-	var limiter *rate.Limiter
-	if *perSecond > 0 {
-		limiter = rate.NewLimiter(rate.Limit(*perSecond), 1)
-	}
-	// The scan feeds the producer through a channel, so that neither holds
-	// the whole catalogue.
-	msgs := make(chan producer.Message, 1000)
-	scanErr := make(chan error, 1)
-	scanCtx, cancelScan := context.WithCancel(ctx)
-	defer cancelScan()
-	resumed := 0
-	go func() {
-		defer close(msgs)
-		scanErr <- st.ScanArtists(scanCtx, func(a store.Artist) error {
-			if stale > 0 && !a.FetchedAt.Before(cutoff) {
-				return nil
-			}
-			if ck.has(a.ArtistID) {
-				resumed++
-				return nil
-			}
-			if limiter != nil {
-				if err := limiter.Wait(scanCtx); err != nil {
-					return err
-				}
-			}
-			select {
-			case msgs <- producer.Message{ArtistID: a.ArtistID, Market: a.Market, Force: *force}:
-				return nil
-			case <-scanCtx.Done():
-				return scanCtx.Err()
-			}
-		})
-	}()
-	seq := func(yield func(producer.Message) bool) {
-		for m := range msgs {
-			if !yield(m) {
-				cancelScan()
-				for range msgs {
-				}
-				return
-			}
-		}
-	}
-	if *dryRun {
-		n := 0
-		for range iter.Seq[producer.Message](seq) {
-			n++
-		}
-		if err := <-scanErr; err != nil {
-			return fmt.Errorf("scan artists: %w", err)
-		}
-		fmt.Fprintf(stdout, "dry run: %d artists would be enqueued on %s\n", n, u)
-		return nil
-	}
-	var sent atomic.Int64
-	p, err := producer.Open(ctx, u, producer.Options{OnSent: func(msgs []producer.Message) {
-		sent.Add(int64(len(msgs)))
-		ck.add(msgs)
-	}})
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	prog := progress.Start(stderr, "artists enqueued", total, func() int { return int(sent.Load()) })
-	sum, err := p.EnqueueMessages(ctx, seq)
-	prog.Stop()
-	serr := <-scanErr
-	report(stdout, sum, u, time.Since(start))
-	if resumed > 0 {
-		fmt.Fprintf(stdout, "skipped %d artists already enqueued according to %s\n", resumed, *resume)
-	}
-	if cerr := ck.close(); cerr != nil && err == nil {
-		err = fmt.Errorf("--resume: %w", cerr)
-	}
-	if serr != nil && err == nil && !errors.Is(serr, context.Canceled) {
-		err = fmt.Errorf("scan artists: %w", serr)
-	}
-	if err != nil {
-		if ck != nil {
-			err = fmt.Errorf("%w (run the same command again to continue from %s)", err, *resume)
-		}
-		return err
-	}
-	return sum.Err()
-}
-
-// checkpoint is the --resume file: one artist ID per line, appended as the
-// queue accepts them. A nil *checkpoint does nothing.
-type checkpoint struct {
-	mu   sync.Mutex
-	f    *os.File
-	w    *bufio.Writer
-	done map[string]struct{}
-	last time.Time
-	err  error
-}
-
-func openCheckpoint(path string) (*checkpoint, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	ck := &checkpoint{f: f, w: bufio.NewWriter(f), done: map[string]struct{}{}}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// A line cut short by a crash is not a valid ID and is ignored: that
-		// artist is enqueued again, which the worker absorbs.
-		if id := strings.TrimSpace(sc.Text()); artistid.Valid(id) {
-			ck.done[id] = struct{}{}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return ck, nil
-}
-
-func (c *checkpoint) len() int {
-	if c == nil {
-		return 0
-	}
-	return len(c.done)
-}
-
-// has is called from the scan's one goroutine while add runs elsewhere:
-// done is only read after openCheckpoint, never written.
-func (c *checkpoint) has(id string) bool {
-	if c == nil {
-		return false
-	}
-	_, ok := c.done[id]
-	return ok
-}
-
-// add appends msgs, flushing at most every second (and at close): a crash
-// loses at most the last second's lines, which are enqueued again on resume.
-func (c *checkpoint) add(msgs []producer.Message) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range msgs {
-		c.w.WriteString(m.ArtistID + "\n")
-	}
-	if now := time.Now(); now.Sub(c.last) >= time.Second {
-		c.last = now
-		if err := c.w.Flush(); err != nil && c.err == nil {
-			c.err = err
-		}
-	}
-}
-
-func (c *checkpoint) close() error {
-	if c == nil {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.f == nil {
-		return c.err
-	}
-	if err := c.w.Flush(); err != nil && c.err == nil {
-		c.err = err
-	}
-	if err := c.f.Close(); err != nil && c.err == nil {
-		c.err = err
-	}
-	c.f = nil
-	return c.err
 }

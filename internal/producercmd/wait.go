@@ -57,66 +57,18 @@ func (c *enqueueCmd) checkNoWait(p *cli.Parsed) error {
 }
 
 func (c *enqueueCmd) runWait(ctx context.Context, g *grammar, p *cli.Parsed, stdin io.Reader, stdout, stderr io.Writer) error {
-	if c.Bulk {
-		return cli.Usage(errors.New("--bulk: --wait asks on the chatbot's lane (QUEUE_URL); leave --bulk out"))
-	}
-	timeout := c.WaitTimeout
-	switch {
-	case !given(p, "wait-timeout"):
-		timeout = defaultWaitTimeout
-	case timeout <= 0:
-		return cli.Usage(fmt.Errorf("--wait-timeout: %v is not a positive duration (examples: 10s, 2m)", timeout))
-	}
-	if c.FreshFor < 0 {
-		return cli.VarErrorf("FRESH_FOR", "%v is negative", c.FreshFor)
-	}
-	u, err := g.lane(false, false)
+	timeout, u, err := c.checkWait(g, p)
 	if err != nil {
 		return err
-	}
-	if c.StoreURL == "" {
-		return cli.VarErrorf("STORE_URL", "is empty")
-	}
-	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return cli.VarErrorf("STORE_URL", "%v", err)
-	}
-	// A store that does not exist is a typo, unless it is the queue's own
-	// file (the embedded default), which opening the queue creates.
-	if !sameFile(u, c.StoreURL) {
-		if err := stores.Exists(c.StoreURL); err != nil {
-			return cli.VarErrorf("STORE_URL", "%v", err)
-		}
 	}
 	mkt, files, closeFiles, err := c.inputs(stdin)
 	if err != nil {
 		return err
 	}
 	defer closeFiles()
-
-	// The inputs, read first: rejections are named by argument or line.
-	var (
-		ids      []string
-		rejected []error
-		inputs   []string // of each rejected
-		readErr  error
-	)
-	sources := []source{{start: 1}}
-	pos := 0
-	for ref := range artists(c.Artists, files, &sources, &readErr) {
-		pos++
-		if ref == "" {
-			continue
-		}
-		id, err := artistid.Parse(ref)
-		if err != nil {
-			rejected = append(rejected, fmt.Errorf("rejected %q (%s): %w", clipInput(ref), where(sources, pos), err))
-			inputs = append(inputs, ref)
-			continue
-		}
-		ids = append(ids, id)
-	}
-	if readErr != nil {
-		return fmt.Errorf("-f: read artists: %w", readErr)
+	ids, rejected, inputs, err := c.waitInputs(files)
+	if err != nil {
+		return err
 	}
 
 	freshFor := c.FreshFor
@@ -171,6 +123,67 @@ func (c *enqueueCmd) runWait(ctx context.Context, g *grammar, p *cli.Parsed, std
 	fmt.Fprintf(summary, "answered %d of %d artists in %s (%d from the store, %d fetched now); %d not answered, %d rejected\n",
 		answered, len(ids)-countDuplicates(ids), time.Since(start).Round(time.Millisecond), fromStore, answered-fromStore, len(unanswered), len(rejected))
 	return errors.Join(append(rejected, unanswered...)...)
+}
+
+// checkWait checks --wait's flags and variables, and returns the wait and
+// the chatbot lane's URL.
+func (c *enqueueCmd) checkWait(g *grammar, p *cli.Parsed) (timeout time.Duration, queueURL string, err error) {
+	if c.Bulk {
+		return 0, "", cli.Usage(errors.New("--bulk: --wait asks on the chatbot's lane (QUEUE_URL); leave --bulk out"))
+	}
+	timeout = c.WaitTimeout
+	switch {
+	case !given(p, "wait-timeout"):
+		timeout = defaultWaitTimeout
+	case timeout <= 0:
+		return 0, "", cli.Usage(fmt.Errorf("--wait-timeout: %v is not a positive duration (examples: 10s, 2m)", timeout))
+	}
+	if c.FreshFor < 0 {
+		return 0, "", cli.VarErrorf("FRESH_FOR", "%v is negative", c.FreshFor)
+	}
+	u, err := g.lane(false, false)
+	if err != nil {
+		return 0, "", err
+	}
+	if c.StoreURL == "" {
+		return 0, "", cli.VarErrorf("STORE_URL", "is empty")
+	}
+	if err := stores.ValidateURL(c.StoreURL); err != nil {
+		return 0, "", cli.VarErrorf("STORE_URL", "%v", err)
+	}
+	// A store that does not exist is a typo, unless it is the queue's own
+	// file (the embedded default), which opening the queue creates.
+	if !sameFile(u, c.StoreURL) {
+		if err := stores.Exists(c.StoreURL); err != nil {
+			return 0, "", cli.VarErrorf("STORE_URL", "%v", err)
+		}
+	}
+	return timeout, u, nil
+}
+
+// waitInputs reads the artists named, first of all, so that a rejection is
+// named by its argument or line: the IDs, and the rejected inputs with why.
+func (c *enqueueCmd) waitInputs(files []namedReader) (ids []string, rejected []error, inputs []string, err error) {
+	var readErr error
+	sources := []source{{start: 1}}
+	pos := 0
+	for ref := range artists(c.Artists, files, &sources, &readErr) {
+		pos++
+		if ref == "" {
+			continue
+		}
+		id, err := artistid.Parse(ref)
+		if err != nil {
+			rejected = append(rejected, fmt.Errorf("rejected %q (%s): %w", clipInput(ref), where(sources, pos), err))
+			inputs = append(inputs, ref)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if readErr != nil {
+		return nil, nil, nil, fmt.Errorf("-f: read artists: %w", readErr)
+	}
+	return ids, rejected, inputs, nil
 }
 
 // sameFile reports whether the queue and store URLs name one SQLite file.
