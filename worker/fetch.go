@@ -76,12 +76,21 @@ func (f *fetching) fetchAndSave(ctx context.Context, id, market string, force bo
 	if _, ok := gate.IsPaused(err); ok {
 		return "", err
 	}
-	if pe.Reason == gate.ReasonOutage && gate.IsProbe(ctx) && f.spotifyAnswersOthers(ctx, id, log) {
-		// The probe's artist failed while Spotify answers another: the
-		// failure is the artist's own, and the breaker has closed.
+	if pe.Reason == gate.ReasonOutage && gate.IsProbe(ctx) && spotifyFailed(err) && f.spotifyAnswersOthers(ctx, id, log) {
+		// The probe's artist got no usable answer while Spotify answers
+		// another: the failure is the artist's own (and a Spotify outage's
+		// breaker has closed). A store failure never asks: Spotify's
+		// answering says nothing of the store.
 		return "", err
 	}
 	return "", fmt.Errorf("%w: %w", pe, err)
+}
+
+// spotifyFailed reports whether err is Spotify's giving no usable answer
+// (a 5xx, a transport error, a broken answer), as opposed to the store's
+// failure or a pause.
+func spotifyFailed(err error) bool {
+	return spotify.Temporary(err) && !errors.As(err, new(*spotify.RateLimitError))
 }
 
 // spotifyAnswersOthers asks Spotify, once, for the top tracks of the artist
