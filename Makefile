@@ -42,7 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTopTracks$$' -fuzztime $(FUZZ_TOPTRACKS) -fuzzminimizetime 100x ./internal/spotify
 
 bench: emulators build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 90m ./internal/gate/ ./internal/bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 150m ./internal/gate/ ./internal/bench/...
 	$(GO) test -run '^$$' -bench '^BenchmarkChaos$$' -benchtime 1x -timeout 30m ./internal/gate/ -args -chaos.seeds 2000
 
 # gofmt, go vet, and internal/deploy's checks of the Dockerfile (multi-stage,
