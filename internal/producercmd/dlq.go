@@ -108,11 +108,8 @@ func (c *dlqListCmd) run(ctx context.Context, g *grammar, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if c.StoreURL == "" {
-		return cli.VarErrorf("STORE_URL", "is empty")
-	}
-	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return cli.VarErrorf("STORE_URL", "%v", err)
+	if err := checkStoreURL(c.StoreURL); err != nil {
+		return err
 	}
 	d, closeQ, err := openDeadLetters(ctx, r, "to list")
 	if err != nil {

@@ -144,11 +144,8 @@ func (c *statusCmd) run(ctx context.Context, g *grammar, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	if c.StoreURL == "" {
-		return cli.VarErrorf("STORE_URL", "is empty")
-	}
-	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return cli.VarErrorf("STORE_URL", "%v", err)
+	if err := checkStoreURL(c.StoreURL); err != nil {
+		return err
 	}
 	src := &statusSource{lanes: refs, storeURL: c.StoreURL, staleAfter: c.StaleAfter}
 	for _, r := range refs {

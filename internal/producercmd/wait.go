@@ -145,11 +145,8 @@ func (c *enqueueCmd) checkWait(g *grammar, p *cli.Parsed) (timeout time.Duration
 	if err != nil {
 		return 0, "", err
 	}
-	if c.StoreURL == "" {
-		return 0, "", cli.VarErrorf("STORE_URL", "is empty")
-	}
-	if err := stores.ValidateURL(c.StoreURL); err != nil {
-		return 0, "", cli.VarErrorf("STORE_URL", "%v", err)
+	if err := checkStoreURL(c.StoreURL); err != nil {
+		return 0, "", err
 	}
 	// A store that does not exist is a typo, unless it is the queue's own
 	// file (the embedded default), which opening the queue creates.
@@ -288,4 +285,16 @@ func toJSON(r producer.Reply) jsonReply {
 		j.Tracks = append(j.Tracks, jsonTrack{Rank: t.Rank, ID: t.ID, Name: t.Name, Popularity: t.Popularity, URI: t.URI})
 	}
 	return j
+}
+
+// checkStoreURL reports, as STORE_URL's usage error, a store URL that is
+// empty or of no form the store openers know.
+func checkStoreURL(u string) error {
+	if u == "" {
+		return cli.VarErrorf("STORE_URL", "is empty")
+	}
+	if err := stores.ValidateURL(u); err != nil {
+		return cli.VarErrorf("STORE_URL", "%v", err)
+	}
+	return nil
 }
