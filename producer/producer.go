@@ -139,25 +139,33 @@ func (p *Producer) Enqueue(ctx context.Context, artists ...string) (Summary, err
 // EnqueueFrom enqueues one artist per line of r, streaming: blank lines and
 // lines starting with # are skipped.
 func (p *Producer) EnqueueFrom(ctx context.Context, r io.Reader) (Summary, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var scanErr error
-	sum, err := p.EnqueueSeq(ctx, func(yield func(string) bool) {
+	sum, err := p.EnqueueSeq(ctx, Lines(r, &scanErr))
+	if err == nil && scanErr != nil {
+		err = fmt.Errorf("read artists: %w", scanErr)
+	}
+	return sum, err
+}
+
+// Lines yields the lines of r as EnqueueSeq takes them, trimmed: a blank
+// line or a # comment is yielded as "", which keeps its position for the
+// line numbers of rejections but names no artist. A line may be up to 1 MiB
+// long. A read error ends the sequence and is left in *readErr.
+func Lines(r io.Reader, readErr *error) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				line = "" // counted as a position, never sent
+			if strings.HasPrefix(line, "#") {
+				line = ""
 			}
 			if !yield(line) {
 				return
 			}
 		}
-		scanErr = sc.Err()
-	})
-	if err == nil && scanErr != nil {
-		err = fmt.Errorf("read artists: %w", scanErr)
+		*readErr = sc.Err()
 	}
-	return sum, err
 }
 
 // EnqueueSeq enqueues the artists of seq; an empty string is skipped (it

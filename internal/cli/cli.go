@@ -329,3 +329,16 @@ func IsUsage(err error) bool {
 	var u *UsageError
 	return errors.As(err, &u)
 }
+
+// Fail prints err to w, each of its lines prefixed with the command's name
+// ("producer: …"), and returns the exit code it means: ExitUsage for a
+// usage error, else 1.
+func Fail(w io.Writer, name string, err error) int {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintln(w, name+": "+line)
+	}
+	if IsUsage(err) {
+		return ExitUsage
+	}
+	return 1
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
-	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
@@ -56,28 +55,18 @@ func (c *enqueueCmd) checkNoWait(p *cli.Parsed) error {
 	return nil
 }
 
-func (c *enqueueCmd) runWait(ctx context.Context, g *grammar, p *cli.Parsed, stdin io.Reader, stdout, stderr io.Writer) error {
-	timeout, u, err := c.checkWait(g, p)
+func (c *enqueueCmd) runWait(ctx context.Context, u string, timeout time.Duration, in inputs, stdout, stderr io.Writer) error {
+	ids, rejected, inputs, err := c.waitInputs(in.files)
 	if err != nil {
 		return err
 	}
-	mkt, files, closeFiles, err := c.inputs(stdin)
-	if err != nil {
-		return err
-	}
-	defer closeFiles()
-	ids, rejected, inputs, err := c.waitInputs(files)
-	if err != nil {
-		return err
-	}
-
 	freshFor := c.FreshFor
 	if freshFor == 0 {
 		freshFor = -1 // always enqueue
 	}
 	a, err := asker.Open(ctx, asker.Config{
 		QueueURL: u, StoreURL: c.StoreURL, ArtistsTable: c.ArtistsTable,
-		Producer: producer.Options{Market: mkt, Force: c.Force},
+		Producer: producer.Options{Market: in.market, Force: c.Force},
 		Ask:      producer.AskOptions{FreshFor: freshFor},
 	})
 	if err != nil {
@@ -88,41 +77,46 @@ func (c *enqueueCmd) runWait(ctx context.Context, g *grammar, p *cli.Parsed, std
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var (
-		answered, fromStore int
-		unanswered          []error
-		printErr            error
-	)
 	out := &replyPrinter{w: stdout, json: c.JSON}
 	for i, r := range rejected {
 		out.rejected(inputs[i], r)
 	}
-	a.AskEach(wctx, ids, func(r producer.Reply) {
-		switch {
-		case r.Err == nil:
-			answered++
-			if !r.Answer.Enqueued {
-				fromStore++
-			}
-		case errors.Is(r.Err, producer.ErrNoAnswer) && errors.Is(r.Err, context.DeadlineExceeded):
-			unanswered = append(unanswered, fmt.Errorf("no answer for %s within %v (it stays enqueued; the worker will still store it)", r.ArtistID, timeout))
-		default:
-			unanswered = append(unanswered, fmt.Errorf("no answer for %s: %w", r.ArtistID, r.Err))
-		}
-		if err := out.reply(r); err != nil && printErr == nil {
-			printErr = err
-		}
-	})
-	if printErr != nil {
-		return fmt.Errorf("write the answers: %w", printErr)
+	var t waitTally
+	a.AskEach(wctx, ids, func(r producer.Reply) { t.add(r, timeout, out) })
+	if t.printErr != nil {
+		return fmt.Errorf("write the answers: %w", t.printErr)
 	}
 	summary := stdout
 	if c.JSON {
 		summary = stderr // standard output holds JSON lines only
 	}
 	fmt.Fprintf(summary, "answered %d of %d artists in %s (%d from the store, %d fetched now); %d not answered, %d rejected\n",
-		answered, len(ids)-countDuplicates(ids), time.Since(start).Round(time.Millisecond), fromStore, answered-fromStore, len(unanswered), len(rejected))
-	return errors.Join(append(rejected, unanswered...)...)
+		t.answered, len(ids)-countDuplicates(ids), time.Since(start).Round(time.Millisecond), t.fromStore, t.answered-t.fromStore, len(t.unanswered), len(rejected))
+	return errors.Join(append(rejected, t.unanswered...)...)
+}
+
+// waitTally counts the replies of enqueue --wait as they are printed.
+type waitTally struct {
+	answered, fromStore int
+	unanswered          []error
+	printErr            error
+}
+
+func (t *waitTally) add(r producer.Reply, timeout time.Duration, out *replyPrinter) {
+	switch {
+	case r.Err == nil:
+		t.answered++
+		if !r.Answer.Enqueued {
+			t.fromStore++
+		}
+	case errors.Is(r.Err, producer.ErrNoAnswer) && errors.Is(r.Err, context.DeadlineExceeded):
+		t.unanswered = append(t.unanswered, fmt.Errorf("no answer for %s within %v (it stays enqueued; the worker will still store it)", r.ArtistID, timeout))
+	default:
+		t.unanswered = append(t.unanswered, fmt.Errorf("no answer for %s: %w", r.ArtistID, r.Err))
+	}
+	if err := out.reply(r); err != nil && t.printErr == nil {
+		t.printErr = err
+	}
 }
 
 // checkWait checks --wait's flags and variables, and returns the wait and
@@ -204,8 +198,6 @@ func countDuplicates(ids []string) int {
 	}
 	return n
 }
-
-func clipInput(s string) string { return clip.String(s, 60) }
 
 // replyPrinter prints each artist's reply as it arrives: its tracks (rank,
 // name, popularity) as text, or one JSON object a line.

@@ -6,7 +6,6 @@ package workercmd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -39,10 +38,7 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr i
 		cfg, err = g.Flags.config(p, lookup)
 	}
 	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintln(stderr, "worker: "+line)
-		}
-		return cli.ExitUsage
+		return cli.Fail(stderr, "worker", cli.Usage(err))
 	}
 	if strings.HasPrefix(p.Ctx.Command(), "check") {
 		return check(ctx, cfg, g.Check.Artist, stdout)
@@ -50,8 +46,7 @@ func Run(ctx context.Context, args []string, lookup cli.Lookup, stdout, stderr i
 	log, _ := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	stopTracing, err := telemetry.Start(ctx, "sixpotify-worker")
 	if err != nil {
-		fmt.Fprintln(stderr, "worker: "+err.Error())
-		return cli.ExitUsage
+		return cli.Fail(stderr, "worker", cli.Usage(err))
 	}
 	defer stopTracing(log)
 	if err := run(ctx, cfg, log); err != nil {
