@@ -1,20 +1,15 @@
 package producercmd
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"math"
-	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/sixpotify/top-tracks/internal/artistid"
 	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/progress"
@@ -60,15 +55,7 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 	sc := c.scan(ctx, st, ck)
 	defer sc.cancel()
 	if c.DryRun {
-		n := 0
-		for range sc.seq {
-			n++
-		}
-		if err := <-sc.err; err != nil {
-			return fmt.Errorf("scan artists: %w", err)
-		}
-		fmt.Fprintf(stdout, "dry run: %d artists would be enqueued on %s\n", n, u)
-		return nil
+		return sc.dryRun(u, stdout)
 	}
 	var sent atomic.Int64
 	p, err := producer.Open(ctx, u, producer.Options{OnSent: func(msgs []producer.Message) {
@@ -82,16 +69,22 @@ func (c *reprocessCmd) run(ctx context.Context, g *grammar, stdout, stderr io.Wr
 	prog := progress.Start(stderr, "artists enqueued", total, func() int { return int(sent.Load()) })
 	sum, err := p.EnqueueMessages(ctx, sc.seq)
 	prog.Stop()
-	serr := <-sc.err
+	scanErr := <-sc.err // after it, sc.resumed is final
 	report(stdout, sum, u, time.Since(start))
 	if sc.resumed > 0 {
 		fmt.Fprintf(stdout, "skipped %d artists already enqueued according to %s\n", sc.resumed, c.Resume)
 	}
+	return c.end(sum, err, scanErr, ck)
+}
+
+// end is the run's error: the producer's, the checkpoint's, the scan's, or
+// the artists that failed; after an interruption it says how to continue.
+func (c *reprocessCmd) end(sum producer.Summary, err, scanErr error, ck *checkpoint) error {
 	if cerr := ck.close(); cerr != nil && err == nil {
 		err = fmt.Errorf("--resume: %w", cerr)
 	}
-	if serr != nil && err == nil && !errors.Is(serr, context.Canceled) {
-		err = fmt.Errorf("scan artists: %w", serr)
+	if scanErr != nil && err == nil && !errors.Is(scanErr, context.Canceled) {
+		err = fmt.Errorf("scan artists: %w", scanErr)
 	}
 	if err != nil {
 		if ck != nil {
@@ -192,89 +185,15 @@ func (c *reprocessCmd) scan(ctx context.Context, st interface {
 	return sc
 }
 
-// checkpoint is the --resume file: one artist ID per line, appended as the
-// queue accepts them. A nil *checkpoint does nothing.
-type checkpoint struct {
-	mu   sync.Mutex
-	f    *os.File
-	w    *bufio.Writer
-	done map[string]struct{}
-	last time.Time
-	err  error
-}
-
-func openCheckpoint(path string) (*checkpoint, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
+// dryRun drains the scan and says how many artists it would enqueue.
+func (sc *artistScan) dryRun(queueURL string, stdout io.Writer) error {
+	n := 0
+	for range sc.seq {
+		n++
 	}
-	ck := &checkpoint{f: f, w: bufio.NewWriter(f), done: map[string]struct{}{}}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// A line cut short by a crash is not a valid ID and is ignored: that
-		// artist is enqueued again, which the worker absorbs.
-		if id := strings.TrimSpace(sc.Text()); artistid.Valid(id) {
-			ck.done[id] = struct{}{}
-		}
+	if err := <-sc.err; err != nil {
+		return fmt.Errorf("scan artists: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return ck, nil
-}
-
-func (c *checkpoint) len() int {
-	if c == nil {
-		return 0
-	}
-	return len(c.done)
-}
-
-// has is called from the scan's one goroutine while add runs elsewhere:
-// done is only read after openCheckpoint, never written.
-func (c *checkpoint) has(id string) bool {
-	if c == nil {
-		return false
-	}
-	_, ok := c.done[id]
-	return ok
-}
-
-// add appends msgs, flushing at most every second (and at close): a crash
-// loses at most the last second's lines, which are enqueued again on resume.
-func (c *checkpoint) add(msgs []producer.Message) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range msgs {
-		c.w.WriteString(m.ArtistID + "\n")
-	}
-	if now := time.Now(); now.Sub(c.last) >= time.Second {
-		c.last = now
-		if err := c.w.Flush(); err != nil && c.err == nil {
-			c.err = err
-		}
-	}
-}
-
-func (c *checkpoint) close() error {
-	if c == nil {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.f == nil {
-		return c.err
-	}
-	if err := c.w.Flush(); err != nil && c.err == nil {
-		c.err = err
-	}
-	if err := c.f.Close(); err != nil && c.err == nil {
-		c.err = err
-	}
-	c.f = nil
-	return c.err
+	fmt.Fprintf(stdout, "dry run: %d artists would be enqueued on %s\n", n, queueURL)
+	return nil
 }
