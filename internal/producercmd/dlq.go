@@ -11,7 +11,6 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/backend"
 	"github.com/sixpotify/top-tracks/internal/backend/queues"
-	"github.com/sixpotify/top-tracks/internal/backend/stores"
 	"github.com/sixpotify/top-tracks/internal/cli"
 	"github.com/sixpotify/top-tracks/internal/clip"
 	"github.com/sixpotify/top-tracks/internal/message"
@@ -116,15 +115,11 @@ func (c *dlqListCmd) run(ctx context.Context, g *grammar, stdout io.Writer) erro
 		return err
 	}
 	defer closeQ()
-	var reasons store.FailureReader
-	if stores.Exists(c.StoreURL) == nil {
-		st, closeS, err := stores.Open(ctx, c.StoreURL, c.ArtistsTable)
-		if err != nil {
-			return cli.VarErrorf("STORE_URL", "%v", err)
-		}
-		defer closeS()
-		reasons, _ = st.(store.FailureReader)
+	reasons, closeS, err := c.openReasons(ctx)
+	if err != nil {
+		return err
 	}
+	defer closeS()
 	counts, err := d.DeadLetterCounts(ctx)
 	if err != nil {
 		return err
@@ -133,27 +128,7 @@ func (c *dlqListCmd) run(ctx context.Context, g *grammar, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	list := make([]deadLetter, 0, len(msgs))
-	var readErrs []error
-	for _, m := range msgs {
-		dl := deadLetter{MessageID: m.ID, Receives: m.ReceiveCount, FirstSent: m.SentAt.UTC()}
-		msg, err := message.Decode(m.Body)
-		if err != nil {
-			dl.Body, dl.Invalid = clip.String(string(m.Body), 80), err.Error()
-		} else {
-			dl.ArtistID, dl.Market, dl.Force = msg.ArtistID, msg.Market, msg.Force
-			if reasons != nil {
-				f, ok, err := reasons.LastFailure(ctx, msg.ArtistID)
-				switch {
-				case err != nil:
-					readErrs = append(readErrs, err)
-				case ok:
-					dl.Reason, dl.ReasonAt = f.Reason, f.At.Format(time.RFC3339)
-				}
-			}
-		}
-		list = append(list, dl)
-	}
+	list, readErr := describe(ctx, msgs, reasons)
 	if c.JSON {
 		enc := json.NewEncoder(stdout)
 		for _, dl := range list {
@@ -164,10 +139,49 @@ func (c *dlqListCmd) run(ctx context.Context, g *grammar, stdout io.Writer) erro
 	} else {
 		writeDeadLetters(stdout, r, counts, list)
 	}
-	if err := errors.Join(readErrs...); err != nil {
-		return fmt.Errorf("read the recorded reasons: %w", err)
+	if readErr != nil {
+		return fmt.Errorf("read the recorded reasons: %w", readErr)
 	}
 	return nil
+}
+
+// openReasons opens the store the worker records failures in; a store that
+// does not exist yet holds no reasons (nil).
+func (c *dlqListCmd) openReasons(ctx context.Context) (store.FailureReader, func() error, error) {
+	st, closeS, err := openExistingStore(ctx, c.StoreURL, c.ArtistsTable)
+	if err != nil {
+		return nil, nil, err
+	}
+	reasons, _ := st.(store.FailureReader)
+	return reasons, closeS, nil
+}
+
+// describe decodes each message and looks up the reason recorded for its
+// artist; what cannot be read from the store is joined into the error.
+func describe(ctx context.Context, msgs []queue.Delivery, reasons store.FailureReader) ([]deadLetter, error) {
+	list := make([]deadLetter, 0, len(msgs))
+	var readErrs []error
+	for _, m := range msgs {
+		dl := deadLetter{MessageID: m.ID, Receives: m.ReceiveCount, FirstSent: m.SentAt.UTC()}
+		msg, err := message.Decode(m.Body)
+		if err != nil {
+			dl.Body, dl.Invalid = clip.String(string(m.Body), 80), err.Error()
+			list = append(list, dl)
+			continue
+		}
+		dl.ArtistID, dl.Market, dl.Force = msg.ArtistID, msg.Market, msg.Force
+		if reasons != nil {
+			f, ok, err := reasons.LastFailure(ctx, msg.ArtistID)
+			switch {
+			case err != nil:
+				readErrs = append(readErrs, err)
+			case ok:
+				dl.Reason, dl.ReasonAt = f.Reason, f.At.Format(time.RFC3339)
+			}
+		}
+		list = append(list, dl)
+	}
+	return list, errors.Join(readErrs...)
 }
 
 func writeDeadLetters(w io.Writer, r laneRef, counts queue.Counts, list []deadLetter) {
@@ -245,11 +259,25 @@ func (c *dlqRedriveCmd) run(ctx context.Context, g *grammar, stdout, stderr io.W
 	}
 	fmt.Fprintf(stdout, "moved %d of %d messages from the dead-letter queue of the %s lane back to %s in %s%s; %s left in the dead-letter queue\n",
 		p.Moved, p.ToMove, r.name, r.url, time.Since(start).Round(time.Millisecond), note, leftText)
-	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	if err != nil {
+		return redriveErr(p, err)
+	}
+	return leftErr(p, left, lerr, exact)
+}
+
+// redriveErr says how a move that failed ended.
+func redriveErr(p queue.RedriveProgress, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("interrupted after moving %d of %d messages; run the same command again to move the rest", p.Moved, p.ToMove)
-	case err != nil:
-		return err
+	}
+	return err
+}
+
+// leftErr is the error of a move that returned: it did not complete, or
+// what is left cannot be counted, or (where the count is exact) messages
+// are still there.
+func leftErr(p queue.RedriveProgress, left queue.Counts, lerr error, exact bool) error {
+	switch {
 	case p.Status != queue.RedriveCompleted || p.Moved < p.ToMove:
 		return fmt.Errorf("the move ended %s with %d of %d messages moved", p.Status, p.Moved, p.ToMove)
 	case lerr != nil:

@@ -128,17 +128,8 @@ type statusSource struct {
 }
 
 func (c *statusCmd) run(ctx context.Context, g *grammar, stdout io.Writer) error {
-	if c.StaleAfter < 0 {
-		return cli.Usage(fmt.Errorf("--stale-after: %v is negative", c.StaleAfter))
-	}
-	if c.Interval < 0 || c.Interval > 0 && c.Interval < 100*time.Millisecond {
-		return cli.Usage(fmt.Errorf("--interval: %v is not a duration of 100ms or more", c.Interval))
-	}
-	if c.Interval > 0 && !c.Watch {
-		return cli.Usage(errors.New("--interval: only with --watch"))
-	}
-	if c.Interval == 0 {
-		c.Interval = defaultInterval
+	if err := c.check(); err != nil {
+		return err
 	}
 	refs, err := g.lanes()
 	if err != nil {
@@ -158,30 +149,57 @@ func (c *statusCmd) run(ctx context.Context, g *grammar, stdout io.Writer) error
 		}
 		src.queues = append(src.queues, q)
 	}
-	if stores.Exists(c.StoreURL) == nil {
-		st, closeS, err := stores.Open(ctx, c.StoreURL, c.ArtistsTable)
-		if err != nil {
-			return cli.VarErrorf("STORE_URL", "%v", err)
-		}
-		defer closeS()
-		src.st = st
+	st, closeS, err := openExistingStore(ctx, c.StoreURL, c.ArtistsTable)
+	if err != nil {
+		return err
 	}
+	defer closeS()
+	src.st = st
+	if c.Watch {
+		return c.watch(ctx, src, stdout)
+	}
+	rep := src.read(ctx, time.Now())
+	if c.JSON {
+		if err := json.NewEncoder(stdout).Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		writeStatus(stdout, rep)
+	}
+	if rep.Failed {
+		return errors.New("status: some counts could not be read (see above)")
+	}
+	return nil
+}
 
-	if !c.Watch {
-		rep := src.read(ctx, time.Now())
-		if c.JSON {
-			if err := json.NewEncoder(stdout).Encode(rep); err != nil {
-				return err
-			}
-		} else {
-			writeStatus(stdout, rep)
-		}
-		if rep.Failed {
-			return errors.New("status: some counts could not be read (see above)")
-		}
-		return nil
+// check refuses flags that cannot do, and sets the default interval.
+func (c *statusCmd) check() error {
+	if c.StaleAfter < 0 {
+		return cli.Usage(fmt.Errorf("--stale-after: %v is negative", c.StaleAfter))
 	}
-	return c.watch(ctx, src, stdout)
+	if c.Interval < 0 || c.Interval > 0 && c.Interval < 100*time.Millisecond {
+		return cli.Usage(fmt.Errorf("--interval: %v is not a duration of 100ms or more", c.Interval))
+	}
+	if c.Interval > 0 && !c.Watch {
+		return cli.Usage(errors.New("--interval: only with --watch"))
+	}
+	if c.Interval == 0 {
+		c.Interval = defaultInterval
+	}
+	return nil
+}
+
+// openExistingStore opens the store at u when it exists; one that does not
+// exist yet is nil, with nothing to close. An error names STORE_URL.
+func openExistingStore(ctx context.Context, u, artistsTable string) (store.Store, func() error, error) {
+	if stores.Exists(u) != nil {
+		return nil, func() error { return nil }, nil
+	}
+	st, closeS, err := stores.Open(ctx, u, artistsTable)
+	if err != nil {
+		return nil, nil, cli.VarErrorf("STORE_URL", "%v", err)
+	}
+	return st, closeS, nil
 }
 
 // watch refreshes the report every c.Interval until ctx ends, then exits 0.
