@@ -3,12 +3,20 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
+)
+
+// ErrLevel and ErrFormat are wrapped by New's errors, to tell which
+// setting is wrong.
+var (
+	ErrLevel  = errors.New("not a log level (debug, info, warn, error)")
+	ErrFormat = errors.New("not a log format (json, text)")
 )
 
 // New returns a logger writing to w in format ("json", "text", or "" for
@@ -18,7 +26,7 @@ func New(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if level != "" {
 		if err := lv.UnmarshalText([]byte(level)); err != nil {
-			return nil, fmt.Errorf("%q is not a log level (debug, info, warn, error)", level)
+			return nil, fmt.Errorf("%q is %w", level, ErrLevel)
 		}
 	}
 	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationsAsStrings}
@@ -35,7 +43,7 @@ func New(w io.Writer, format, level string) (*slog.Logger, error) {
 			h = slog.NewJSONHandler(w, opts)
 		}
 	default:
-		return nil, fmt.Errorf("%q is not a log format (json, text)", format)
+		return nil, fmt.Errorf("%q is %w", format, ErrFormat)
 	}
 	// An outage repeats the same warning for every message: keep ten a
 	// minute of each and count the rest.

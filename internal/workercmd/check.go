@@ -102,12 +102,19 @@ func (c *checker) spotify(ctx context.Context, cfg Config, artist string) {
 		c.line(checkSkip, "spotify top-tracks", "no token")
 		return
 	}
+	c.topTracks(ctx, cfg, client, artist)
+}
 
-	tctx, cancel = context.WithTimeout(ctx, checkTimeout)
+// topTracks checks that the app may call top-tracks, with artist.
+func (c *checker) topTracks(ctx context.Context, cfg Config, client *spotify.Client, artist string) {
+	tctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	tracks, err := client.TopTracks(tctx, artist, cfg.Market)
 	cancel()
 	const what = "spotify top-tracks"
-	var refused *spotify.RefusedError
+	var (
+		refused *spotify.RefusedError
+		rl      *spotify.RateLimitError
+	)
 	switch {
 	case err == nil:
 		c.line(checkOK, what, "%d tracks of %s in %s%s", len(tracks), artist, cfg.Market, absentFields(tracks))

@@ -145,10 +145,25 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 		ClientID:     f.ClientID, APIURL: f.APIURL, TokenURL: f.TokenURL,
 		Market: strings.ToUpper(f.Market), Rate: f.Rate, Adaptive: f.Adaptive,
 		HTTPAddr: f.HTTPAddr, LogFormat: f.LogFormat, LogLevel: f.LogLevel,
-		VisibilityTimeout: f.VisibilityTimeout,
-		QueueDefaulted:    !s.Given("QUEUE_URL"), StoreDefaulted: !s.Given("STORE_URL"),
+		VisibilityTimeout: f.VisibilityTimeout, RetainFor: f.RetainFor,
+		QueueDefaulted: !s.Given("QUEUE_URL"), StoreDefaulted: !s.Given("STORE_URL"),
 	}
 	c.ClientSecret = cli.Secret(s, lookup, "SPOTIFY_CLIENT_SECRET", f.ClientSecretFile)
+	c.checkBackends(s)
+	f.checkSpotify(s, lookup, c)
+	c.Options = f.options(s, c)
+	if _, err := logging.New(io.Discard, c.LogFormat, c.LogLevel); err != nil {
+		env := "LOG_LEVEL"
+		if errors.Is(err, logging.ErrFormat) {
+			env = "LOG_FORMAT"
+		}
+		s.Fail(env, "%v", err)
+	}
+	return c, s.Err()
+}
+
+// checkBackends checks the queues' and the store's settings.
+func (c Config) checkBackends(s *cli.Parsed) {
 	for env, u := range map[string]string{"QUEUE_URL": c.QueueURL, "BULK_QUEUE_URL": c.BulkQueueURL} {
 		if u == "" {
 			if env == "QUEUE_URL" {
@@ -171,6 +186,11 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 	if strings.TrimSpace(c.ArtistsTable) == "" {
 		s.Fail("ARTISTS_TABLE", "must not be empty")
 	}
+}
+
+// checkSpotify checks the Spotify app's settings: credentials, URLs,
+// market and rate.
+func (f runFlags) checkSpotify(s *cli.Parsed, lookup cli.Lookup, c Config) {
 	if strings.TrimSpace(c.ClientID) == "" {
 		s.Fail("SPOTIFY_CLIENT_ID", "is required")
 	}
@@ -190,7 +210,12 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 	if c.Rate <= 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate) {
 		s.Fail("SPOTIFY_RATE", "%v is not a positive, finite number of requests a second", c.Rate)
 	}
-	o := &c.Options
+}
+
+// options are the worker's options from the flags, checked; RETAIN_FOR
+// and VISIBILITY_TIMEOUT are checked here too, against them.
+func (f runFlags) options(s *cli.Parsed, c Config) worker.Options {
+	o := c.Options
 	if o.Concurrency = f.Concurrency; o.Concurrency < 1 {
 		s.Fail("WORKER_CONCURRENCY", "%d: must be at least 1", f.Concurrency)
 	}
@@ -200,7 +225,7 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 	} else if o.FreshFor < 0 {
 		s.Fail("FRESH_FOR", "must not be negative")
 	}
-	if c.RetainFor = f.RetainFor; c.RetainFor < time.Hour {
+	if c.RetainFor < time.Hour {
 		s.Fail("RETAIN_FOR", "%s: must be at least 1h (rows younger than that would be deleted before they are read)", cli.Duration(f.RetainFor))
 	} else if c.RetainFor <= o.FreshFor {
 		s.Fail("RETAIN_FOR", "%s: must be longer than FRESH_FOR (%s), or rows would expire while still fresh", cli.Duration(f.RetainFor), cli.Duration(o.FreshFor))
@@ -220,12 +245,5 @@ func (f runFlags) config(s *cli.Parsed, lookup cli.Lookup) (Config, error) {
 		s.Fail("MAX_RECEIVES", "%d: must be at least 1", f.MaxReceives)
 	}
 	o.StopWhenIdle = f.UntilEmpty
-	if _, err := logging.New(io.Discard, c.LogFormat, c.LogLevel); err != nil {
-		env := "LOG_LEVEL"
-		if strings.Contains(err.Error(), "format") {
-			env = "LOG_FORMAT"
-		}
-		s.Fail(env, "%v", err)
-	}
-	return c, s.Err()
+	return o
 }
