@@ -10,32 +10,19 @@ import (
 
 	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
-	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
 )
 
 // exportStore is an SQLite store with two artists, one with tracks.
 func exportStore(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "store.db")
-	s, err := sqlitestore.Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	// Fetched now: the store deletes rows older than RETAIN_FOR when it is
 	// opened. The partition's date is --date's, not the fetch's.
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	for _, r := range []store.Result{
-		{ArtistID: pitbull, Market: "US", Status: store.StatusOK, FetchedAt: at,
+	return savedStore(t,
+		store.Result{ArtistID: pitbull, Market: "US", Status: store.StatusOK, FetchedAt: at,
 			Tracks: []spotify.Track{{ID: "4pT4M4KAlKgaRfJQ7gYuBn", Name: "Timber", URI: "spotify:track:4pT4M4KAlKgaRfJQ7gYuBn"}}},
-		{ArtistID: taylor, Market: "GB", Status: store.StatusNotFound, FetchedAt: at},
-	} {
-		if err := s.Save(t.Context(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return path
+		store.Result{ArtistID: taylor, Market: "GB", Status: store.StatusNotFound, FetchedAt: at})
 }
 
 var exportSummary = regexp.MustCompile(`^exported sqlite:\S+ dt=2026-01-02 to (\S+): 1 track rows, 2 artists, 2 files, [0-9.]+ (B|KiB) in \S+ \([0-9]+ rows/s\)\n$`)

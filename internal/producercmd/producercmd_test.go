@@ -13,14 +13,10 @@ import (
 	"testing"
 	"time"
 
-	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
-
 	"github.com/sixpotify/top-tracks/internal/message"
 	"github.com/sixpotify/top-tracks/internal/producercmd"
 	"github.com/sixpotify/top-tracks/internal/queue"
 	"github.com/sixpotify/top-tracks/internal/queue/sqlitequeue"
-	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/sqlitestore"
 	"github.com/sixpotify/top-tracks/internal/testenv"
@@ -99,180 +95,6 @@ func lines(s string) []string {
 func summaryLine(enqueued, dups, rejected, failed int, queueURL string) *regexp.Regexp {
 	return regexp.MustCompile(`^enqueued ` + strconv.Itoa(enqueued) + ` artists on ` + regexp.QuoteMeta(queueURL) +
 		` in \S+ \(\d+/s\); ` + strconv.Itoa(dups) + ` duplicates dropped, ` + strconv.Itoa(rejected) + ` rejected, ` + strconv.Itoa(failed) + " failed\n$")
-}
-
-func TestEnqueue(t *testing.T) {
-	const file = "# catalogue\n" + pitbull + "\n\nspotify:artist:" + taylor + "\n# " + drake + "\nnope\n"
-	tests := []struct {
-		name  string
-		env   map[string]string // {dir} is the test's directory
-		args  []string
-		stdin string
-		// wantQueues: queue name → messages in it (missing names are empty).
-		wantQueues map[string][]message.Message
-		wantCode   int
-		wantStdout *regexp.Regexp
-		wantStderr []string // substrings, each on a line of its own
-	}{
-		{
-			name: "an ID, a URI and a URL",
-			args: []string{"enqueue", pitbull, "spotify:artist:" + taylor, "https://open.spotify.com/artist/" + drake + "?si=0a1b2c"},
-			wantQueues: map[string][]message.Message{
-				"default": {{ArtistID: taylor}, {ArtistID: pitbull}, {ArtistID: drake}},
-			},
-			wantStdout: summaryLine(3, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
-		},
-		{
-			name:       "duplicates are dropped",
-			args:       []string{"enqueue", pitbull, "spotify:artist:" + pitbull},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull}}},
-			wantStdout: summaryLine(1, 1, 0, 0, "sqlite:{dir}/sixpotify.db"),
-		},
-		{
-			name:       "a bad artist is named and the good ones still go",
-			args:       []string{"enqueue", pitbull, "not-an-artist", taylor},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: taylor}, {ArtistID: pitbull}}},
-			wantCode:   1,
-			wantStdout: summaryLine(2, 0, 1, 0, "sqlite:{dir}/sixpotify.db"),
-			wantStderr: []string{`producer: rejected "not-an-artist" (argument 2): invalid artist`},
-		},
-		{
-			name:       "-f FILE",
-			args:       []string{"enqueue", "-f", "{dir}/artists.txt"},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: taylor}, {ArtistID: pitbull}}},
-			wantCode:   1,
-			wantStdout: summaryLine(2, 0, 1, 0, "sqlite:{dir}/sixpotify.db"),
-			wantStderr: []string{`producer: rejected "nope" ({dir}/artists.txt line 6): invalid artist`},
-		},
-		{
-			name:       "-f - reads standard input",
-			args:       []string{"enqueue", "-f", "-"},
-			stdin:      "\n" + weeknd + "\r\nhttps://open.spotify.com/artist/" + drake + "\n",
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: weeknd}, {ArtistID: drake}}},
-			wantStdout: summaryLine(2, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
-		},
-		{
-			name:       "arguments and -f together",
-			args:       []string{"enqueue", "-f", "{dir}/artists.txt", weeknd, pitbull},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: taylor}, {ArtistID: pitbull}, {ArtistID: weeknd}}},
-			wantCode:   1,
-			wantStdout: summaryLine(3, 1, 1, 0, "sqlite:{dir}/sixpotify.db"),
-			wantStderr: []string{`producer: rejected "nope" ({dir}/artists.txt line 6): invalid artist`},
-		},
-		{
-			name:       "-f that cannot be read",
-			args:       []string{"enqueue", "-f", "{dir}", pitbull},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull}}},
-			wantCode:   1,
-			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
-			wantStderr: []string{"producer: -f: read artists: "},
-		},
-		{
-			name:       "--force",
-			args:       []string{"enqueue", "--force", pitbull},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull, Force: true}}},
-			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
-		},
-		{
-			name:       "--market",
-			args:       []string{"enqueue", "--market", "se", pitbull},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull, Market: "SE"}}},
-			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
-		},
-		{
-			name:       "--bulk goes to BULK_QUEUE_URL",
-			env:        map[string]string{"BULK_QUEUE_URL": "sqlite:{dir}/sixpotify.db?queue=bulk"},
-			args:       []string{"enqueue", "--bulk", pitbull, taylor},
-			wantQueues: map[string][]message.Message{"bulk": {{ArtistID: taylor}, {ArtistID: pitbull}}},
-			wantStdout: summaryLine(2, 0, 0, 0, "sqlite:{dir}/sixpotify.db?queue=bulk"),
-		},
-		{
-			name:       "without --bulk BULK_QUEUE_URL is not used",
-			env:        map[string]string{"BULK_QUEUE_URL": "sqlite:{dir}/sixpotify.db?queue=bulk"},
-			args:       []string{"enqueue", pitbull},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: pitbull}}},
-			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
-		},
-		{
-			name:       "--bulk with one lane is refused",
-			args:       []string{"enqueue", pitbull, "--bulk"},
-			wantCode:   2,
-			wantStdout: regexp.MustCompile(`^$`),
-			wantStderr: []string{"producer: BULK_QUEUE_URL (--bulk-queue-url): is required by --bulk: set it to the bulk lane's queue URL"},
-		},
-		{
-			name:       "flags after the artists",
-			args:       []string{"enqueue", pitbull, "--force", taylor, "--market", "se"},
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: taylor, Market: "SE", Force: true}, {ArtistID: pitbull, Market: "SE", Force: true}}},
-			wantStdout: summaryLine(2, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
-		},
-		{
-			name:       "-f twice reads both files",
-			args:       []string{"enqueue", "-f", "{dir}/artists.txt", "-f", "-"},
-			stdin:      weeknd + "\nbad\n",
-			wantQueues: map[string][]message.Message{"default": {{ArtistID: taylor}, {ArtistID: pitbull}, {ArtistID: weeknd}}},
-			wantCode:   1,
-			wantStdout: summaryLine(3, 0, 2, 0, "sqlite:{dir}/sixpotify.db"),
-			wantStderr: []string{`producer: rejected "nope" ({dir}/artists.txt line 6): invalid artist`, `producer: rejected "bad" (stdin line 2): invalid artist`},
-		},
-		{
-			name:       "--queue-url overrides QUEUE_URL",
-			env:        map[string]string{"QUEUE_URL": "sqlite:{dir}/elsewhere.db"},
-			args:       []string{"enqueue", "--queue-url", "sqlite:{dir}/sixpotify.db?queue=chat", pitbull},
-			wantQueues: map[string][]message.Message{"chat": {{ArtistID: pitbull}}},
-			wantStdout: summaryLine(1, 0, 0, 0, "sqlite:{dir}/sixpotify.db?queue=chat"),
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			expand := func(s string) string { return strings.ReplaceAll(s, "{dir}", dir) }
-			if err := os.WriteFile(filepath.Join(dir, "artists.txt"), []byte(file), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			env := map[string]string{"QUEUE_URL": "sqlite:{dir}/sixpotify.db"}
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			for k, v := range env {
-				env[k] = expand(v)
-			}
-			var args []string
-			for _, a := range tt.args {
-				args = append(args, expand(a))
-			}
-			got := run(t, env, tt.stdin, args...)
-			if got.code != tt.wantCode {
-				t.Errorf("exit code: got %d, want %d\nstdout: %s\nstderr: %s", got.code, tt.wantCode, got.stdout, got.stderr)
-			}
-			if want := regexp.MustCompile(strings.ReplaceAll(tt.wantStdout.String(), regexp.QuoteMeta("{dir}"), regexp.QuoteMeta(dir))); !want.MatchString(got.stdout) {
-				t.Errorf("stdout: got %q, want a match of %q", got.stdout, want)
-			}
-			if tt.wantStderr == nil && got.stderr != "" {
-				t.Errorf("stderr: got %q, want nothing", got.stderr)
-			}
-			gotLines := lines(got.stderr)
-			if len(gotLines) != len(tt.wantStderr) {
-				t.Errorf("stderr: got %d lines, want %d:\n%s", len(gotLines), len(tt.wantStderr), got.stderr)
-			}
-			for _, want := range tt.wantStderr {
-				want = strings.ReplaceAll(want, "{dir}", dir)
-				if !slices.ContainsFunc(gotLines, func(l string) bool { return strings.Contains(l, want) }) {
-					t.Errorf("stderr: got %q, want a line containing %q", got.stderr, want)
-				}
-			}
-			// The elsewhere.db of QUEUE_URL is never touched when the flag wins.
-			if _, err := os.Stat(filepath.Join(dir, "elsewhere.db")); err == nil {
-				t.Errorf("elsewhere.db exists: the QUEUE_URL the flag overrides was opened")
-			}
-			for _, name := range []string{"default", "bulk", "chat"} {
-				gotMsgs := messages(t, filepath.Join(dir, "sixpotify.db"), name)
-				if diff := gocmp.Diff(gotMsgs, tt.wantQueues[name], cmpopts.EquateEmpty()); diff != "" {
-					t.Errorf("queue %s (-got +want):\n%s", name, diff)
-				}
-			}
-		})
-	}
 }
 
 func TestHelp(t *testing.T) {
@@ -404,95 +226,23 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-func TestReprocess(t *testing.T) {
-	now := time.Now().UTC()
-	saved := []store.Result{
-		{ArtistID: pitbull, Market: "US", Status: store.StatusOK, FetchedAt: now.Add(-3 * time.Hour),
-			Tracks: []spotify.Track{{ID: "2takcwOaAZWiXQijPHIx7B", Name: "Time of Our Lives"}}},
-		{ArtistID: taylor, Market: "SE", Status: store.StatusOK, FetchedAt: now.Add(-2 * time.Hour)},
-		{ArtistID: drake, Market: "US", Status: store.StatusOK, FetchedAt: now.Add(-10 * time.Minute)},
-		{ArtistID: weeknd, Market: "GB", Status: store.StatusNotFound, FetchedAt: now.Add(-50 * time.Hour)},
+// savedStore saves results in a new SQLite file and returns its path, the
+// store closed again.
+func savedStore(t *testing.T, results ...store.Result) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sixpotify.db")
+	st, err := sqlitestore.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	stale := []message.Message{{ArtistID: taylor, Market: "SE"}, {ArtistID: pitbull, Market: "US"}, {ArtistID: weeknd, Market: "GB"}}
-	all := []message.Message{{ArtistID: taylor, Market: "SE"}, {ArtistID: pitbull, Market: "US"}, {ArtistID: weeknd, Market: "GB"}, {ArtistID: drake, Market: "US"}}
-	forced := []message.Message{{ArtistID: taylor, Market: "SE", Force: true}, {ArtistID: pitbull, Market: "US", Force: true}, {ArtistID: weeknd, Market: "GB", Force: true}}
-	const bulkURL = "sqlite:{dir}/sixpotify.db?queue=bulk"
-
-	tests := []struct {
-		name       string
-		oneLane    bool // no BULK_QUEUE_URL
-		args       []string
-		wantQueues map[string][]message.Message
-		wantStdout *regexp.Regexp
-	}{
-		{
-			name:       "only the stale ones, on the bulk lane",
-			args:       []string{"reprocess", "--stale-after", "1h"},
-			wantQueues: map[string][]message.Message{"bulk": stale},
-			wantStdout: summaryLine(3, 0, 0, 0, bulkURL),
-		},
-		{
-			name:       "every artist",
-			args:       []string{"reprocess"},
-			wantQueues: map[string][]message.Message{"bulk": all},
-			wantStdout: summaryLine(4, 0, 0, 0, bulkURL),
-		},
-		{
-			name:       "--force",
-			args:       []string{"reprocess", "--stale-after=1h", "--force"},
-			wantQueues: map[string][]message.Message{"bulk": forced},
-			wantStdout: summaryLine(3, 0, 0, 0, bulkURL),
-		},
-		{
-			name:       "--dry-run counts without enqueueing",
-			args:       []string{"reprocess", "--stale-after", "1h", "--dry-run"},
-			wantStdout: regexp.MustCompile(`^dry run: 3 artists would be enqueued on ` + regexp.QuoteMeta(bulkURL) + "\n$"),
-		},
-		{
-			name:       "one lane: on QUEUE_URL",
-			oneLane:    true,
-			args:       []string{"reprocess", "--stale-after", "1h"},
-			wantQueues: map[string][]message.Message{"default": stale},
-			wantStdout: summaryLine(3, 0, 0, 0, "sqlite:{dir}/sixpotify.db"),
-		},
+	for _, r := range results {
+		if err := st.Save(t.Context(), r); err != nil {
+			st.Close()
+			t.Fatalf("save %s: %v", r.ArtistID, err)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			expand := func(s string) string { return strings.ReplaceAll(s, "{dir}", dir) }
-			// The queue and the store share one file, as with the defaults.
-			path := filepath.Join(dir, "sixpotify.db")
-			st, err := sqlitestore.Open(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range saved {
-				if err := st.Save(t.Context(), r); err != nil {
-					t.Fatalf("save %s: %v", r.ArtistID, err)
-				}
-			}
-			if err := st.Close(); err != nil {
-				t.Fatal(err)
-			}
-			env := map[string]string{"QUEUE_URL": "sqlite:" + path, "STORE_URL": "sqlite:" + path}
-			if !tt.oneLane {
-				env["BULK_QUEUE_URL"] = expand(bulkURL)
-			}
-			got := run(t, env, "", tt.args...)
-			if got.code != 0 {
-				t.Errorf("exit code: got %d, want 0\nstdout: %s\nstderr: %s", got.code, got.stdout, got.stderr)
-			}
-			if want := regexp.MustCompile(strings.ReplaceAll(tt.wantStdout.String(), regexp.QuoteMeta("{dir}"), regexp.QuoteMeta(dir))); !want.MatchString(got.stdout) {
-				t.Errorf("stdout: got %q, want a match of %q", got.stdout, want)
-			}
-			if got.stderr != "" {
-				t.Errorf("stderr: got %q, want nothing", got.stderr)
-			}
-			for _, name := range []string{"default", "bulk"} {
-				if diff := gocmp.Diff(messages(t, path, name), tt.wantQueues[name], cmpopts.EquateEmpty()); diff != "" {
-					t.Errorf("queue %s (-got +want):\n%s", name, diff)
-				}
-			}
-		})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
 	}
+	return path
 }
