@@ -16,6 +16,12 @@ var ok = Outcome{Fault: Answered, Status: 200}
 // newFakeClock returns a clock tests move by hand.
 func newFakeClock() *testutil.Clock { return testutil.NewClock(time.Unix(1_000_000, 0)) }
 
+// newClockedGate is a gate with default options on a fake clock.
+func newClockedGate() (*Gate, *testutil.Clock, context.Context) {
+	clock := newFakeClock()
+	return New(Options{Clock: clock.Now}), clock, context.Background()
+}
+
 func mustWait(t *testing.T, g *Gate, ctx context.Context) func(Outcome) {
 	t.Helper()
 	done, err := g.Wait(ctx)
@@ -252,9 +258,7 @@ func openStoreOutage(t *testing.T, g *Gate, clock *testutil.Clock) {
 }
 
 func TestStoreOutageIsNotClosedBySpotify(t *testing.T) {
-	clock := newFakeClock()
-	g := New(Options{Clock: clock.Now})
-	ctx := context.Background()
+	g, clock, ctx := newClockedGate()
 	openStoreOutage(t, g, clock)
 	end := dueProbe(t, g, clock, time.Second)
 	mustWait(t, g, end.Context(ctx))(ok)
@@ -360,9 +364,7 @@ func dueProbe(t *testing.T, g *Gate, clock *testutil.Clock, after time.Duration)
 // probe is handed out and the backoff does not grow. The probe's own
 // failure does grow it, once however many of its retries fail.
 func TestOnlyTheProbeJudgesItself(t *testing.T) {
-	clock := newFakeClock()
-	g := New(Options{Clock: clock.Now})
-	ctx := context.Background()
+	g, clock, ctx := newClockedGate()
 	inFlight := openBreaker(t, g, clock)
 	p := dueProbe(t, g, clock, time.Second)
 	inFlight(fail503) // not the probe's
@@ -398,9 +400,7 @@ func TestOnlyTheProbeJudgesItself(t *testing.T) {
 // closed (on another call's success) and opened again does not end the
 // probe of the new outage, nor is its failure that probe's.
 func TestAStaleProbeEndsNothing(t *testing.T) {
-	clock := newFakeClock()
-	g := New(Options{Clock: clock.Now})
-	ctx := context.Background()
+	g, clock, ctx := newClockedGate()
 	inFlight := openBreaker(t, g, clock)
 	old := dueProbe(t, g, clock, time.Second)
 	inFlight(ok) // closes it
@@ -423,9 +423,7 @@ func TestAStaleProbeEndsNothing(t *testing.T) {
 // Spotify call fails; that says nothing of DynamoDB, so the backoff stays,
 // but the probe is over.
 func TestAProbeFailingOfAnotherCause(t *testing.T) {
-	clock := newFakeClock()
-	g := New(Options{Clock: clock.Now})
-	ctx := context.Background()
+	g, clock, ctx := newClockedGate()
 	openStoreOutage(t, g, clock)
 	p := dueProbe(t, g, clock, time.Second)
 	mustWait(t, g, p.Context(ctx))(fail503)
@@ -439,9 +437,7 @@ func TestAProbeFailingOfAnotherCause(t *testing.T) {
 // backoff is followed at once when its message is handled, not a backoff
 // later; while its retries go on, no other probe is out.
 func TestTheNextProbeIsTimedFromTheFailure(t *testing.T) {
-	clock := newFakeClock()
-	g := New(Options{Clock: clock.Now})
-	ctx := context.Background()
+	g, clock, ctx := newClockedGate()
 	openBreaker(t, g, clock)
 	p := dueProbe(t, g, clock, time.Second)
 	pctx := p.Context(ctx)
@@ -460,9 +456,7 @@ func TestTheNextProbeIsTimedFromTheFailure(t *testing.T) {
 }
 
 func TestACallLetThroughBeforeAPauseIsHeldBack(t *testing.T) {
-	clock := newFakeClock()
-	g := New(Options{Clock: clock.Now})
-	ctx := context.Background()
+	g, clock, ctx := newClockedGate()
 	mustWait(t, g, ctx)(ok) // the first call's turn ends
 	a, b := mustWait(t, g, ctx), mustWait(t, g, ctx)
 	if !g.StillClear() {
