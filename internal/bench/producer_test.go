@@ -288,7 +288,7 @@ func printProducer(out io.Writer) {
 	row("producer", p)
 	ratio := p.artistsPerSec / seq.artistsPerSec
 	fmt.Fprintf(out, "  producer/sequential: %.1f× the rate (bar ≥8× %s). The sequential run sends %d artists, not %d, to keep make bench short: the rates are compared.\n",
-		ratio, verdictOf(ratio >= 8), seq.artists, p.artists)
+		ratio, verdict(ratio >= 8), seq.artists, p.artists)
 }
 
 // memNow collects garbage and returns what memSampler samples: the heap

@@ -381,11 +381,11 @@ func printReprocess(out io.Writer, res map[string]reprocessResult, first reproce
 		return fmt.Sprintf("%.3f×", a/b)
 	}
 	row := func(label, format string, a, w, bl float64, bar bool) {
-		verdict := ""
+		bars := ""
 		if bar {
-			verdict = "aware/always " + verdictOf(5*a <= w) + ", aware/baseline " + verdictOf(5*a <= bl)
+			bars = "aware/always " + verdict(5*a <= w) + ", aware/baseline " + verdict(5*a <= bl)
 		}
-		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t"+format+"\t%s\t%s\t%s\t\n", label, a, w, bl, ratio(a, w), ratio(a, bl), verdict)
+		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t"+format+"\t%s\t%s\t%s\t\n", label, a, w, bl, ratio(a, w), ratio(a, bl), bars)
 	}
 	row("DynamoDB write calls", "%.2f", aware.writes, always.writes, base.writes, true)
 	row("WCU (ConsumedCapacity)", "%.2f", aware.wcu, always.wcu, base.wcu, true)
@@ -398,13 +398,6 @@ func printReprocess(out io.Writer, res map[string]reprocessResult, first reproce
 	fmt.Fprintf(out, "Reads: the worker's freshness check is a GetItem per (unforced) message in both worker modes — the change-aware path itself reads nothing, nor since issue 15 does always-write (no Query). A forced message skips the GetItem.\n")
 	fmt.Fprintf(out, "First store of the same artists (worker, change-aware, list not yet stored): %.2f write calls/artist (%d refused conditional UpdateItems: the fast path's try, which DynamoDB would charge at least 1 WCU each and dynalite does not report), %.2f WCU/artist, %.2f reads/artist.\n",
 		first.writes, first.condFailed, first.wcu, first.reads)
-}
-
-func verdictOf(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
 }
 
 // TestCapacityIsReported checks, on a few artists, that dynalite answers
