@@ -116,8 +116,8 @@ func measureOn(b *testing.B, name string, s *standIn, concurrency int, run desig
 		}
 		spotify += after.Requests - before.Requests
 		tokens += after.TokenRequests - before.TokenRequests
-		writes += w.db.writes.Load()
-		ddb += w.db.writes.Load() + w.db.reads.Load()
+		writes += w.dbCalls.writes.Load()
+		ddb += w.dbCalls.writes.Load() + w.dbCalls.reads.Load()
 		sq += w.sqs.calls.Load()
 		heap, rt, held = max(heap, h), max(rt, r), max(held, w.sqs.peak.Load())
 		w.close()

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
@@ -130,7 +131,8 @@ type world struct {
 	sqs      *countingSQS
 	queueURL string
 	rawDB    *dynamodb.Client
-	db       *countingDynamo
+	db       *dynamodb.Client // rawDB's emulator, its calls counted in dbCalls
+	dbCalls  *dynamoCalls
 	tracks   string
 	artists  string
 	ids      []string
@@ -142,7 +144,8 @@ func newWorld(tb testing.TB, ids []string, visibilitySeconds int) *world {
 	ctx := testenv.Context(tb)
 	sqsClient := testenv.SQSClient(tb)
 	db := testenv.DynamoDBClient(tb)
-	w := &world{sqs: &countingSQS{Client: sqsClient}, rawDB: db, db: &countingDynamo{API: db},
+	calls := &dynamoCalls{}
+	w := &world{sqs: &countingSQS{Client: sqsClient}, rawDB: db, db: dynamodb.New(db.Options(), calls.option()), dbCalls: calls,
 		tracks: unique("tracks"), artists: unique("artists"), ids: ids}
 	out, err := sqsClient.CreateQueue(ctx, &sqs.CreateQueueInput{
 		QueueName:  aws.String(unique("q")),
@@ -283,45 +286,46 @@ func sendBatches(ctx context.Context, q interface {
 	return nil
 }
 
-// countingDynamo counts the DynamoDB calls made through it, by kind.
-type countingDynamo struct {
-	dynamostore.API
+// dynamoKinds are the DynamoDB calls the benchmarks count, each a write
+// (true) or a read; the tables' creation and description are not counted.
+var dynamoKinds = map[string]bool{
+	"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true,
+	"GetItem": false, "Query": false, "Scan": false,
+}
+
+// onDynamoCall returns a client option that passes each counted call
+// (dynamoKinds) of the client through fn, named id in its middleware stack:
+// once a call, before its retries.
+func onDynamoCall(id string, fn func(ctx context.Context, write bool, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error)) func(*dynamodb.Options) {
+	step := middleware.InitializeMiddlewareFunc(id, func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		write, counted := dynamoKinds[middleware.GetOperationName(ctx)]
+		if !counted {
+			return next.HandleInitialize(ctx, in)
+		}
+		return fn(ctx, write, in, next)
+	})
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(step, middleware.Before)
+		})
+	}
+}
+
+// dynamoCalls counts the DynamoDB calls of the clients it is an option of,
+// by kind.
+type dynamoCalls struct {
 	writes, reads atomic.Int64
 }
 
-func (c *countingDynamo) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	c.writes.Add(1)
-	return c.API.PutItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	c.writes.Add(1)
-	return c.API.UpdateItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	c.writes.Add(1)
-	return c.API.DeleteItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
-	c.writes.Add(1)
-	return c.API.BatchWriteItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	c.reads.Add(1)
-	return c.API.GetItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	c.reads.Add(1)
-	return c.API.Query(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
-	c.reads.Add(1)
-	return c.API.Scan(ctx, in, optFns...)
+func (c *dynamoCalls) option() func(*dynamodb.Options) {
+	return onDynamoCall("benchCountCalls", func(ctx context.Context, write bool, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		if write {
+			c.writes.Add(1)
+		} else {
+			c.reads.Add(1)
+		}
+		return next.HandleInitialize(ctx, in)
+	})
 }
 
 // countingSQS counts the SQS calls made through it, and the most messages
