@@ -1,7 +1,6 @@
 package bench_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,14 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -381,117 +374,4 @@ func (c *countingSQS) ChangeMessageVisibility(ctx context.Context, in *sqs.Chang
 func (c *countingSQS) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
 	c.calls.Add(1)
 	return c.Client.GetQueueAttributes(ctx, in, optFns...)
-}
-
-// cpuTime is the CPU time (user and system) of this process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// emulatorCPU is the CPU time (user and system) so far of the emulators
-// this process started, SQS's and dynalite's. It reads /proc: where there is
-// none, both are 0.
-func emulatorCPU() (sqsCPU, dynamoCPU time.Duration) {
-	const ticksPerSecond = 100 // USER_HZ, 100 on every Linux this runs on
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, 0
-	}
-	self := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || isStandInPID(pid) {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid … utime stime: after the command name,
-		// which may hold spaces, ppid is the 2nd field, utime the 12th and
-		// stime the 13th.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 13 || f[1] != self {
-			continue
-		}
-		utime, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		d := time.Duration(utime+stime) * time.Second / ticksPerSecond
-		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.Contains(cmd, []byte("dynalite")) {
-			dynamoCPU += d
-		} else {
-			sqsCPU += d
-		}
-	}
-	return sqsCPU, dynamoCPU
-}
-
-// memSampler records, every 10ms, the peak of the Go heap in use and of the
-// memory the Go runtime holds from the OS.
-type memSampler struct {
-	stop    chan struct{}
-	done    chan struct{}
-	heap    uint64 // peak heap in use: objects and unused span space
-	runtime uint64 // peak memory mapped by the runtime, minus what it released
-}
-
-var memMetrics = []string{
-	"/memory/classes/total:bytes",
-	"/memory/classes/heap/released:bytes",
-	"/memory/classes/heap/objects:bytes",
-	"/memory/classes/heap/unused:bytes",
-}
-
-// startMemSampler collects garbage and returns free memory to the OS, so
-// that the peak is this run's, then starts sampling.
-func startMemSampler() *memSampler {
-	runtime.GC()
-	debug.FreeOSMemory()
-	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	samples := make([]metrics.Sample, len(memMetrics))
-	for i, name := range memMetrics {
-		samples[i].Name = name
-	}
-	read := func() {
-		metrics.Read(samples)
-		v := func(i int) uint64 {
-			if samples[i].Value.Kind() != metrics.KindUint64 {
-				return 0
-			}
-			return samples[i].Value.Uint64()
-		}
-		m.runtime = max(m.runtime, v(0)-v(1))
-		m.heap = max(m.heap, v(2)+v(3))
-	}
-	read()
-	go func() {
-		defer close(m.done)
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.stop:
-				read()
-				return
-			case <-t.C:
-				read()
-			}
-		}
-	}()
-	return m
-}
-
-// Stop ends the sampling and returns the peaks in bytes.
-func (m *memSampler) Stop() (heap, runtime uint64) {
-	close(m.stop)
-	<-m.done
-	return m.heap, m.runtime
 }
