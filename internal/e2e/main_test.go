@@ -23,7 +23,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
@@ -415,21 +414,7 @@ func checkQueueEmpty(ctx context.Context, t *testing.T, sq *sqs.Client, queueURL
 	if n := len(out.Messages); n > 0 {
 		t.Errorf("the %s still holds messages; first: %s", what, aws.ToString(out.Messages[0].Body))
 	}
-	attrs, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(queueURL),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-		},
-	})
-	if err != nil {
-		t.Fatalf("attributes of the %s: %v", what, err)
-	}
-	for k, v := range attrs.Attributes {
-		if v != "0" {
-			t.Errorf("the %s: %s = %s, want 0", what, k, v)
-		}
-	}
+	testenv.CheckQueueEmpty(ctx, t, sq, queueURL, what)
 }
 
 // checkArtists checks, for every id, the artists row (status ok, market US,
