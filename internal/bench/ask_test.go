@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -143,9 +144,9 @@ func runAsk(b *testing.B, first time.Duration) askResult {
 		b.Fatal(err)
 	}
 	// The chatbot reads through a client of its own, counted apart.
-	askDB := &countingDynamo{API: w.rawDB}
+	askCalls := &dynamoCalls{}
 	asker := producer.NewAsker(producer.New(chatbot, producer.Options{}),
-		dynamostore.New(askDB, w.tracks, w.artists), producer.AskOptions{})
+		dynamostore.New(dynamodb.New(w.rawDB.Options(), askCalls.option()), w.tracks, w.artists), producer.AskOptions{})
 
 	runCtx, stopWorker := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -174,7 +175,7 @@ func runAsk(b *testing.B, first time.Duration) askResult {
 		})
 	}
 	wg.Wait()
-	res := askResult{run: time.Since(start), st: fake.Stats(), reads: askDB.reads.Load(), workerRead: w.db.reads.Load()}
+	res := askResult{run: time.Since(start), st: fake.Stats(), reads: askCalls.reads.Load(), workerRead: w.dbCalls.reads.Load()}
 	stopWorker()
 	if err := <-done; err != nil {
 		b.Errorf("worker Run: %v", err)

@@ -5,9 +5,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
@@ -62,7 +59,7 @@ func TestBaselineAndWorkerStoreTheSameRows(t *testing.T) {
 		t.Errorf("stand-in saw %d API calls and %d token requests; want %d and %d", st.Requests, st.TokenRequests, 2*n, n+1)
 	}
 	for _, w := range []*world{wb, ww} {
-		queueEmpty(t, w)
+		testenv.CheckQueueEmpty(ctx, t, w.sqs.Client, w.queueURL, "queue "+w.queueURL)
 	}
 }
 
@@ -93,7 +90,7 @@ func TestBaselineFailedInvocationComesBack(t *testing.T) {
 			t.Errorf("artist %s: tracks (-got +want):\n%s", id, diff)
 		}
 	}
-	queueEmpty(t, w)
+	testenv.CheckQueueEmpty(testenv.Context(t), t, w.sqs.Client, w.queueURL, "queue "+w.queueURL)
 }
 
 // rows is what a design stored for an artist, fetch times left out (the two
@@ -127,24 +124,4 @@ func storedRows(t *testing.T, w *world, id string) rows {
 		got.Tracks = append(got.Tracks, row.Track)
 	}
 	return got
-}
-
-// queueEmpty asserts that no message is left on w's queue, visible or not.
-func queueEmpty(t *testing.T, w *world) {
-	t.Helper()
-	out, err := w.sqs.Client.GetQueueAttributes(testenv.Context(t), &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(w.queueURL),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, v := range out.Attributes {
-		if v != "0" {
-			t.Errorf("queue %s: %s = %s; want 0", w.queueURL, name, v)
-		}
-	}
 }

@@ -116,8 +116,8 @@ func measureOn(b *testing.B, name string, s *standIn, concurrency int, run desig
 		}
 		spotify += after.Requests - before.Requests
 		tokens += after.TokenRequests - before.TokenRequests
-		writes += w.db.writes.Load()
-		ddb += w.db.writes.Load() + w.db.reads.Load()
+		writes += w.dbCalls.writes.Load()
+		ddb += w.dbCalls.writes.Load() + w.dbCalls.reads.Load()
 		sq += w.sqs.calls.Load()
 		heap, rt, held = max(heap, h), max(rt, r), max(held, w.sqs.peak.Load())
 		w.close()
@@ -164,6 +164,30 @@ func testContext(tb testing.TB) context.Context {
 func mb(n uint64) float64        { return float64(n) / (1 << 20) }
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// verdict says whether a bar is met, for the benchmarks' tables.
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// compareRow adds a row to a worker/baseline comparison table: the
+// baseline's value bv, the worker's wv, and the bar with its verdict.
+type compareRow func(label, format string, bv, wv float64, bar string)
+
+// speedRows adds the rows the plain and the HTTPS comparisons share, each
+// label after prefix: artists/s and the CPU per artist of this process and
+// of each emulator, with the bars on throughput and this process's CPU.
+func speedRows(row compareRow, prefix string, base, wk result) {
+	row(prefix+"artists/s", "%.1f", base.artistsPerSec, wk.artistsPerSec,
+		"≥5× "+verdict(wk.artistsPerSec >= 5*base.artistsPerSec))
+	row(prefix+"CPU ms/artist (this process)", "%.3f", ms(base.cpu), ms(wk.cpu),
+		"≤0.33× "+verdict(3*wk.cpu <= base.cpu))
+	row(prefix+"CPU ms/artist (SQS emulator)", "%.3f", ms(base.sqsCPU), ms(wk.sqsCPU), "")
+	row(prefix+"CPU ms/artist (dynalite)", "%.3f", ms(base.dynamoCPU), ms(wk.dynamoCPU), "")
+}
+
 // BenchmarkBaseline runs the original design (bench.Baseline) with as many
 // invocations at once as the worker's default concurrency.
 func BenchmarkBaseline(b *testing.B) {
@@ -201,12 +225,6 @@ func printComparison(out io.Writer) {
 		return
 	}
 	fmt.Fprintf(out, "\nComparison: %d artists per run on the same emulators and Spotify stand-in (latency %v).\n", Artists, spotifyLatency)
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "MISSED"
-	}
 	if okBase && okWorker || okTLS {
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "concurrency %d\tbaseline\tworker\tworker/baseline\tbar\t\n", workercmd.DefaultConcurrency)
@@ -218,12 +236,7 @@ func printComparison(out io.Writer) {
 			fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t%s\t%s\t\n", label, bv, wv, ratio, bar)
 		}
 		if okBase && okWorker {
-			row("artists/s", "%.1f", base.artistsPerSec, wk.artistsPerSec,
-				"≥5× "+verdict(wk.artistsPerSec >= 5*base.artistsPerSec))
-			row("CPU ms/artist (this process)", "%.3f", ms(base.cpu), ms(wk.cpu),
-				"≤0.33× "+verdict(3*wk.cpu <= base.cpu))
-			row("CPU ms/artist (SQS emulator)", "%.3f", ms(base.sqsCPU), ms(wk.sqsCPU), "")
-			row("CPU ms/artist (dynalite)", "%.3f", ms(base.dynamoCPU), ms(wk.dynamoCPU), "")
+			speedRows(row, "", base, wk)
 			row("DynamoDB writes/artist", "%.2f", base.ddbWrites, wk.ddbWrites, "")
 			row("DynamoDB calls/artist", "%.2f", base.ddbCalls, wk.ddbCalls, "")
 			row("SQS calls/artist", "%.2f", base.sqsCalls, wk.sqsCalls, "")
@@ -233,7 +246,7 @@ func printComparison(out io.Writer) {
 			row("peak runtime memory MB", "%.1f", mb(base.peakRuntime), mb(wk.peakRuntime), "")
 		}
 		if okTLS {
-			tlsRows(row, verdict)
+			tlsRows(row)
 		}
 		tw.Flush()
 	} else {

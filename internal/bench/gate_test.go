@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"sync/atomic"
@@ -240,18 +239,7 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 	if design == "no breaker" {
 		opts.BreakerFailures = 1 << 30
 	}
-	g := gate.New(opts)
-	client, err := spotify.New(spotify.Config{APIURL: srv + "/v1", TokenURL: srv + "/api/token",
-		ClientID: clientID, ClientSecret: clientSecret, Gate: g})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	w, err := worker.New(q, nil, fs, client, worker.Options{Concurrency: 16, Gate: g, Registerer: reg,
-		WaitTime: time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	w, reg := gatedWorker(b, q, fs, srv, gate.New(opts))
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
@@ -284,20 +272,8 @@ func runOutage(b *testing.B, kind, design string) outageRow {
 	// The setup's context may have ended during the outage.
 	ctx, cancelCtx := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancelCtx()
-	// Drained: every artist stored, or nothing left but the dead letters.
-	for deadline := recovered.Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		dead, _ := q.DeadLetters(ctx)
-		if timed.saved(time.Time{})+len(dead) >= outageArtists {
-			break
-		}
-	}
-	var last time.Time
-	for _, id := range ids {
-		if t, ok := timed.savedAt(id); ok && t.After(last) {
-			last = t
-		}
-	}
-	row.recovery = max(last.Sub(recovered), 0)
+	waitDrained(ctx, q, timed, outageArtists, recovered.Add(3*time.Minute))
+	row.recovery = max(timed.lastSaved(ids).Sub(recovered), 0)
 	dead, err := q.DeadLetters(ctx)
 	if err != nil {
 		b.Fatal(err)

@@ -19,8 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -288,65 +286,7 @@ func printProducer(out io.Writer) {
 	row("producer", p)
 	ratio := p.artistsPerSec / seq.artistsPerSec
 	fmt.Fprintf(out, "  producer/sequential: %.1f× the rate (bar ≥8× %s). The sequential run sends %d artists, not %d, to keep make bench short: the rates are compared.\n",
-		ratio, verdictOf(ratio >= 8), seq.artists, p.artists)
-}
-
-// memNow collects garbage and returns what memSampler samples: the heap
-// in use and the memory the Go runtime holds.
-func memNow() (heap, runtimeMem uint64) {
-	runtime.GC()
-	samples := make([]metrics.Sample, len(memMetrics))
-	for i, name := range memMetrics {
-		samples[i].Name = name
-	}
-	metrics.Read(samples)
-	v := func(i int) uint64 {
-		if samples[i].Value.Kind() != metrics.KindUint64 {
-			return 0
-		}
-		return samples[i].Value.Uint64()
-	}
-	return v(2) + v(3), v(0) - v(1)
-}
-
-// emulatorRSS is the resident memory of the emulators this process started
-// (VmRSS), read from /proc: 0 where there is none.
-func emulatorRSS() (sqsRSS, dynamoRSS uint64) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, 0
-	}
-	self := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		status, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var ppid string
-		var rss uint64
-		for line := range strings.Lines(string(status)) {
-			f := strings.Fields(line)
-			switch {
-			case len(f) >= 2 && f[0] == "PPid:":
-				ppid = f[1]
-			case len(f) >= 2 && f[0] == "VmRSS:":
-				kb, _ := strconv.ParseUint(f[1], 10, 64)
-				rss = kb << 10
-			}
-		}
-		if ppid != self {
-			continue
-		}
-		if cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); bytes.Contains(cmd, []byte("dynalite")) {
-			dynamoRSS += rss
-		} else {
-			sqsRSS += rss
-		}
-	}
-	return sqsRSS, dynamoRSS
+		ratio, verdict(ratio >= 8), seq.artists, p.artists)
 }
 
 // TestIDLines checks the benchmark's generated input: distinct valid IDs,

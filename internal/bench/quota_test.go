@@ -258,13 +258,6 @@ func timeline(calls []call, first time.Time, rs []rateSample) []windowRow {
 	return rows
 }
 
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
-}
-
 func printGoodput(designs []string) {
 	out := os.Stdout
 	fmt.Fprintf(out, "\nQuota goodput: stand-in quota %d calls per %v rolling (%.0f/s), latency %v; %d artists, concurrency 16, rate set to %d/s.\n",

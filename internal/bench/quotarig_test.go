@@ -206,6 +206,17 @@ func (s *timedStore) savedAt(id string) (time.Time, bool) {
 	return t, ok
 }
 
+// lastSaved returns when the last of ids to be saved was (zero: none was).
+func (s *timedStore) lastSaved(ids []string) time.Time {
+	var last time.Time
+	for _, id := range ids {
+		if t, ok := s.savedAt(id); ok && t.After(last) {
+			last = t
+		}
+	}
+	return last
+}
+
 // saved returns how many artists were saved, and how many of them before t
 // (the zero t: all).
 func (s *timedStore) saved(before time.Time) int {

@@ -129,6 +129,36 @@ func openTimed(b *testing.B, file string) (*sqlitequeue.Queue, *timedStore) {
 	return q, &timedStore{Store: st, done: map[string]time.Time{}}
 }
 
+// gatedWorker builds the worker of the outage and recovery scenarios: 16
+// artists at once from q into st, with a Spotify client of the stand-in at
+// url that waits on g, and its metrics in the registry returned.
+func gatedWorker(b *testing.B, q *sqlitequeue.Queue, st worker.Store, url string, g *gate.Gate) (*worker.Worker, *prometheus.Registry) {
+	b.Helper()
+	client, err := spotify.New(spotify.Config{APIURL: url + "/v1", TokenURL: url + "/api/token",
+		ClientID: clientID, ClientSecret: clientSecret, Gate: g})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	w, err := worker.New(q, nil, st, client, worker.Options{Concurrency: 16, Gate: g, Registerer: reg,
+		WaitTime: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w, reg
+}
+
+// waitDrained waits, until deadline, for the queue to be drained: n
+// artists stored in timed, or nothing left on q but the dead letters.
+func waitDrained(ctx context.Context, q *sqlitequeue.Queue, timed *timedStore, n int, deadline time.Time) {
+	for ; time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		dead, _ := q.DeadLetters(ctx)
+		if timed.saved(time.Time{})+len(dead) >= n {
+			return
+		}
+	}
+}
+
 // runRecovery runs one scenario: artists queued, the world changed by
 // disturb (which returns when the last disturbance ended), then drained.
 func runRecovery(b *testing.B, name string, cfg fakespotify.Config, ceiling float64, ids []string, broken map[string]string,
@@ -148,17 +178,7 @@ func runRecovery(b *testing.B, name string, cfg fakespotify.Config, ceiling floa
 		b.Fatal(err)
 	}
 	g := gate.New(gate.Options{Rate: ceiling})
-	client, err := spotify.New(spotify.Config{APIURL: hs.URL + "/v1", TokenURL: hs.URL + "/api/token",
-		ClientID: clientID, ClientSecret: clientSecret, Gate: g})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	w, err := worker.New(q, nil, outage, client, worker.Options{Concurrency: 16, Gate: g, Registerer: reg,
-		WaitTime: time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	w, reg := gatedWorker(b, q, outage, hs.URL, g)
 	run := recoveryRun{name: name, artists: artists, start: time.Now(), quota: float64(cfg.Limit) / cfg.Window.Seconds()}
 	var mu sync.Mutex
 	sampling, stopSampling := context.WithCancel(context.Background())
@@ -203,12 +223,7 @@ func runRecovery(b *testing.B, name string, cfg fakespotify.Config, ceiling floa
 	}
 	ctx, cancelCtx := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancelCtx()
-	for deadline := recovered.Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		dead, _ := q.DeadLetters(ctx)
-		if stored()+len(dead) >= artists {
-			break
-		}
-	}
+	waitDrained(ctx, q, timed, artists, recovered.Add(5*time.Minute))
 	if d := time.Until(recovered.Add(10 * time.Second)); d > 0 {
 		time.Sleep(d)
 	}
@@ -217,13 +232,7 @@ func runRecovery(b *testing.B, name string, cfg fakespotify.Config, ceiling floa
 	<-done
 	stopSampling()
 	<-sampled
-	var last time.Time
-	for _, id := range ids {
-		if t, ok := timed.savedAt(id); ok && t.After(last) {
-			last = t
-		}
-	}
-	run.recovery = max(last.Sub(recovered), 0)
+	run.recovery = max(timed.lastSaved(ids).Sub(recovered), 0)
 	dead, err := q.DeadLetters(ctx)
 	if err != nil {
 		b.Fatal(err)

@@ -1,7 +1,6 @@
 package bench_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,20 +9,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
@@ -130,7 +124,8 @@ type world struct {
 	sqs      *countingSQS
 	queueURL string
 	rawDB    *dynamodb.Client
-	db       *countingDynamo
+	db       *dynamodb.Client // rawDB's emulator, its calls counted in dbCalls
+	dbCalls  *dynamoCalls
 	tracks   string
 	artists  string
 	ids      []string
@@ -142,7 +137,8 @@ func newWorld(tb testing.TB, ids []string, visibilitySeconds int) *world {
 	ctx := testenv.Context(tb)
 	sqsClient := testenv.SQSClient(tb)
 	db := testenv.DynamoDBClient(tb)
-	w := &world{sqs: &countingSQS{Client: sqsClient}, rawDB: db, db: &countingDynamo{API: db},
+	calls := &dynamoCalls{}
+	w := &world{sqs: &countingSQS{Client: sqsClient}, rawDB: db, db: dynamodb.New(db.Options(), calls.option()), dbCalls: calls,
 		tracks: unique("tracks"), artists: unique("artists"), ids: ids}
 	out, err := sqsClient.CreateQueue(ctx, &sqs.CreateQueueInput{
 		QueueName:  aws.String(unique("q")),
@@ -283,45 +279,46 @@ func sendBatches(ctx context.Context, q interface {
 	return nil
 }
 
-// countingDynamo counts the DynamoDB calls made through it, by kind.
-type countingDynamo struct {
-	dynamostore.API
+// dynamoKinds are the DynamoDB calls the benchmarks count, each a write
+// (true) or a read; the tables' creation and description are not counted.
+var dynamoKinds = map[string]bool{
+	"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true,
+	"GetItem": false, "Query": false, "Scan": false,
+}
+
+// onDynamoCall returns a client option that passes each counted call
+// (dynamoKinds) of the client through fn, named id in its middleware stack:
+// once a call, before its retries.
+func onDynamoCall(id string, fn func(ctx context.Context, write bool, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error)) func(*dynamodb.Options) {
+	step := middleware.InitializeMiddlewareFunc(id, func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		write, counted := dynamoKinds[middleware.GetOperationName(ctx)]
+		if !counted {
+			return next.HandleInitialize(ctx, in)
+		}
+		return fn(ctx, write, in, next)
+	})
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Initialize.Add(step, middleware.Before)
+		})
+	}
+}
+
+// dynamoCalls counts the DynamoDB calls of the clients it is an option of,
+// by kind.
+type dynamoCalls struct {
 	writes, reads atomic.Int64
 }
 
-func (c *countingDynamo) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	c.writes.Add(1)
-	return c.API.PutItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	c.writes.Add(1)
-	return c.API.UpdateItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	c.writes.Add(1)
-	return c.API.DeleteItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
-	c.writes.Add(1)
-	return c.API.BatchWriteItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	c.reads.Add(1)
-	return c.API.GetItem(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	c.reads.Add(1)
-	return c.API.Query(ctx, in, optFns...)
-}
-
-func (c *countingDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
-	c.reads.Add(1)
-	return c.API.Scan(ctx, in, optFns...)
+func (c *dynamoCalls) option() func(*dynamodb.Options) {
+	return onDynamoCall("benchCountCalls", func(ctx context.Context, write bool, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		if write {
+			c.writes.Add(1)
+		} else {
+			c.reads.Add(1)
+		}
+		return next.HandleInitialize(ctx, in)
+	})
 }
 
 // countingSQS counts the SQS calls made through it, and the most messages
@@ -377,117 +374,4 @@ func (c *countingSQS) ChangeMessageVisibility(ctx context.Context, in *sqs.Chang
 func (c *countingSQS) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
 	c.calls.Add(1)
 	return c.Client.GetQueueAttributes(ctx, in, optFns...)
-}
-
-// cpuTime is the CPU time (user and system) of this process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// emulatorCPU is the CPU time (user and system) so far of the emulators
-// this process started, SQS's and dynalite's. It reads /proc: where there is
-// none, both are 0.
-func emulatorCPU() (sqsCPU, dynamoCPU time.Duration) {
-	const ticksPerSecond = 100 // USER_HZ, 100 on every Linux this runs on
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, 0
-	}
-	self := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || isStandInPID(pid) {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid … utime stime: after the command name,
-		// which may hold spaces, ppid is the 2nd field, utime the 12th and
-		// stime the 13th.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 13 || f[1] != self {
-			continue
-		}
-		utime, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		d := time.Duration(utime+stime) * time.Second / ticksPerSecond
-		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.Contains(cmd, []byte("dynalite")) {
-			dynamoCPU += d
-		} else {
-			sqsCPU += d
-		}
-	}
-	return sqsCPU, dynamoCPU
-}
-
-// memSampler records, every 10ms, the peak of the Go heap in use and of the
-// memory the Go runtime holds from the OS.
-type memSampler struct {
-	stop    chan struct{}
-	done    chan struct{}
-	heap    uint64 // peak heap in use: objects and unused span space
-	runtime uint64 // peak memory mapped by the runtime, minus what it released
-}
-
-var memMetrics = []string{
-	"/memory/classes/total:bytes",
-	"/memory/classes/heap/released:bytes",
-	"/memory/classes/heap/objects:bytes",
-	"/memory/classes/heap/unused:bytes",
-}
-
-// startMemSampler collects garbage and returns free memory to the OS, so
-// that the peak is this run's, then starts sampling.
-func startMemSampler() *memSampler {
-	runtime.GC()
-	debug.FreeOSMemory()
-	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	samples := make([]metrics.Sample, len(memMetrics))
-	for i, name := range memMetrics {
-		samples[i].Name = name
-	}
-	read := func() {
-		metrics.Read(samples)
-		v := func(i int) uint64 {
-			if samples[i].Value.Kind() != metrics.KindUint64 {
-				return 0
-			}
-			return samples[i].Value.Uint64()
-		}
-		m.runtime = max(m.runtime, v(0)-v(1))
-		m.heap = max(m.heap, v(2)+v(3))
-	}
-	read()
-	go func() {
-		defer close(m.done)
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.stop:
-				read()
-				return
-			case <-t.C:
-				read()
-			}
-		}
-	}()
-	return m
-}
-
-// Stop ends the sampling and returns the peaks in bytes.
-func (m *memSampler) Stop() (heap, runtime uint64) {
-	close(m.stop)
-	<-m.done
-	return m.heap, m.runtime
 }

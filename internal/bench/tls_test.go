@@ -224,7 +224,7 @@ func BenchmarkTLS(b *testing.B) {
 
 // tlsRows adds BenchmarkTLS's rows to the comparison table. The caller
 // holds resultsMu and has checked that both results are there.
-func tlsRows(row func(label, format string, bv, wv float64, bar string), verdict func(bool) string) {
+func tlsRows(row compareRow) {
 	base, wk := results["baseline-tls"], results["worker-tls"]
 	standInMu.Lock()
 	perArtist := func(name string) time.Duration {
@@ -232,12 +232,7 @@ func tlsRows(row func(label, format string, bv, wv float64, bar string), verdict
 	}
 	baseSI, wkSI := perArtist("baseline-tls"), perArtist("worker-tls")
 	standInMu.Unlock()
-	row("HTTPS: artists/s", "%.1f", base.artistsPerSec, wk.artistsPerSec,
-		"≥5× "+verdict(wk.artistsPerSec >= 5*base.artistsPerSec))
-	row("HTTPS: CPU ms/artist (this process)", "%.3f", ms(base.cpu), ms(wk.cpu),
-		"≤0.33× "+verdict(3*wk.cpu <= base.cpu))
-	row("HTTPS: CPU ms/artist (SQS emulator)", "%.3f", ms(base.sqsCPU), ms(wk.sqsCPU), "")
-	row("HTTPS: CPU ms/artist (dynalite)", "%.3f", ms(base.dynamoCPU), ms(wk.dynamoCPU), "")
+	speedRows(row, "HTTPS: ", base, wk)
 	row("HTTPS: CPU ms/artist (process+emulators)", "%.3f", ms(base.cpu+base.sqsCPU+base.dynamoCPU), ms(wk.cpu+wk.sqsCPU+wk.dynamoCPU), "")
 	row("HTTPS: CPU ms/artist (stand-in, Spotify's)", "%.3f", ms(baseSI), ms(wkSI), "")
 	row("HTTPS: token requests/run", "%.0f", base.tokens, wk.tokens, "")

@@ -11,8 +11,9 @@ package bench_test
 // FreshFor as in a daily refresh (its freshness GetItem runs, then the fetch
 // and the Save), or the baseline. The stand-in answers the same ten tracks
 // both times, so the second fetch only differs by its fetched_at. Every
-// DynamoDB call goes through capacityDynamo, which asks for
-// ReturnConsumedCapacity=TOTAL and sums the answers.
+// DynamoDB call the worker and the baseline make goes through capacityMeter's
+// client option, which asks for ReturnConsumedCapacity=TOTAL and sums the
+// answers.
 
 import (
 	"context"
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"sync"
 	"testing"
 	"text/tabwriter"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
@@ -41,15 +44,15 @@ import (
 
 const reprocessArtists = 300
 
-// capacityDynamo asks for ReturnConsumedCapacity=TOTAL on every call it
-// passes on, and sums the calls and the capacity units by kind.
-type capacityDynamo struct {
-	dynamostore.API
+// capacityMeter sums the DynamoDB calls and the capacity units their
+// answers report, by kind, of the clients it is an option of (option), which
+// ask for ReturnConsumedCapacity=TOTAL on every counted call.
+type capacityMeter struct {
 	mu sync.Mutex
 	c  capacity
 }
 
-// capacity is what a capacityDynamo counted.
+// capacity is what a capacityMeter counted.
 type capacity struct {
 	writes, reads int64   // calls, answered or not
 	wcu, rcu      float64 // capacity units the answers report
@@ -69,13 +72,13 @@ func (c capacity) minus(o capacity) capacity {
 	}
 }
 
-func (d *capacityDynamo) snapshot() capacity {
+func (d *capacityMeter) snapshot() capacity {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.c
 }
 
-func (d *capacityDynamo) record(write bool, err error, ccs ...types.ConsumedCapacity) {
+func (d *capacityMeter) record(write bool, err error, ccs ...types.ConsumedCapacity) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	units := 0.0
@@ -100,97 +103,49 @@ func (d *capacityDynamo) record(write bool, err error, ccs ...types.ConsumedCapa
 	}
 }
 
-func one(cc *types.ConsumedCapacity) []types.ConsumedCapacity {
-	if cc == nil {
+// option returns a client option that makes every counted call (dynamoKinds)
+// ask for ReturnConsumedCapacity=TOTAL, and records what it answers in d.
+func (d *capacityMeter) option() func(*dynamodb.Options) {
+	return onDynamoCall("benchCapacity", func(ctx context.Context, write bool, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		in.Parameters = askTotal(in.Parameters)
+		out, md, err := next.HandleInitialize(ctx, in)
+		var ccs []types.ConsumedCapacity
+		if err == nil {
+			ccs = consumed(out.Result)
+		}
+		d.record(write, err, ccs...)
+		return out, md, err
+	})
+}
+
+// askTotal returns a copy of params, the input of a counted call (each has
+// the field ReturnConsumedCapacity), that asks for TOTAL. A copy: the
+// caller's input stays as it was.
+func askTotal(params any) any {
+	in := reflect.ValueOf(params).Elem()
+	c := reflect.New(in.Type())
+	c.Elem().Set(in)
+	c.Elem().FieldByName("ReturnConsumedCapacity").Set(reflect.ValueOf(types.ReturnConsumedCapacityTotal))
+	return c.Interface()
+}
+
+// consumed returns the ConsumedCapacity of result, the output of a counted
+// call: one for a single-item call or a Query or Scan, one per table for a
+// BatchWriteItem.
+func consumed(result any) []types.ConsumedCapacity {
+	v := reflect.ValueOf(result)
+	if !v.IsValid() || v.IsNil() {
 		return nil
 	}
-	return []types.ConsumedCapacity{*cc}
-}
-
-const total = types.ReturnConsumedCapacityTotal
-
-func (d *capacityDynamo) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	in2 := *in
-	in2.ReturnConsumedCapacity = total
-	out, err := d.API.PutItem(ctx, &in2, optFns...)
-	var cc *types.ConsumedCapacity
-	if out != nil {
-		cc = out.ConsumedCapacity
+	switch cc := v.Elem().FieldByName("ConsumedCapacity").Interface().(type) {
+	case *types.ConsumedCapacity:
+		if cc != nil {
+			return []types.ConsumedCapacity{*cc}
+		}
+	case []types.ConsumedCapacity:
+		return cc
 	}
-	d.record(true, err, one(cc)...)
-	return out, err
-}
-
-func (d *capacityDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	in2 := *in
-	in2.ReturnConsumedCapacity = total
-	out, err := d.API.UpdateItem(ctx, &in2, optFns...)
-	var cc *types.ConsumedCapacity
-	if out != nil {
-		cc = out.ConsumedCapacity
-	}
-	d.record(true, err, one(cc)...)
-	return out, err
-}
-
-func (d *capacityDynamo) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	in2 := *in
-	in2.ReturnConsumedCapacity = total
-	out, err := d.API.DeleteItem(ctx, &in2, optFns...)
-	var cc *types.ConsumedCapacity
-	if out != nil {
-		cc = out.ConsumedCapacity
-	}
-	d.record(true, err, one(cc)...)
-	return out, err
-}
-
-func (d *capacityDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
-	in2 := *in
-	in2.ReturnConsumedCapacity = total
-	out, err := d.API.BatchWriteItem(ctx, &in2, optFns...)
-	var ccs []types.ConsumedCapacity // one per table
-	if out != nil {
-		ccs = out.ConsumedCapacity
-	}
-	d.record(true, err, ccs...)
-	return out, err
-}
-
-func (d *capacityDynamo) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	in2 := *in
-	in2.ReturnConsumedCapacity = total
-	out, err := d.API.GetItem(ctx, &in2, optFns...)
-	var cc *types.ConsumedCapacity
-	if out != nil {
-		cc = out.ConsumedCapacity
-	}
-	d.record(false, err, one(cc)...)
-	return out, err
-}
-
-func (d *capacityDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	in2 := *in
-	in2.ReturnConsumedCapacity = total
-	out, err := d.API.Query(ctx, &in2, optFns...)
-	var cc *types.ConsumedCapacity
-	if out != nil {
-		cc = out.ConsumedCapacity
-	}
-	d.record(false, err, one(cc)...)
-	return out, err
-}
-
-func (d *capacityDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
-	in2 := *in
-	in2.ReturnConsumedCapacity = total
-	out, err := d.API.Scan(ctx, &in2, optFns...)
-	var cc *types.ConsumedCapacity
-	if out != nil {
-		cc = out.ConsumedCapacity
-	}
-	d.record(false, err, one(cc)...)
-	return out, err
+	return nil
 }
 
 // The ways to reprocess.
@@ -219,8 +174,8 @@ func reprocessRound(b testing.TB, s *standIn, n int, mode string) (first, again 
 	ids := artistIDs(n)
 	w := newWorld(b, ids, visibility)
 	defer w.close()
-	capDB := &capacityDynamo{API: w.rawDB}
-	w.db = &countingDynamo{API: capDB}
+	capDB := &capacityMeter{}
+	w.db = dynamodb.New(w.rawDB.Options(), capDB.option())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -381,11 +336,11 @@ func printReprocess(out io.Writer, res map[string]reprocessResult, first reproce
 		return fmt.Sprintf("%.3f×", a/b)
 	}
 	row := func(label, format string, a, w, bl float64, bar bool) {
-		verdict := ""
+		bars := ""
 		if bar {
-			verdict = "aware/always " + verdictOf(5*a <= w) + ", aware/baseline " + verdictOf(5*a <= bl)
+			bars = "aware/always " + verdict(5*a <= w) + ", aware/baseline " + verdict(5*a <= bl)
 		}
-		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t"+format+"\t%s\t%s\t%s\t\n", label, a, w, bl, ratio(a, w), ratio(a, bl), verdict)
+		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t"+format+"\t%s\t%s\t%s\t\n", label, a, w, bl, ratio(a, w), ratio(a, bl), bars)
 	}
 	row("DynamoDB write calls", "%.2f", aware.writes, always.writes, base.writes, true)
 	row("WCU (ConsumedCapacity)", "%.2f", aware.wcu, always.wcu, base.wcu, true)
@@ -400,23 +355,17 @@ func printReprocess(out io.Writer, res map[string]reprocessResult, first reproce
 		first.writes, first.condFailed, first.wcu, first.reads)
 }
 
-func verdictOf(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
-}
-
 // TestCapacityIsReported checks, on a few artists, that dynalite answers
 // ReturnConsumedCapacity with non-zero units for every call the benchmark
 // counts, and that an unchanged Save takes one UpdateItem.
 func TestCapacityIsReported(t *testing.T) {
 	ids := artistIDs(3)
 	w := newWorld(t, nil, visibility)
-	capDB := &capacityDynamo{API: w.rawDB}
+	capDB, calls := &capacityMeter{}, &dynamoCalls{}
+	db := dynamodb.New(w.rawDB.Options(), capDB.option(), calls.option())
 	ctx := testenv.Context(t)
 	for _, opts := range []dynamostore.Options{{WriteUnchanged: true}, {}} {
-		st, err := dynamostore.NewWithOptions(capDB, w.tracks, w.artists, opts)
+		st, err := dynamostore.NewWithOptions(db, w.tracks, w.artists, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -441,5 +390,8 @@ func TestCapacityIsReported(t *testing.T) {
 	// fast path (WriteUnchanged), lease, BatchWriteItem, PutItem.
 	if want := int64(len(ids) * (3 + 1)); c.writes != want {
 		t.Errorf("%d write calls; want %d", c.writes, want)
+	}
+	if w, r := calls.writes.Load(), calls.reads.Load(); w != c.writes || r != c.reads {
+		t.Errorf("dynamoCalls counted %d writes and %d reads; capacityMeter %d and %d", w, r, c.writes, c.reads)
 	}
 }

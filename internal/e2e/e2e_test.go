@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
@@ -34,14 +35,8 @@ func TestThreeHundredArtists(t *testing.T) {
 	defer cancel()
 	s := newScene(ctx, t, sceneOptions{queue: "300", visibility: 30, maxReceives: 5, seed: 300, n: n, tables: "tracks300"})
 	fake, spotifyURL, queueURL, ids, table := s.fake, s.spotifyURL, s.queueURL, s.ids, s.table
-	env := workerEnv(t, spotifyURL, queueURL, table)
-	env["UNTIL_EMPTY"] = "true"
-	w := start(t, 2*time.Minute, env, "worker")
-	if code := w.mustExit(t, 2*time.Minute+10*time.Second); code != 0 {
-		t.Fatalf("worker exited %d, want 0", code)
-	}
+	w := runUntilEmpty(t, 2*time.Minute, workerEnv(t, spotifyURL, queueURL, table), "worker", true)
 	wall := w.elapsed()
-	checkWorkerLog(t, w.stderr.String(), true)
 
 	s.checkAllStored(ctx, t)
 
@@ -108,28 +103,16 @@ func TestSIGTERMDuringHeavyWork(t *testing.T) {
 		t.Fatal("the worker was not ready and busy within 60s")
 	}
 	before, held := fake.Stats(), inFlight(base)
-	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
-	signalled := time.Now()
-	code, exited := w.wait(25 * time.Second)
-	if !exited {
-		t.Fatalf("the worker did not exit within 25s of SIGTERM")
-	}
-	stop := w.ended.Sub(signalled)
-	if code != 0 {
-		t.Fatalf("the worker exited %d after SIGTERM, want 0", code)
-	}
+	stop := stopWorker(t, w)
 	checkWorkerLog(t, w.stderr.String(), false)
 	storedFirst, _ := countArtists(ctx, st, ids)
 	after := fake.Stats()
-	t.Logf("SIGTERM with %d artists in flight (%d Spotify calls started): the worker exited 0 %s after the signal; %d calls in all, %d/%d artists stored by it",
+	t.Logf("SIGTERM with %d artists in flight (%d Spotify calls started): the worker exited %s after the signal; %d calls in all, %d/%d artists stored by it",
 		held, before.Requests, stop.Round(time.Millisecond), after.Requests, storedFirst, n)
 
 	// A second worker (again and again: messages the first one held may stay
 	// invisible for up to the queue's 5 s visibility timeout) finishes the rest.
 	env = workerEnv(t, spotifyURL, queueURL, table)
-	env["UNTIL_EMPTY"] = "true"
 	deadline := time.Now().Add(60 * time.Second)
 	runs, stored := 0, storedFirst
 	for stored < n {
@@ -137,11 +120,7 @@ func TestSIGTERMDuringHeavyWork(t *testing.T) {
 			t.Fatalf("after %d more worker runs, %d of %d artists are stored", runs, stored, n)
 		}
 		runs++
-		w2 := start(t, 90*time.Second, env, "worker")
-		if code := w2.mustExit(t, 100*time.Second); code != 0 {
-			t.Fatalf("worker run %d exited %d, want 0", runs, code)
-		}
-		checkWorkerLog(t, w2.stderr.String(), false)
+		runUntilEmpty(t, 90*time.Second, env, fmt.Sprintf("worker run %d", runs), false)
 		var err error
 		if stored, err = countArtists(ctx, st, ids); err != nil {
 			t.Fatal(err)
@@ -240,13 +219,7 @@ func TestFakeSpotifyBinary(t *testing.T) {
 	}
 
 	table, st := trackTables(t, "tracksbin")
-	wenv := workerEnv(t, base, queueURL, table)
-	wenv["UNTIL_EMPTY"] = "true"
-	w := start(t, 90*time.Second, wenv, "worker")
-	if code := w.mustExit(t, 100*time.Second); code != 0 {
-		t.Fatalf("worker exited %d, want 0", code)
-	}
-	checkWorkerLog(t, w.stderr.String(), true)
+	runUntilEmpty(t, 90*time.Second, workerEnv(t, base, queueURL, table), "worker", true)
 	checkArtists(ctx, t, st, ids)
 	checkQueueEmpty(ctx, t, sq, queueURL, "queue")
 	checkQueueEmpty(ctx, t, sq, dlqURL, "dead-letter queue")
@@ -281,28 +254,12 @@ func TestSIGTERMReleasesStuckWork(t *testing.T) {
 	if code, exited := w.wait(0); exited {
 		t.Fatalf("the worker exited %d before it was signalled", code)
 	}
-	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
-	signalled := time.Now()
-	code, exited := w.wait(25 * time.Second)
-	if !exited {
-		t.Fatalf("the worker did not exit within 25s of SIGTERM")
-	}
-	if code != 0 {
-		t.Fatalf("the worker exited %d after SIGTERM, want 0", code)
-	}
+	stop := stopWorker(t, w)
 	checkWorkerLog(t, w.stderr.String(), false)
-	t.Logf("SIGTERM with 32 artists stuck in Spotify calls: the worker exited 0 %s after the signal", w.ended.Sub(signalled).Round(time.Millisecond))
+	t.Logf("SIGTERM with 32 artists stuck in Spotify calls: the worker exited %s after the signal", stop.Round(time.Millisecond))
 
 	fake.SetLatency(0)
-	env = workerEnv(t, spotifyURL, queueURL, table)
-	env["UNTIL_EMPTY"] = "true"
-	w2 := start(t, 90*time.Second, env, "worker")
-	if code := w2.mustExit(t, 100*time.Second); code != 0 {
-		t.Fatalf("second worker exited %d, want 0", code)
-	}
-	checkWorkerLog(t, w2.stderr.String(), true)
+	runUntilEmpty(t, 90*time.Second, workerEnv(t, spotifyURL, queueURL, table), "second worker", true)
 	checkArtists(ctx, t, st, ids)
 	checkQueueEmpty(ctx, t, sq, queueURL, "queue")
 }

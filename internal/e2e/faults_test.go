@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,21 +51,6 @@ func queueDepth(ctx context.Context, sq *sqs.Client, queueURL string) int {
 		n += k
 	}
 	return n
-}
-
-// stopWorker sends SIGTERM and wants exit 0 within the contract's 25 s.
-func stopWorker(t *testing.T, p *proc) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
-	code, exited := p.wait(25 * time.Second)
-	if !exited {
-		t.Fatalf("the worker did not exit within 25s of SIGTERM")
-	}
-	if code != 0 {
-		t.Errorf("the worker exited %d after SIGTERM, want 0", code)
-	}
 }
 
 // TestFaultSIGKILLMidRun kills a worker in the middle of a run (artists

@@ -23,7 +23,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
@@ -149,6 +148,38 @@ func (p *proc) mustExit(t *testing.T, d time.Duration) int {
 }
 
 func (p *proc) elapsed() time.Duration { return p.ended.Sub(p.started) }
+
+// stopWorker sends SIGTERM and wants exit 0 within the contract's 25 s. It
+// returns how long the worker took to exit after the signal.
+func stopWorker(t *testing.T, p *proc) time.Duration {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	signalled := time.Now()
+	code, exited := p.wait(25 * time.Second)
+	if !exited {
+		t.Fatalf("the worker did not exit within 25s of SIGTERM")
+	}
+	if code != 0 {
+		t.Errorf("the worker exited %d after SIGTERM, want 0", code)
+	}
+	return p.ended.Sub(signalled)
+}
+
+// runUntilEmpty runs a worker with env and UNTIL_EMPTY=true (set in env),
+// wants it to exit 0 within timeout, and checks its log (checkWorkerLog,
+// with noErrors). what names the worker in a failure.
+func runUntilEmpty(t *testing.T, timeout time.Duration, env map[string]string, what string, noErrors bool) *proc {
+	t.Helper()
+	env["UNTIL_EMPTY"] = "true"
+	w := start(t, timeout, env, "worker")
+	if code := w.mustExit(t, timeout+10*time.Second); code != 0 {
+		t.Fatalf("%s exited %d, want 0", what, code)
+	}
+	checkWorkerLog(t, w.stderr.String(), noErrors)
+	return w
+}
 
 // run starts bin/name and waits for it to exit; it returns the exit code,
 // stdout and stderr.
@@ -383,21 +414,7 @@ func checkQueueEmpty(ctx context.Context, t *testing.T, sq *sqs.Client, queueURL
 	if n := len(out.Messages); n > 0 {
 		t.Errorf("the %s still holds messages; first: %s", what, aws.ToString(out.Messages[0].Body))
 	}
-	attrs, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(queueURL),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-		},
-	})
-	if err != nil {
-		t.Fatalf("attributes of the %s: %v", what, err)
-	}
-	for k, v := range attrs.Attributes {
-		if v != "0" {
-			t.Errorf("the %s: %s = %s, want 0", what, k, v)
-		}
-	}
+	testenv.CheckQueueEmpty(ctx, t, sq, queueURL, what)
 }
 
 // checkArtists checks, for every id, the artists row (status ok, market US,

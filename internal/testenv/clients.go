@@ -92,6 +92,27 @@ func CreateDeadLetterQueue(ctx context.Context, tb testing.TB, client *sqs.Clien
 	return url, string(policy)
 }
 
+// CheckQueueEmpty wants the queue at url to hold no message, visible or in
+// flight, by its approximate counts; what names the queue in a failure.
+func CheckQueueEmpty(ctx context.Context, tb testing.TB, client *sqs.Client, url, what string) {
+	tb.Helper()
+	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		tb.Fatalf("attributes of the %s: %v", what, err)
+	}
+	for k, v := range out.Attributes {
+		if v != "0" {
+			tb.Errorf("the %s: %s = %s, want 0", what, k, v)
+		}
+	}
+}
+
 // Service names an emulator whose endpoint SetAWSEnv sets.
 type Service string
 

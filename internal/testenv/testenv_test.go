@@ -18,16 +18,14 @@ func TestMain(m *testing.M) { Main(m) }
 
 func TestEmulatorsAnswer(t *testing.T) {
 	ctx := Context(t)
-	sq := sqs.NewFromConfig(AWSConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(SQSEndpoint(t)) })
-	out, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("smoke")})
+	out, err := SQSClient(t).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("smoke")})
 	if err != nil {
 		t.Fatalf("CreateQueue: %v", err)
 	}
 	if aws.ToString(out.QueueUrl) == "" {
 		t.Fatal("CreateQueue returned no URL")
 	}
-	db := dynamodb.NewFromConfig(AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(DynamoDBEndpoint(t)) })
-	if _, err := db.ListTables(ctx, &dynamodb.ListTablesInput{}); err != nil {
+	if _, err := DynamoDBClient(t).ListTables(ctx, &dynamodb.ListTablesInput{}); err != nil {
 		t.Fatalf("ListTables: %v", err)
 	}
 }
@@ -36,8 +34,7 @@ func TestEmulatorsAnswer(t *testing.T) {
 // worker killed mid-write does: dynalite alone dies of it, the launcher keeps
 // it answering.
 func TestDynamoDBSurvivesAbortedRequest(t *testing.T) {
-	endpoint := DynamoDBEndpoint(t)
-	db := dynamodb.NewFromConfig(AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	endpoint, db := DynamoDBEndpoint(t), DynamoDBClient(t)
 	for i := range 3 {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(endpoint, "http://"))
 		if err != nil {
