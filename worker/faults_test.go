@@ -34,7 +34,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
-	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
@@ -48,36 +47,26 @@ import (
 type faultWorld struct {
 	*rig
 	sqsF *faultySQS
-	log  *testutil.Buffer
 }
 
 func newFaultWorld(t *testing.T, o rigOptions) *faultWorld {
 	t.Helper()
 	r := newRig(t, o)
-	f := &faultWorld{rig: r, log: r.logs}
+	f := &faultWorld{rig: r}
 	f.sqsF = &faultySQS{API: r.sqs, injected: map[string]int{}, deliveries: map[string]int{}}
 	r.q = sqsqueue.New(f.sqsF, r.url, sqsqueue.Options{})
 	return f
 }
 
 func (f *faultWorld) logText() string {
-	return f.log.String()
+	return f.logs.String()
 }
 
 // start runs a worker in the background until the returned func is called
 // (or the test ends); that func waits for Run to return.
 func (f *faultWorld) start(opts worker.Options) (*worker.Worker, func()) {
 	f.t.Helper()
-	opts.WaitTime = time.Second
-	opts.Gate = f.limiter
-	if opts.RetryBase == 0 {
-		opts.RetryBase = 10 * time.Millisecond
-	}
-	opts.Logger = testLogger(f.log)
-	w, err := worker.New(f.q, nil, f.store, f.client, opts)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	w := f.newWorker(opts)
 	stop := runInBackground(f.t, w, 30*time.Second)
 	f.t.Cleanup(func() {
 		if f.t.Failed() {
@@ -747,15 +736,7 @@ func (f *faultWorld) useProxy(p *spotifyProxy, timeout time.Duration) *spotifyPr
 	p.attempts, p.served, p.injected = map[string]int{}, map[string]int{}, map[string]int{}
 	srv := httptest.NewServer(p)
 	f.t.Cleanup(srv.Close)
-	c, err := spotify.New(spotify.Config{
-		HTTPClient: &http.Client{Timeout: timeout},
-		APIURL:     srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "test-client", ClientSecret: "test-secret-SHOULD-NOT-LEAK", Gate: f.limiter,
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.client = c
+	f.connect(srv.URL, &http.Client{Timeout: timeout})
 	return p
 }
 
