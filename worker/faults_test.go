@@ -34,7 +34,6 @@ import (
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/metrics"
 	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
-	"github.com/sixpotify/top-tracks/internal/spotify"
 	"github.com/sixpotify/top-tracks/internal/store"
 	"github.com/sixpotify/top-tracks/internal/store/dynamostore"
 	"github.com/sixpotify/top-tracks/internal/store/storetest"
@@ -48,36 +47,26 @@ import (
 type faultWorld struct {
 	*rig
 	sqsF *faultySQS
-	log  *testutil.Buffer
 }
 
 func newFaultWorld(t *testing.T, o rigOptions) *faultWorld {
 	t.Helper()
 	r := newRig(t, o)
-	f := &faultWorld{rig: r, log: r.logs}
+	f := &faultWorld{rig: r}
 	f.sqsF = &faultySQS{API: r.sqs, injected: map[string]int{}, deliveries: map[string]int{}}
 	r.q = sqsqueue.New(f.sqsF, r.url, sqsqueue.Options{})
 	return f
 }
 
 func (f *faultWorld) logText() string {
-	return f.log.String()
+	return f.logs.String()
 }
 
 // start runs a worker in the background until the returned func is called
 // (or the test ends); that func waits for Run to return.
 func (f *faultWorld) start(opts worker.Options) (*worker.Worker, func()) {
 	f.t.Helper()
-	opts.WaitTime = time.Second
-	opts.Gate = f.limiter
-	if opts.RetryBase == 0 {
-		opts.RetryBase = 10 * time.Millisecond
-	}
-	opts.Logger = testLogger(f.log)
-	w, err := worker.New(f.q, nil, f.store, f.client, opts)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	w := f.newWorker(opts)
 	stop := runInBackground(f.t, w, 30*time.Second)
 	f.t.Cleanup(func() {
 		if f.t.Failed() {
@@ -164,6 +153,14 @@ type faultySQS struct {
 	sqsqueue.API
 
 	mu sync.Mutex
+	sqsKnobs
+
+	injected   map[string]int // fault → times injected
+	deliveries map[string]int // body → times handed to the worker
+}
+
+// sqsKnobs are the faults a faultySQS injects.
+type sqsKnobs struct {
 	// failReceives: the next n ReceiveMessage calls fail before reaching SQS.
 	failReceives int
 	// loseReceives: the next n ReceiveMessage calls that return messages
@@ -176,9 +173,6 @@ type faultySQS struct {
 	failDeleteEntries int
 	// failVisibility makes every ChangeMessageVisibility call fail.
 	failVisibility bool
-
-	injected   map[string]int // fault → times injected
-	deliveries map[string]int // body → times handed to the worker
 }
 
 var errSQSInjected = &smithy.GenericAPIError{Code: "InternalError", Message: "injected fault", Fault: smithy.FaultServer}
@@ -271,52 +265,27 @@ func TestFaultsSQS(t *testing.T) {
 	tests := []struct {
 		name       string
 		visibility int
-		setup      func(f *faultWorld, artists []string) worker.Options
-		fault      string // the injected fault that must have happened
+		knobs      sqsKnobs
+		maxRetries int
+		// spotify, when set, puts faults on the Spotify side too.
+		spotify func(f *faultWorld, artists []string)
+		fault   string // the injected fault that must have happened
 	}{
-		{
-			name: "receive fails three times",
-			setup: func(f *faultWorld, _ []string) worker.Options {
-				f.sqsF.failReceives = 3
-				return worker.Options{Concurrency: 4}
-			},
-			fault: "receive",
-		},
-		{
-			// SQS handed the messages out but the worker never heard: they
-			// come back when their visibility timeout ends.
-			name: "receive answer lost", visibility: 2,
-			setup: func(f *faultWorld, _ []string) worker.Options {
-				f.sqsF.loseReceives = 1
-				return worker.Options{Concurrency: 4}
-			},
-			fault: "receive answer lost",
-		},
-		{
-			// The deleted-too-late messages come back, are found fresh and
-			// deleted without a second Spotify call.
-			name: "delete batch fails once", visibility: 2,
-			setup: func(f *faultWorld, _ []string) worker.Options {
-				f.sqsF.failDeleteCalls = 1
-				return worker.Options{Concurrency: 4}
-			},
-			fault: "delete call",
-		},
-		{
-			name: "delete entry fails", visibility: 2,
-			setup: func(f *faultWorld, _ []string) worker.Options {
-				f.sqsF.failDeleteEntries = 2
-				return worker.Options{Concurrency: 4}
-			},
-			fault: "delete entry",
-		},
+		{name: "receive fails three times", knobs: sqsKnobs{failReceives: 3}, fault: "receive"},
+		// SQS handed the messages out but the worker never heard: they come
+		// back when their visibility timeout ends.
+		{name: "receive answer lost", visibility: 2, knobs: sqsKnobs{loseReceives: 1}, fault: "receive answer lost"},
+		// The deleted-too-late messages come back, are found fresh and
+		// deleted without a second Spotify call.
+		{name: "delete batch fails once", visibility: 2, knobs: sqsKnobs{failDeleteCalls: 1}, fault: "delete call"},
+		{name: "delete entry fails", visibility: 2, knobs: sqsKnobs{failDeleteEntries: 2}, fault: "delete entry"},
 		{
 			// Every ChangeMessageVisibility fails: a release after a failure
 			// (artist 0 fails two attempts with MaxRetries 1) and the
 			// heartbeat of a slow artist (artist 1 takes 2.5s, visibility 2s).
 			name: "change visibility fails", visibility: 2,
-			setup: func(f *faultWorld, artists []string) worker.Options {
-				f.sqsF.failVisibility = true
+			knobs: sqsKnobs{failVisibility: true}, maxRetries: 1,
+			spotify: func(f *faultWorld, artists []string) {
 				f.useProxy(&spotifyProxy{plan: func(id string, n int) spotifyFault {
 					switch {
 					case id == artists[0] && n <= 2:
@@ -326,7 +295,6 @@ func TestFaultsSQS(t *testing.T) {
 					}
 					return pass
 				}, delay: 2500 * time.Millisecond}, 10*time.Second)
-				return worker.Options{Concurrency: 4, MaxRetries: 1}
 			},
 			fault: "change visibility",
 		},
@@ -336,9 +304,12 @@ func TestFaultsSQS(t *testing.T) {
 			t.Parallel()
 			f := newFaultWorld(t, rigOptions{visibility: tt.visibility})
 			artists := ids(12, fmt.Sprintf("sqsfault%d-", i))
-			opts := tt.setup(f, artists)
+			f.sqsF.sqsKnobs = tt.knobs
+			if tt.spotify != nil {
+				tt.spotify(f, artists)
+			}
 			f.enqueue(artists...)
-			w, stop := f.start(opts)
+			w, stop := f.start(worker.Options{Concurrency: 4, MaxRetries: tt.maxRetries})
 			f.settle(45*time.Second, artists)
 			stop()
 			f.checkAll(artists)
@@ -415,26 +386,25 @@ func (f *faultyDB) lose(op string) bool {
 	return false
 }
 
-func (f *faultyDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	if err := f.before("PutItem"); err != nil {
+// faultyCall makes the DynamoDB call op with its faults: refused before it
+// reaches DynamoDB, or its answer lost after it succeeded.
+func faultyCall[Out any](f *faultyDB, op string, call func() (*Out, error)) (*Out, error) {
+	if err := f.before(op); err != nil {
 		return nil, err
 	}
-	out, err := f.API.PutItem(ctx, in, optFns...)
-	if err == nil && f.lose("PutItem") {
+	out, err := call()
+	if err == nil && f.lose(op) {
 		return nil, f.throttle()
 	}
 	return out, err
 }
 
+func (f *faultyDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return faultyCall(f, "PutItem", func() (*dynamodb.PutItemOutput, error) { return f.API.PutItem(ctx, in, optFns...) })
+}
+
 func (f *faultyDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	if err := f.before("UpdateItem"); err != nil {
-		return nil, err
-	}
-	out, err := f.API.UpdateItem(ctx, in, optFns...)
-	if err == nil && f.lose("UpdateItem") {
-		return nil, f.throttle()
-	}
-	return out, err
+	return faultyCall(f, "UpdateItem", func() (*dynamodb.UpdateItemOutput, error) { return f.API.UpdateItem(ctx, in, optFns...) })
 }
 
 func (f *faultyDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
@@ -487,58 +457,65 @@ func TestFaultsDynamoDB(t *testing.T) {
 	t.Parallel()
 	fast := dynamostore.Options{RetryBase: 5 * time.Millisecond, RetryMax: 100 * time.Millisecond, Lease: 3 * time.Second}
 
-	t.Run("throttled for a while", func(t *testing.T) {
-		t.Parallel()
-		f := newFaultWorld(t, rigOptions{})
-		db := f.useFaultyStore(fast)
-		for _, op := range []string{"BatchWriteItem", "PutItem", "UpdateItem"} {
-			db.throttleFirst[op] = 8
-		}
-		artists := ids(12, "dbthrottle")
-		f.enqueue(artists...)
-		f.start(worker.Options{Concurrency: 4})
-		f.settle(45*time.Second, artists)
-		f.checkAll(artists)
-		f.fetchedOnce(artists) // the store waited the throttling out
-		st := f.store.Stats()
-		if n := db.throttles.Load(); n != 24 || st.Throttled != n {
-			t.Errorf("injected %d throttling errors, the store retried %d; want 24 and 24", n, st.Throttled)
-		}
-	})
-
-	t.Run("partial UnprocessedItems", func(t *testing.T) {
-		t.Parallel()
-		f := newFaultWorld(t, rigOptions{})
-		db := f.useFaultyStore(fast)
-		db.partial.Store(30)
-		artists := ids(12, "dbpartial")
-		f.enqueue(artists...)
-		f.start(worker.Options{Concurrency: 4})
-		f.settle(45*time.Second, artists)
-		f.checkAll(artists)
-		f.fetchedOnce(artists)
-		if st := f.store.Stats(); db.unprocessed.Load() == 0 || st.Unprocessed != db.unprocessed.Load() {
-			t.Errorf("handed back %d items as unprocessed; the store saw %d", db.unprocessed.Load(), st.Unprocessed)
-		}
-	})
-
-	t.Run("writes land but their answers are lost", func(t *testing.T) {
-		t.Parallel()
-		f := newFaultWorld(t, rigOptions{})
-		db := f.useFaultyStore(fast)
-		for _, op := range []string{"BatchWriteItem", "PutItem", "UpdateItem"} {
-			db.answerLost[op] = 4
-		}
-		artists := ids(12, "dblost")
-		f.enqueue(artists...)
-		f.start(worker.Options{Concurrency: 4})
-		f.settle(45*time.Second, artists)
-		f.checkAll(artists)
-		f.fetchedOnce(artists)
-		if db.lost.Load() != 12 {
-			t.Errorf("lost %d answers; want 12", db.lost.Load())
-		}
-	})
+	// Each fault is one the store rides out: every artist is fetched once
+	// and stored, and the store's stats tell of the fault.
+	tests := []struct {
+		name   string
+		seed   string
+		inject func(db *faultyDB)
+		check  func(t *testing.T, db *faultyDB, st dynamostore.Stats)
+	}{
+		{
+			name: "throttled for a while", seed: "dbthrottle",
+			inject: func(db *faultyDB) {
+				for _, op := range []string{"BatchWriteItem", "PutItem", "UpdateItem"} {
+					db.throttleFirst[op] = 8
+				}
+			},
+			check: func(t *testing.T, db *faultyDB, st dynamostore.Stats) {
+				if n := db.throttles.Load(); n != 24 || st.Throttled != n {
+					t.Errorf("injected %d throttling errors, the store retried %d; want 24 and 24", n, st.Throttled)
+				}
+			},
+		},
+		{
+			name: "partial UnprocessedItems", seed: "dbpartial",
+			inject: func(db *faultyDB) { db.partial.Store(30) },
+			check: func(t *testing.T, db *faultyDB, st dynamostore.Stats) {
+				if db.unprocessed.Load() == 0 || st.Unprocessed != db.unprocessed.Load() {
+					t.Errorf("handed back %d items as unprocessed; the store saw %d", db.unprocessed.Load(), st.Unprocessed)
+				}
+			},
+		},
+		{
+			name: "writes land but their answers are lost", seed: "dblost",
+			inject: func(db *faultyDB) {
+				for _, op := range []string{"BatchWriteItem", "PutItem", "UpdateItem"} {
+					db.answerLost[op] = 4
+				}
+			},
+			check: func(t *testing.T, db *faultyDB, _ dynamostore.Stats) {
+				if db.lost.Load() != 12 {
+					t.Errorf("lost %d answers; want 12", db.lost.Load())
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFaultWorld(t, rigOptions{})
+			db := f.useFaultyStore(fast)
+			tt.inject(db)
+			artists := ids(12, tt.seed)
+			f.enqueue(artists...)
+			f.start(worker.Options{Concurrency: 4})
+			f.settle(45*time.Second, artists)
+			f.checkAll(artists)
+			f.fetchedOnce(artists) // the store waited the fault out
+			tt.check(t, db, f.store.Stats())
+		})
+	}
 
 	t.Run("outage long enough to give the messages back", func(t *testing.T) {
 		t.Parallel()
@@ -759,15 +736,7 @@ func (f *faultWorld) useProxy(p *spotifyProxy, timeout time.Duration) *spotifyPr
 	p.attempts, p.served, p.injected = map[string]int{}, map[string]int{}, map[string]int{}
 	srv := httptest.NewServer(p)
 	f.t.Cleanup(srv.Close)
-	c, err := spotify.New(spotify.Config{
-		HTTPClient: &http.Client{Timeout: timeout},
-		APIURL:     srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: "test-client", ClientSecret: "test-secret-SHOULD-NOT-LEAK", Gate: f.limiter,
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.client = c
+	f.connect(srv.URL, &http.Client{Timeout: timeout})
 	return p
 }
 

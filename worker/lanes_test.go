@@ -155,6 +155,17 @@ func runInBackground(t *testing.T, w *worker.Worker, limit time.Duration) func()
 	return stop
 }
 
+// runToIdle runs w, made with StopWhenIdle, until it stops, and fails the
+// test unless Run returns nil within two minutes.
+func runToIdle(t *testing.T, w *worker.Worker) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
 // noDeadLetters wants the chatbot lane's dead-letter queue empty.
 func (l *local) noDeadLetters(t *testing.T) {
 	t.Helper()

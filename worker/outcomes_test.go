@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -177,10 +176,6 @@ func (l *local) runUntilIdle(opts worker.Options) *worker.Worker {
 	l.t.Helper()
 	opts.StopWhenIdle = true
 	w := l.newWorker(opts)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := w.Run(ctx); err != nil {
-		l.t.Fatalf("Run: %v", err)
-	}
+	runToIdle(l.t, w)
 	return w
 }

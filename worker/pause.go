@@ -60,14 +60,5 @@ func (w *Worker) readPause(ctx context.Context) {
 
 // watchPause reads the fleet's pause every PausePoll until ctx ends.
 func (w *Worker) watchPause(ctx context.Context) {
-	t := time.NewTicker(PausePoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			w.readPause(ctx)
-		}
-	}
+	every(ctx, PausePoll, func() { w.readPause(ctx) })
 }

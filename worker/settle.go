@@ -222,23 +222,31 @@ func (l *lane) heartbeat(d Delivery, log *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(l.visibility / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				cctx, ccancel := context.WithTimeout(ctx, heartbeatTimeout)
-				err := l.q.ChangeVisibility(cctx, d.Receipt, l.visibility)
-				ccancel()
-				if err != nil && ctx.Err() == nil {
-					log.Warn("could not extend the message's visibility", "err", err)
-				}
+		every(ctx, l.visibility/2, func() {
+			cctx, ccancel := context.WithTimeout(ctx, heartbeatTimeout)
+			err := l.q.ChangeVisibility(cctx, d.Receipt, l.visibility)
+			ccancel()
+			if err != nil && ctx.Err() == nil {
+				log.Warn("could not extend the message's visibility", "err", err)
 			}
-		}
+		})
 	}()
 	return func() { cancel(); <-done }
+}
+
+// every calls fn each period until ctx ends, the first time one period from
+// now.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }
 
 type deleteReq struct {

@@ -87,29 +87,42 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 
-	o.fake.ClientID, o.fake.ClientSecret = "test-client", "test-secret-SHOULD-NOT-LEAK"
+	o.fake.ClientID, o.fake.ClientSecret = testClientID, testClientSecret
 	r.fake = fakespotify.New(o.fake)
 	srv := httptest.NewServer(r.fake)
 	t.Cleanup(srv.Close)
 	r.limiter = gate.New(gate.Options{Rate: o.rate, Fixed: true})
 	r.watch = &fakespotify.RetryAfterWatch{Next: http.DefaultTransport}
-	var err error
-	r.client, err = spotify.New(spotify.Config{
-		HTTPClient: &http.Client{Transport: r.watch, Timeout: 10 * time.Second},
-		APIURL:     srv.URL + "/v1", TokenURL: srv.URL + "/api/token",
-		ClientID: o.fake.ClientID, ClientSecret: o.fake.ClientSecret, Gate: r.limiter,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.connect(srv.URL, &http.Client{Transport: r.watch, Timeout: 10 * time.Second})
 	return r
 }
 
-// run runs a worker until the queue is empty and nothing is in flight.
-func (r *rig) run(opts worker.Options) {
+// The credentials the rig's stand-in expects and its clients present.
+const (
+	testClientID     = "test-client"
+	testClientSecret = "test-secret-SHOULD-NOT-LEAK"
+)
+
+// connect gives the rig a Spotify client, through its gate, to the server at
+// baseURL: the stand-in, or a proxy in front of it.
+func (r *rig) connect(baseURL string, hc *http.Client) {
+	r.t.Helper()
+	c, err := spotify.New(spotify.Config{
+		HTTPClient: hc,
+		APIURL:     baseURL + "/v1", TokenURL: baseURL + "/api/token",
+		ClientID: testClientID, ClientSecret: testClientSecret, Gate: r.limiter,
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.client = c
+}
+
+// newWorker returns a worker on the rig's queue, store and client, with
+// short waits and the test's logger.
+func (r *rig) newWorker(opts worker.Options) *worker.Worker {
 	r.t.Helper()
 	opts.WaitTime = time.Second
-	opts.StopWhenIdle = true
 	opts.Gate = r.limiter
 	opts.RetryBase = 10 * time.Millisecond
 	opts.Logger = testLogger(r.logs)
@@ -117,11 +130,14 @@ func (r *rig) run(opts worker.Options) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := w.Run(ctx); err != nil {
-		r.t.Fatalf("Run: %v", err)
-	}
+	return w
+}
+
+// run runs a worker until the queue is empty and nothing is in flight.
+func (r *rig) run(opts worker.Options) {
+	r.t.Helper()
+	opts.StopWhenIdle = true
+	runToIdle(r.t, r.newWorker(opts))
 }
 
 // stored reports whether every artist has its artists row.
