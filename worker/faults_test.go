@@ -79,22 +79,9 @@ func (f *faultWorld) start(opts worker.Options) (*worker.Worker, func()) {
 // queueDepth is every message the queue holds: visible, in flight, delayed.
 func (f *faultWorld) queueDepth(url string) int {
 	f.t.Helper()
-	out, err := f.sqs.GetQueueAttributes(testenv.Context(f.t), &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(url),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-		},
-	})
+	n, err := testenv.QueueDepth(testenv.Context(f.t), f.sqs, url)
 	if err != nil {
 		f.t.Fatal(err)
-	}
-	n := 0
-	for _, v := range out.Attributes {
-		var k int
-		fmt.Sscan(v, &k)
-		n += k
 	}
 	return n
 }

@@ -17,15 +17,12 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/testenv"
@@ -34,21 +31,9 @@ import (
 // queueDepth is every message the queue holds (visible, in flight, delayed),
 // or -1 when the emulator does not answer.
 func queueDepth(ctx context.Context, sq *sqs.Client, queueURL string) int {
-	out, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(queueURL),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-		},
-	})
+	n, err := testenv.QueueDepth(ctx, sq, queueURL)
 	if err != nil {
 		return -1
-	}
-	n := 0
-	for _, v := range out.Attributes {
-		k, _ := strconv.Atoi(v)
-		n += k
 	}
 	return n
 }

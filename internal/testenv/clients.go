@@ -3,8 +3,10 @@ package testenv
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -111,6 +113,31 @@ func CheckQueueEmpty(ctx context.Context, tb testing.TB, client *sqs.Client, url
 			tb.Errorf("the %s: %s = %s, want 0", what, k, v)
 		}
 	}
+}
+
+// QueueDepth is every message the queue at url holds, visible, in flight
+// and delayed, by its approximate counts.
+func QueueDepth(ctx context.Context, client *sqs.Client, url string) (int, error) {
+	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for k, v := range out.Attributes {
+		c, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("queue attribute %s = %q: %w", k, v, err)
+		}
+		n += c
+	}
+	return n, nil
 }
 
 // Service names an emulator whose endpoint SetAWSEnv sets.
