@@ -170,67 +170,47 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// set stores v in *field, one of the knobs, holding s.mu as every answer
+// does when it reads them.
+func set[T any](s *Server, field *T, v T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*field = v
+}
+
 // SetQuotaExceeded makes every API call answer 429 with the reason
 // QUOTA_EXCEEDED and a Retry-After of retryAfter, as Spotify answers a
 // development-mode app whose quota is spent; 0 ends it.
-func (s *Server) SetQuotaExceeded(retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.quota = retryAfter
-}
+func (s *Server) SetQuotaExceeded(retryAfter time.Duration) { set(s, &s.quota, retryAfter) }
 
 // SetThrottled makes every API call answer 429 with no Retry-After header,
 // as users report Spotify sometimes answers.
-func (s *Server) SetThrottled(throttled bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.throttled = throttled
-}
+func (s *Server) SetThrottled(throttled bool) { set(s, &s.throttled, throttled) }
 
 // SetEndpointRemoved makes top-tracks answer 403 with Spotify's bare body,
 // {"error":{"status":403,"message":"Forbidden"}}, as Spotify answers a
 // Development Mode app since it removed the endpoint for them (new apps
 // since 11 February 2026, every one since 9 March 2026).
-func (s *Server) SetEndpointRemoved(removed bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.removed = removed
-}
+func (s *Server) SetEndpointRemoved(removed bool) { set(s, &s.removed, removed) }
 
 // SetPremiumLapsed makes every API call answer 403 "Active premium
 // subscription required for the owner of the app", as reported of a
 // Development Mode app whose owner's Premium lapsed. Tokens are still issued.
-func (s *Server) SetPremiumLapsed(lapsed bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lapsed = lapsed
-}
+func (s *Server) SetPremiumLapsed(lapsed bool) { set(s, &s.lapsed, lapsed) }
 
 // SetFieldsRemoved makes tracks come as Spotify sends them to a Development
 // Mode app since February 2026: without popularity, available_markets and
 // linked_from (and, in albums, without popularity, label and album_group).
 // external_ids stays, as Spotify restored it in March 2026.
-func (s *Server) SetFieldsRemoved(removed bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fields = removed
-}
+func (s *Server) SetFieldsRemoved(removed bool) { set(s, &s.fields, removed) }
 
 // SetDown makes every API call fail until SetDown(0): answered status
 // (such as 503), or, for -1, the connection dropped without an answer.
-func (s *Server) SetDown(status int) {
-	s.mu.Lock()
-	s.down = status
-	s.mu.Unlock()
-}
+func (s *Server) SetDown(status int) { set(s, &s.down, status) }
 
 // SetTokenDown makes the token endpoint answer status (such as 503) until
 // SetTokenDown(0).
-func (s *Server) SetTokenDown(status int) {
-	s.mu.Lock()
-	s.tokenDown = status
-	s.mu.Unlock()
-}
+func (s *Server) SetTokenDown(status int) { set(s, &s.tokenDown, status) }
 
 // FailNext makes the next n API calls answer status, before any other check.
 // A 429 answered so has no Retry-After; a 502 has an HTML body, as Spotify's
@@ -249,11 +229,7 @@ func (s *Server) ExpireTokens() {
 }
 
 // SetLatency sets the delay of API answers.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	s.latency = d
-	s.mu.Unlock()
-}
+func (s *Server) SetLatency(d time.Duration) { set(s, &s.latency, d) }
 
 // SetLimit sets the rate limit: at most limit calls in any window (0: none).
 // Calls already accepted still count.
