@@ -397,20 +397,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	tracks := Tracks(a.artistID, a.gen, s.tracks)
 	if removedFields {
-		body := struct {
-			Tracks []devModeTrack `json:"tracks"`
-		}{Tracks: []devModeTrack{}}
-		for _, t := range WithoutRemovedFields(tracks) {
-			body.Tracks = append(body.Tracks, devModeWire(t))
-		}
-		_ = json.NewEncoder(w).Encode(body)
-		return
+		tracks = WithoutRemovedFields(tracks)
 	}
 	body := struct {
 		Tracks []wireTrack `json:"tracks"`
 	}{Tracks: []wireTrack{}}
 	for _, t := range tracks {
-		body.Tracks = append(body.Tracks, wire(t))
+		body.Tracks = append(body.Tracks, wire(t, removedFields))
 	}
 	_ = json.NewEncoder(w).Encode(body)
 }
@@ -563,13 +556,15 @@ func writeError(w http.ResponseWriter, a answer) {
 
 // wireTrack is a track as Spotify sends it, with the fields the client
 // drops. Its ISRC hides the Track's top-level "isrc" (Spotify sends the
-// ISRC in external_ids only); preview_url is sent, null included.
+// ISRC in external_ids only); preview_url is sent, null included. The
+// fields Spotify no longer sends to a Development Mode app are left out
+// when empty (see wire).
 type wireTrack struct {
 	spotify.Track
 	ISRC             *string           `json:"isrc,omitempty"`
 	PreviewURL       *string           `json:"preview_url"`
 	Album            wireAlbum         `json:"album"`
-	AvailableMarkets []string          `json:"available_markets"`
+	AvailableMarkets []string          `json:"available_markets,omitempty"`
 	DiscNumber       int               `json:"disc_number"`
 	ExternalIDs      map[string]string `json:"external_ids"`
 	Href             string            `json:"href"`
@@ -579,60 +574,34 @@ type wireTrack struct {
 
 type wireAlbum struct {
 	spotify.Album
-	AlbumGroup       string   `json:"album_group"`
-	Label            string   `json:"label"`
-	Popularity       int      `json:"popularity"`
-	AvailableMarkets []string `json:"available_markets"`
+	AlbumGroup       string   `json:"album_group,omitempty"`
+	Label            string   `json:"label,omitempty"`
+	Popularity       int      `json:"popularity,omitempty"`
+	AvailableMarkets []string `json:"available_markets,omitempty"`
 	Href             string   `json:"href"`
 	Type             string   `json:"type"`
 }
 
-func wire(t spotify.Track) wireTrack {
-	return wireTrack{
-		Track:      t,
-		PreviewURL: t.PreviewURL,
-		Album: wireAlbum{Album: t.Album, AlbumGroup: t.Album.AlbumType, Label: "Sixpotify Records", Popularity: 50,
-			AvailableMarkets: markets, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
-		AvailableMarkets: markets,
-		DiscNumber:       1,
-		ExternalIDs:      externalIDs(t),
-		Href:             "https://api.spotify.com/v1/tracks/" + t.ID,
-		Type:             "track",
-	}
-}
-
-// devModeTrack is a track as Spotify sends it to a Development Mode app
-// since February 2026: the track's popularity, available_markets and
-// linked_from are gone, and so are the album's popularity, label and
-// album_group (t.Popularity is nil, so the field is left out).
-type devModeTrack struct {
-	spotify.Track
-	ISRC        *string           `json:"isrc,omitempty"`
-	PreviewURL  *string           `json:"preview_url"`
-	Album       devModeAlbum      `json:"album"`
-	DiscNumber  int               `json:"disc_number"`
-	ExternalIDs map[string]string `json:"external_ids"`
-	Href        string            `json:"href"`
-	IsLocal     bool              `json:"is_local"`
-	Type        string            `json:"type"`
-}
-
-type devModeAlbum struct {
-	spotify.Album
-	Href string `json:"href"`
-	Type string `json:"type"`
-}
-
-func devModeWire(t spotify.Track) devModeTrack {
-	return devModeTrack{
+// wire returns t as Spotify sends it. With fieldsRemoved, as Spotify sends
+// it to a Development Mode app since February 2026: the track's
+// available_markets and linked_from are gone, and so are the album's
+// popularity, label, album_group and available_markets (the caller drops
+// the track's popularity, so that the field is left out).
+func wire(t spotify.Track, fieldsRemoved bool) wireTrack {
+	w := wireTrack{
 		Track:       t,
 		PreviewURL:  t.PreviewURL,
-		Album:       devModeAlbum{Album: t.Album, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
+		Album:       wireAlbum{Album: t.Album, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
 		DiscNumber:  1,
 		ExternalIDs: externalIDs(t),
 		Href:        "https://api.spotify.com/v1/tracks/" + t.ID,
 		Type:        "track",
 	}
+	if !fieldsRemoved {
+		w.AvailableMarkets, w.Album.AvailableMarkets = markets, markets
+		w.Album.AlbumGroup, w.Album.Label, w.Album.Popularity = t.Album.AlbumType, "Sixpotify Records", 50
+	}
+	return w
 }
 
 func externalIDs(t spotify.Track) map[string]string {
