@@ -317,16 +317,29 @@ func run(t *testing.T, src export.Source, dst export.Destination, opts export.Op
 	return e.Run(testenv.Context(t))
 }
 
+// bothLakes makes a fresh lake of each destination.
+var bothLakes = map[string]func(*testing.T) lake{
+	"file": fileLake,
+	"s3":   func(t *testing.T) lake { l, _ := s3Lake(t, ""); return l },
+}
+
+// onBothLakes runs f in parallel subtests, one a destination, each with a
+// fresh SQLite store and a fresh lake.
+func onBothLakes(t *testing.T, f func(t *testing.T, s backend, l lake)) {
+	for name, newLake := range bothLakes {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, newSQLite(t), newLake(t))
+		})
+	}
+}
+
 // TestExport exports both stores to both destinations and reads every row
 // and column back.
 func TestExport(t *testing.T) {
 	stores := map[string]func(*testing.T) backend{"sqlite": newSQLite, "dynamodb": newDynamo}
-	lakes := map[string]func(*testing.T) lake{
-		"file": fileLake,
-		"s3":   func(t *testing.T) lake { l, _ := s3Lake(t, ""); return l },
-	}
 	for sn, newStore := range stores {
-		for ln, newLake := range lakes {
+		for ln, newLake := range bothLakes {
 			t.Run(sn+"_to_"+ln, func(t *testing.T) {
 				t.Parallel()
 				s, l := newStore(t), newLake(t)
@@ -355,38 +368,28 @@ func TestEmptyStore(t *testing.T) {
 	}
 }
 
-// bothLakes makes a fresh lake of each destination.
-var bothLakes = map[string]func(*testing.T) lake{
-	"file": fileLake,
-	"s3":   func(t *testing.T) lake { l, _ := s3Lake(t, ""); return l },
-}
-
 // TestRerunReplaces runs the same date again after the store changed, with
 // fewer parts than the first run: the partition holds the new snapshot once,
 // the first run's extra parts gone.
 func TestRerunReplaces(t *testing.T) {
-	for name, newLake := range bothLakes {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s, l := newSQLite(t), newLake(t)
-			rs := seed(t, s, "rerun", 40, t0)
-			// A part per batch of rows: several parts.
-			if _, err := run(t, s, l.dst, export.Options{FileBytes: 1, BatchRows: 64}); err != nil {
-				t.Fatal(err)
-			}
-			if parts := checkPublished(t, l, rs); len(parts) < 3 {
-				t.Fatalf("first run wrote parts %v, want several", parts)
-			}
-			rs2 := seedFrom(t, s, "rerun", 30, t0.Add(time.Hour), 1) // the first 30 fetched again
-			rs = append(rs2, rs[30:]...)
-			if _, err := run(t, s, l.dst, export.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			if parts := checkPublished(t, l, rs); !slices.Equal(parts, []string{"part-00000.parquet"}) {
-				t.Errorf("second run left parts %v, want only part-00000.parquet", parts)
-			}
-		})
-	}
+	onBothLakes(t, func(t *testing.T, s backend, l lake) {
+		rs := seed(t, s, "rerun", 40, t0)
+		// A part per batch of rows: several parts.
+		if _, err := run(t, s, l.dst, export.Options{FileBytes: 1, BatchRows: 64}); err != nil {
+			t.Fatal(err)
+		}
+		if parts := checkPublished(t, l, rs); len(parts) < 3 {
+			t.Fatalf("first run wrote parts %v, want several", parts)
+		}
+		rs2 := seedFrom(t, s, "rerun", 30, t0.Add(time.Hour), 1) // the first 30 fetched again
+		rs = append(rs2, rs[30:]...)
+		if _, err := run(t, s, l.dst, export.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if parts := checkPublished(t, l, rs); !slices.Equal(parts, []string{"part-00000.parquet"}) {
+			t.Errorf("second run left parts %v, want only part-00000.parquet", parts)
+		}
+	})
 }
 
 // failing wraps a real destination and fails the n-th call of one method.
@@ -429,44 +432,40 @@ func (f *failing) Promote(ctx context.Context, from, to string) error {
 // untouched) and one while it publishes (the partition is a mixture); the
 // next run completes the partition each time.
 func TestInterruptedRun(t *testing.T) {
-	for name, newLake := range bothLakes {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s, l := newSQLite(t), newLake(t)
-			first := seed(t, s, "interrupted", 40, t0)
-			small := export.Options{FileBytes: 1, BatchRows: 64} // a part per batch
-			if _, err := run(t, s, l.dst, small); err != nil {
-				t.Fatal(err)
-			}
-			second := seedFrom(t, s, "interrupted", 40, t0.Add(time.Hour), 1)
+	onBothLakes(t, func(t *testing.T, s backend, l lake) {
+		first := seed(t, s, "interrupted", 40, t0)
+		small := export.Options{FileBytes: 1, BatchRows: 64} // a part per batch
+		if _, err := run(t, s, l.dst, small); err != nil {
+			t.Fatal(err)
+		}
+		second := seedFrom(t, s, "interrupted", 40, t0.Add(time.Hour), 1)
 
-			// Staging fails at the third part: the partition is the first run's.
-			_, err := run(t, s, &failing{Destination: l.dst, method: "Create", n: 3}, small)
-			if !errors.Is(err, errInjected) {
-				t.Fatalf("export = %v, want the injected failure", err)
+		// Staging fails at the third part: the partition is the first run's.
+		_, err := run(t, s, &failing{Destination: l.dst, method: "Create", n: 3}, small)
+		if !errors.Is(err, errInjected) {
+			t.Fatalf("export = %v, want the injected failure", err)
+		}
+		tracks, _ := readPartition[export.TrackRecord](t, l, export.TopTracks)
+		if got, want := len(tracks), len(wantTracks(first)); got != want {
+			t.Errorf("after a failed staging the partition holds %d rows, want the first run's %d", got, want)
+		}
+		for _, r := range tracks {
+			if r.FetchedAt.After(t0.Add(time.Minute)) {
+				t.Fatalf("after a failed staging the partition holds a row of the second fetch: %+v", r)
 			}
-			tracks, _ := readPartition[export.TrackRecord](t, l, export.TopTracks)
-			if got, want := len(tracks), len(wantTracks(first)); got != want {
-				t.Errorf("after a failed staging the partition holds %d rows, want the first run's %d", got, want)
-			}
-			for _, r := range tracks {
-				if r.FetchedAt.After(t0.Add(time.Minute)) {
-					t.Fatalf("after a failed staging the partition holds a row of the second fetch: %+v", r)
-				}
-			}
+		}
 
-			// Publishing fails at the second part of top_tracks.
-			_, err = run(t, s, &failing{Destination: l.dst, method: "Promote", n: 3}, small)
-			if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "run the export again") {
-				t.Fatalf("export = %v, want the injected failure and what to do", err)
-			}
+		// Publishing fails at the second part of top_tracks.
+		_, err = run(t, s, &failing{Destination: l.dst, method: "Promote", n: 3}, small)
+		if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "run the export again") {
+			t.Fatalf("export = %v, want the injected failure and what to do", err)
+		}
 
-			if _, err := run(t, s, l.dst, small); err != nil {
-				t.Fatalf("the run after the interrupted ones: %v", err)
-			}
-			checkPublished(t, l, second)
-		})
-	}
+		if _, err := run(t, s, l.dst, small); err != nil {
+			t.Fatalf("the run after the interrupted ones: %v", err)
+		}
+		checkPublished(t, l, second)
+	})
 }
 
 // TestS3Failures: a bucket that does not exist, wrong credentials, a

@@ -170,67 +170,47 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// set stores v in *field, one of the knobs, holding s.mu as every answer
+// does when it reads them.
+func set[T any](s *Server, field *T, v T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*field = v
+}
+
 // SetQuotaExceeded makes every API call answer 429 with the reason
 // QUOTA_EXCEEDED and a Retry-After of retryAfter, as Spotify answers a
 // development-mode app whose quota is spent; 0 ends it.
-func (s *Server) SetQuotaExceeded(retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.quota = retryAfter
-}
+func (s *Server) SetQuotaExceeded(retryAfter time.Duration) { set(s, &s.quota, retryAfter) }
 
 // SetThrottled makes every API call answer 429 with no Retry-After header,
 // as users report Spotify sometimes answers.
-func (s *Server) SetThrottled(throttled bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.throttled = throttled
-}
+func (s *Server) SetThrottled(throttled bool) { set(s, &s.throttled, throttled) }
 
 // SetEndpointRemoved makes top-tracks answer 403 with Spotify's bare body,
 // {"error":{"status":403,"message":"Forbidden"}}, as Spotify answers a
 // Development Mode app since it removed the endpoint for them (new apps
 // since 11 February 2026, every one since 9 March 2026).
-func (s *Server) SetEndpointRemoved(removed bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.removed = removed
-}
+func (s *Server) SetEndpointRemoved(removed bool) { set(s, &s.removed, removed) }
 
 // SetPremiumLapsed makes every API call answer 403 "Active premium
 // subscription required for the owner of the app", as reported of a
 // Development Mode app whose owner's Premium lapsed. Tokens are still issued.
-func (s *Server) SetPremiumLapsed(lapsed bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lapsed = lapsed
-}
+func (s *Server) SetPremiumLapsed(lapsed bool) { set(s, &s.lapsed, lapsed) }
 
 // SetFieldsRemoved makes tracks come as Spotify sends them to a Development
 // Mode app since February 2026: without popularity, available_markets and
 // linked_from (and, in albums, without popularity, label and album_group).
 // external_ids stays, as Spotify restored it in March 2026.
-func (s *Server) SetFieldsRemoved(removed bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fields = removed
-}
+func (s *Server) SetFieldsRemoved(removed bool) { set(s, &s.fields, removed) }
 
 // SetDown makes every API call fail until SetDown(0): answered status
 // (such as 503), or, for -1, the connection dropped without an answer.
-func (s *Server) SetDown(status int) {
-	s.mu.Lock()
-	s.down = status
-	s.mu.Unlock()
-}
+func (s *Server) SetDown(status int) { set(s, &s.down, status) }
 
 // SetTokenDown makes the token endpoint answer status (such as 503) until
 // SetTokenDown(0).
-func (s *Server) SetTokenDown(status int) {
-	s.mu.Lock()
-	s.tokenDown = status
-	s.mu.Unlock()
-}
+func (s *Server) SetTokenDown(status int) { set(s, &s.tokenDown, status) }
 
 // FailNext makes the next n API calls answer status, before any other check.
 // A 429 answered so has no Retry-After; a 502 has an HTML body, as Spotify's
@@ -249,11 +229,7 @@ func (s *Server) ExpireTokens() {
 }
 
 // SetLatency sets the delay of API answers.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	s.latency = d
-	s.mu.Unlock()
-}
+func (s *Server) SetLatency(d time.Duration) { set(s, &s.latency, d) }
 
 // SetLimit sets the rate limit: at most limit calls in any window (0: none).
 // Calls already accepted still count.
@@ -421,20 +397,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	tracks := Tracks(a.artistID, a.gen, s.tracks)
 	if removedFields {
-		body := struct {
-			Tracks []devModeTrack `json:"tracks"`
-		}{Tracks: []devModeTrack{}}
-		for _, t := range WithoutRemovedFields(tracks) {
-			body.Tracks = append(body.Tracks, devModeWire(t))
-		}
-		_ = json.NewEncoder(w).Encode(body)
-		return
+		tracks = WithoutRemovedFields(tracks)
 	}
 	body := struct {
 		Tracks []wireTrack `json:"tracks"`
 	}{Tracks: []wireTrack{}}
 	for _, t := range tracks {
-		body.Tracks = append(body.Tracks, wire(t))
+		body.Tracks = append(body.Tracks, wire(t, removedFields))
 	}
 	_ = json.NewEncoder(w).Encode(body)
 }
@@ -587,13 +556,15 @@ func writeError(w http.ResponseWriter, a answer) {
 
 // wireTrack is a track as Spotify sends it, with the fields the client
 // drops. Its ISRC hides the Track's top-level "isrc" (Spotify sends the
-// ISRC in external_ids only); preview_url is sent, null included.
+// ISRC in external_ids only); preview_url is sent, null included. The
+// fields Spotify no longer sends to a Development Mode app are left out
+// when empty (see wire).
 type wireTrack struct {
 	spotify.Track
 	ISRC             *string           `json:"isrc,omitempty"`
 	PreviewURL       *string           `json:"preview_url"`
 	Album            wireAlbum         `json:"album"`
-	AvailableMarkets []string          `json:"available_markets"`
+	AvailableMarkets []string          `json:"available_markets,omitempty"`
 	DiscNumber       int               `json:"disc_number"`
 	ExternalIDs      map[string]string `json:"external_ids"`
 	Href             string            `json:"href"`
@@ -603,60 +574,34 @@ type wireTrack struct {
 
 type wireAlbum struct {
 	spotify.Album
-	AlbumGroup       string   `json:"album_group"`
-	Label            string   `json:"label"`
-	Popularity       int      `json:"popularity"`
-	AvailableMarkets []string `json:"available_markets"`
+	AlbumGroup       string   `json:"album_group,omitempty"`
+	Label            string   `json:"label,omitempty"`
+	Popularity       int      `json:"popularity,omitempty"`
+	AvailableMarkets []string `json:"available_markets,omitempty"`
 	Href             string   `json:"href"`
 	Type             string   `json:"type"`
 }
 
-func wire(t spotify.Track) wireTrack {
-	return wireTrack{
-		Track:      t,
-		PreviewURL: t.PreviewURL,
-		Album: wireAlbum{Album: t.Album, AlbumGroup: t.Album.AlbumType, Label: "Sixpotify Records", Popularity: 50,
-			AvailableMarkets: markets, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
-		AvailableMarkets: markets,
-		DiscNumber:       1,
-		ExternalIDs:      externalIDs(t),
-		Href:             "https://api.spotify.com/v1/tracks/" + t.ID,
-		Type:             "track",
-	}
-}
-
-// devModeTrack is a track as Spotify sends it to a Development Mode app
-// since February 2026: the track's popularity, available_markets and
-// linked_from are gone, and so are the album's popularity, label and
-// album_group (t.Popularity is nil, so the field is left out).
-type devModeTrack struct {
-	spotify.Track
-	ISRC        *string           `json:"isrc,omitempty"`
-	PreviewURL  *string           `json:"preview_url"`
-	Album       devModeAlbum      `json:"album"`
-	DiscNumber  int               `json:"disc_number"`
-	ExternalIDs map[string]string `json:"external_ids"`
-	Href        string            `json:"href"`
-	IsLocal     bool              `json:"is_local"`
-	Type        string            `json:"type"`
-}
-
-type devModeAlbum struct {
-	spotify.Album
-	Href string `json:"href"`
-	Type string `json:"type"`
-}
-
-func devModeWire(t spotify.Track) devModeTrack {
-	return devModeTrack{
+// wire returns t as Spotify sends it. With fieldsRemoved, as Spotify sends
+// it to a Development Mode app since February 2026: the track's
+// available_markets and linked_from are gone, and so are the album's
+// popularity, label, album_group and available_markets (the caller drops
+// the track's popularity, so that the field is left out).
+func wire(t spotify.Track, fieldsRemoved bool) wireTrack {
+	w := wireTrack{
 		Track:       t,
 		PreviewURL:  t.PreviewURL,
-		Album:       devModeAlbum{Album: t.Album, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
+		Album:       wireAlbum{Album: t.Album, Href: "https://api.spotify.com/v1/albums/" + t.Album.ID, Type: "album"},
 		DiscNumber:  1,
 		ExternalIDs: externalIDs(t),
 		Href:        "https://api.spotify.com/v1/tracks/" + t.ID,
 		Type:        "track",
 	}
+	if !fieldsRemoved {
+		w.AvailableMarkets, w.Album.AvailableMarkets = markets, markets
+		w.Album.AlbumGroup, w.Album.Label, w.Album.Popularity = t.Album.AlbumType, "Sixpotify Records", 50
+	}
+	return w
 }
 
 func externalIDs(t spotify.Track) map[string]string {

@@ -80,10 +80,10 @@ func artistFor(id string) artist {
 func trackFor(a artist, key string) spotify.Track {
 	r := newRand(a.id, key)
 	id := randomID(r)
-	main := simpleArtist(a.id, a.name)
+	main := SimpleArtist(a.id, a.name)
 	artists := []spotify.SimpleArtist{main}
 	if r.IntN(4) == 0 {
-		artists = append(artists, simpleArtist(randomID(r), pick(r, adjectives)+" "+pick(r, nouns)))
+		artists = append(artists, SimpleArtist(randomID(r), pick(r, adjectives)+" "+pick(r, nouns)))
 	}
 	albumID := randomID(r)
 	total := 8 + r.IntN(9)
@@ -122,7 +122,9 @@ func trackFor(a artist, key string) spotify.Track {
 	return t
 }
 
-func simpleArtist(id, name string) spotify.SimpleArtist {
+// SimpleArtist returns the simplified artist object Spotify sends, inside a
+// track or an album, for the artist id named name.
+func SimpleArtist(id, name string) spotify.SimpleArtist {
 	return spotify.SimpleArtist{
 		ID:           id,
 		Name:         name,

@@ -3,6 +3,7 @@ package queuetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -14,22 +15,15 @@ import (
 // The cases of the optional capabilities (queue.Counter,
 // queue.DeadLetterer): a backend without one skips its case.
 
-func counter(t *testing.T, q queue.Queue) queue.Counter {
+// capability returns q as a C (queue.Counter, queue.DeadLetterer), failing
+// t when q is none.
+func capability[C any](t *testing.T, q queue.Queue) C {
 	t.Helper()
-	c, ok := q.(queue.Counter)
+	c, ok := q.(C)
 	if !ok {
-		t.Fatalf("%T is no queue.Counter", q)
+		t.Fatalf("%T is no %v", q, reflect.TypeFor[C]())
 	}
 	return c
-}
-
-func deadLetterer(t *testing.T, q queue.Queue) queue.DeadLetterer {
-	t.Helper()
-	d, ok := q.(queue.DeadLetterer)
-	if !ok {
-		t.Fatalf("%T is no queue.DeadLetterer", q)
-	}
-	return d
 }
 
 // eventually polls cond until it holds, failing t after patience with what
@@ -53,7 +47,7 @@ func eventually(t *testing.T, what string, cond func() (bool, any)) {
 func (s *suite) testCounts(t *testing.T) {
 	ctx := testContext(t)
 	q := s.queue(t, QueueOptions{VisibilityTimeout: time.Minute}).Queue
-	c := counter(t, q)
+	c := capability[queue.Counter](t, q)
 	send(ctx, t, q, "ready-1", "ready-2")
 	errs, err := q.SendBatch(ctx, []queue.Entry{{Body: []byte("later"), Delay: 10 * time.Minute}})
 	if err := errors.Join(append(errs, err)...); err != nil {
@@ -80,7 +74,7 @@ func (s *suite) testCounts(t *testing.T) {
 // testNoDeadLetterQueue: a queue with no dead-letter queue says so.
 func (s *suite) testNoDeadLetterQueue(t *testing.T) {
 	ctx := testContext(t)
-	d := deadLetterer(t, s.queue(t, QueueOptions{VisibilityTimeout: time.Minute}).Queue)
+	d := capability[queue.DeadLetterer](t, s.queue(t, QueueOptions{VisibilityTimeout: time.Minute}).Queue)
 	if _, err := d.DeadLetterCounts(ctx); !errors.Is(err, queue.ErrNoDeadLetterQueue) {
 		t.Errorf("DeadLetterCounts = %v; want ErrNoDeadLetterQueue", err)
 	}
@@ -97,7 +91,7 @@ func (s *suite) testNoDeadLetterQueue(t *testing.T) {
 func (s *suite) testPeekAndRedrive(t *testing.T) {
 	ctx := testContext(t)
 	q := s.queue(t, QueueOptions{VisibilityTimeout: time.Second, MaxReceiveCount: 1}).Queue
-	d := deadLetterer(t, q)
+	d := capability[queue.DeadLetterer](t, q)
 	bodies := []string{"dead-1", "dead-2", "dead-3"}
 	send(ctx, t, q, bodies...)
 	msgs, _ := collect(ctx, t, q, len(bodies))
@@ -162,7 +156,7 @@ func (s *suite) testPeekAndRedrive(t *testing.T) {
 func (s *suite) testRedriveCancelled(t *testing.T) {
 	ctx := testContext(t)
 	q := s.queue(t, QueueOptions{VisibilityTimeout: time.Second, MaxReceiveCount: 1}).Queue
-	d := deadLetterer(t, q)
+	d := capability[queue.DeadLetterer](t, q)
 	bodies := numbered("slow", 4)
 	send(ctx, t, q, bodies...)
 	msgs, _ := collect(ctx, t, q, len(bodies))

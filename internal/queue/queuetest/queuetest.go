@@ -368,50 +368,45 @@ func (s *suite) testInvisibleUntilVisibilityExpires(t *testing.T) {
 }
 
 func (s *suite) testChangeVisibilityZeroReleases(t *testing.T) {
-	ctx := testContext(t)
 	const visibility = time.Minute
-	q := s.queue(t, QueueOptions{VisibilityTimeout: visibility}).Queue
-	send(ctx, t, q, "released")
-
-	first, _ := receiveOne(ctx, t, q)
-	released := time.Now()
-	if err := q.ChangeVisibility(ctx, first.Receipt, 0); err != nil {
-		t.Fatalf("ChangeVisibility(0): %v", err)
-	}
 	// receiveOne gives up after patience, well within the visibility timeout.
-	second, _ := receiveOne(ctx, t, q)
-	if time.Since(released) >= visibility {
+	if after := s.receiveAfterChangeVisibility(t, visibility, 0, "released"); after >= visibility {
 		t.Fatalf("message came back only after its visibility timeout")
-	}
-	if second.ID != first.ID {
-		t.Errorf("received %s, want the released message %s", second.ID, first.ID)
-	}
-	if want := 2 + s.visibilityBump(); second.ReceiveCount != want {
-		t.Errorf("ReceiveCount after release = %d, want %d", second.ReceiveCount, want)
 	}
 }
 
 func (s *suite) testChangeVisibilityExtends(t *testing.T) {
-	ctx := testContext(t)
 	const visibility, extended = time.Second, 4 * time.Second
+	if after := s.receiveAfterChangeVisibility(t, visibility, extended, "extended"); after < extended-slack {
+		t.Errorf("message received again %v after its visibility was extended to %v", after, extended)
+	}
+}
+
+// receiveAfterChangeVisibility sends body to a fresh queue of the given
+// visibility timeout, receives it, changes its visibility to d and receives
+// it again, checking that the same message came back with one more receive
+// counted (and what the backend's ChangeVisibility adds). It returns how
+// long after the change it came back.
+func (s *suite) receiveAfterChangeVisibility(t *testing.T, visibility, d time.Duration, body string) time.Duration {
+	t.Helper()
+	ctx := testContext(t)
 	q := s.queue(t, QueueOptions{VisibilityTimeout: visibility}).Queue
-	send(ctx, t, q, "extended")
+	send(ctx, t, q, body)
 
 	first, _ := receiveOne(ctx, t, q)
-	extendedAt := time.Now()
-	if err := q.ChangeVisibility(ctx, first.Receipt, extended); err != nil {
-		t.Fatalf("ChangeVisibility(%v): %v", extended, err)
+	changed := time.Now()
+	if err := q.ChangeVisibility(ctx, first.Receipt, d); err != nil {
+		t.Fatalf("ChangeVisibility(%v): %v", d, err)
 	}
 	second, _ := receiveOne(ctx, t, q)
-	if early := extendedAt.Add(extended - slack); time.Now().Before(early) {
-		t.Errorf("message received again %v after its visibility was extended to %v", time.Since(extendedAt), extended)
-	}
+	after := time.Since(changed)
 	if second.ID != first.ID {
-		t.Errorf("received %s, want the extended message %s", second.ID, first.ID)
+		t.Errorf("received %s, want the %s message %s", second.ID, body, first.ID)
 	}
 	if want := 2 + s.visibilityBump(); second.ReceiveCount != want {
-		t.Errorf("ReceiveCount after extension = %d, want %d", second.ReceiveCount, want)
+		t.Errorf("ReceiveCount after ChangeVisibility(%v) = %d, want %d", d, second.ReceiveCount, want)
 	}
+	return after
 }
 
 func (s *suite) testChangeVisibilityInvalidReceipt(t *testing.T) {
@@ -429,24 +424,35 @@ func (s *suite) testChangeVisibilityInvalidReceipt(t *testing.T) {
 	}
 }
 
-func (s *suite) testDeleteBatch(t *testing.T) {
-	ctx := testContext(t)
-	const visibility = time.Second
-	q := s.queue(t, QueueOptions{VisibilityTimeout: visibility}).Queue
-	send(ctx, t, q, numbered("delete", 3)...)
+func (s *suite) testDeleteBatch(t *testing.T) { s.deleteReceived(t, time.Second, 3) }
 
-	got, _ := collect(ctx, t, q, 3)
+// testDeleteBatchChunks deletes more receipts than one batch call takes.
+func (s *suite) testDeleteBatchChunks(t *testing.T) { s.deleteReceived(t, 2*time.Second, 25) }
+
+// deleteReceived receives n messages from a fresh queue of the given
+// visibility timeout, deletes them with one DeleteBatch, and checks that
+// none comes back once their visibility timeout is over.
+func (s *suite) deleteReceived(t *testing.T, visibility time.Duration, n int) {
+	ctx := testContext(t)
+	q, got := s.received(ctx, t, visibility, n)
 	deleteAll(ctx, t, q, receipts(got)...)
 	expectNone(ctx, t, q, visibility+2*time.Second)
+}
+
+// received sends n messages to a fresh queue of the given visibility
+// timeout, and returns it with a delivery of each.
+func (s *suite) received(ctx context.Context, t *testing.T, visibility time.Duration, n int) (queue.Queue, []queue.Delivery) {
+	t.Helper()
+	q := s.queue(t, QueueOptions{VisibilityTimeout: visibility}).Queue
+	send(ctx, t, q, numbered("delete", n)...)
+	got, _ := collect(ctx, t, q, n)
+	return q, got
 }
 
 func (s *suite) testDeleteBatchInvalidReceipt(t *testing.T) {
 	ctx := testContext(t)
 	const visibility = time.Second
-	q := s.queue(t, QueueOptions{VisibilityTimeout: visibility}).Queue
-	send(ctx, t, q, numbered("delete", 3)...)
-
-	got, _ := collect(ctx, t, q, 3)
+	q, got := s.received(ctx, t, visibility, 3)
 	batch := []string{got[0].Receipt, "not-a-receipt-handle", got[1].Receipt, got[2].Receipt}
 	errs, err := q.DeleteBatch(ctx, batch)
 	if err != nil {
@@ -463,17 +469,6 @@ func (s *suite) testDeleteBatchInvalidReceipt(t *testing.T) {
 			t.Errorf("DeleteBatch entry %d: %v", i, err)
 		}
 	}
-	expectNone(ctx, t, q, visibility+2*time.Second)
-}
-
-func (s *suite) testDeleteBatchChunks(t *testing.T) {
-	ctx := testContext(t)
-	const visibility = 2 * time.Second
-	q := s.queue(t, QueueOptions{VisibilityTimeout: visibility}).Queue
-	send(ctx, t, q, numbered("chunk", 25)...)
-
-	got, _ := collect(ctx, t, q, 25)
-	deleteAll(ctx, t, q, receipts(got)...)
 	expectNone(ctx, t, q, visibility+2*time.Second)
 }
 

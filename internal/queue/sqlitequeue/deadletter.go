@@ -72,18 +72,43 @@ func (q *Queue) DeadLetterCounts(ctx context.Context) (queue.Counts, error) {
 
 // PeekDeadLetters returns up to limit of the dead-letter table's messages,
 // oldest first, after moving there those out of receives; it reads the rows
-// and changes none of them.
+// and changes none of them. It leaves their attributes out, as the SQS
+// queue's peek does.
 func (q *Queue) PeekDeadLetters(ctx context.Context, limit int) ([]queue.Delivery, error) {
 	if err := q.checkDeadLetters(); err != nil {
 		return nil, err
 	}
+	msgs, err := q.readDeadLetters(ctx, limit)
+	if err != nil {
+		return nil, q.errorf("peek at dead letters", err)
+	}
+	for i := range msgs {
+		msgs[i].Attributes = nil
+	}
+	return msgs, nil
+}
+
+// DeadLetters returns the messages of this queue's dead-letter table, oldest
+// first, after moving there the messages that have run out of receives. The
+// messages carry no receipt: they are not deliveries.
+func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Delivery, error) {
+	msgs, err := q.readDeadLetters(ctx, -1)
+	if err != nil {
+		return nil, q.errorf("dead letters", err)
+	}
+	return msgs, nil
+}
+
+// readDeadLetters moves the messages out of receives to the dead-letter
+// table, then reads up to limit of its messages (all for -1), oldest first.
+func (q *Queue) readDeadLetters(ctx context.Context, limit int) ([]queue.Delivery, error) {
 	var msgs []queue.Delivery
 	err := q.write(ctx, func(tx *sql.Tx) error {
 		if err := q.reap(ctx, tx, q.now()); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, `
-			SELECT id, body, receive_count, sent_at FROM queue_dead_letters
+			SELECT id, body, receive_count, sent_at, attrs FROM queue_dead_letters
 			WHERE queue = ? ORDER BY seq LIMIT ?`, q.name, limit)
 		if err != nil {
 			return err
@@ -93,18 +118,19 @@ func (q *Queue) PeekDeadLetters(ctx context.Context, limit int) ([]queue.Deliver
 		for rows.Next() {
 			var m queue.Delivery
 			var sentAt int64
-			if err := rows.Scan(&m.ID, &m.Body, &m.ReceiveCount, &sentAt); err != nil {
+			var attrs sql.NullString
+			if err := rows.Scan(&m.ID, &m.Body, &m.ReceiveCount, &sentAt, &attrs); err != nil {
 				return err
 			}
 			m.SentAt = time.UnixMilli(sentAt).UTC()
+			if m.Attributes, err = decodeAttrs(attrs); err != nil {
+				return err
+			}
 			msgs = append(msgs, m)
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return nil, q.errorf("peek at dead letters", err)
-	}
-	return msgs, nil
+	return msgs, err
 }
 
 // Redrive moves the dead letters back to the queue, oldest first, in

@@ -453,44 +453,6 @@ func (q *Queue) Attributes(ctx context.Context) (queue.Attributes, error) {
 	}, nil
 }
 
-// DeadLetters returns the messages of this queue's dead-letter table, oldest
-// first, after moving there the messages that have run out of receives. The
-// messages carry no receipt: they are not deliveries.
-func (q *Queue) DeadLetters(ctx context.Context) ([]queue.Delivery, error) {
-	var msgs []queue.Delivery
-	err := q.write(ctx, func(tx *sql.Tx) error {
-		if err := q.reap(ctx, tx, q.now()); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, `
-			SELECT id, body, receive_count, sent_at, attrs FROM queue_dead_letters
-			WHERE queue = ? ORDER BY seq`, q.name)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		msgs = nil
-		for rows.Next() {
-			var m queue.Delivery
-			var sentAt int64
-			var attrs sql.NullString
-			if err := rows.Scan(&m.ID, &m.Body, &m.ReceiveCount, &sentAt, &attrs); err != nil {
-				return err
-			}
-			m.SentAt = time.UnixMilli(sentAt).UTC()
-			if m.Attributes, err = decodeAttrs(attrs); err != nil {
-				return err
-			}
-			msgs = append(msgs, m)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, q.errorf("dead letters", err)
-	}
-	return msgs, nil
-}
-
 // Len counts this queue's messages: visible ones (ready to be received),
 // invisible ones (in flight, or delayed), and dead ones (in the dead-letter
 // table, or visible but out of receives: the next receive moves them there).

@@ -190,21 +190,10 @@ func (q *Queue) PeekDeadLetters(ctx context.Context, limit int) (msgs []queue.De
 	}()
 	seen := map[string]bool{}
 	for len(msgs) < limit {
-		out, err := q.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:            aws.String(d.url),
-			MaxNumberOfMessages: int32(min(limit-len(msgs), queue.MaxBatch)),
-			WaitTimeSeconds:     1, // a short poll may miss messages; one second asks every server
-			VisibilityTimeout:   int32(PeekVisibility / time.Second),
-			MessageSystemAttributeNames: []types.MessageSystemAttributeName{
-				types.MessageSystemAttributeNameApproximateReceiveCount,
-				types.MessageSystemAttributeNameSentTimestamp,
-			},
-			//lint:ignore SA1019 local-aws-sqs reads only AttributeNames, ignoring MessageSystemAttributeNames; SQS accepts both.
-			AttributeNames: []types.QueueAttributeName{
-				types.QueueAttributeName(types.MessageSystemAttributeNameApproximateReceiveCount),
-				types.QueueAttributeName(types.MessageSystemAttributeNameSentTimestamp),
-			},
-		})
+		// A short poll may miss messages; a wait of one second asks every server.
+		in := receiveInput(d.url, limit-len(msgs), 1)
+		in.VisibilityTimeout = int32(PeekVisibility / time.Second)
+		out, err := q.client.ReceiveMessage(ctx, in)
 		if err != nil {
 			return msgs, fmt.Errorf("sqsqueue: peek at the dead-letter queue %s: %w", d.url, err)
 		}

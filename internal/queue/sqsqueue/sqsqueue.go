@@ -118,22 +118,8 @@ func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sqsqueue: receive: %w", err)
 	}
-	in := &sqs.ReceiveMessageInput{
-		QueueUrl:            aws.String(q.url),
-		MaxNumberOfMessages: int32(min(maxMessages, queue.MaxBatch)),
-		WaitTimeSeconds:     seconds(wait, maxWaitSeconds),
-		MessageSystemAttributeNames: []types.MessageSystemAttributeName{
-			types.MessageSystemAttributeNameApproximateReceiveCount,
-			types.MessageSystemAttributeNameSentTimestamp,
-		},
-		// The same names through the deprecated field as well.
-		//lint:ignore SA1019 local-aws-sqs reads only AttributeNames, ignoring MessageSystemAttributeNames; SQS accepts both.
-		AttributeNames: []types.QueueAttributeName{
-			types.QueueAttributeName(types.MessageSystemAttributeNameApproximateReceiveCount),
-			types.QueueAttributeName(types.MessageSystemAttributeNameSentTimestamp),
-		},
-		MessageAttributeNames: []string{"All"},
-	}
+	in := receiveInput(q.url, maxMessages, seconds(wait, maxWaitSeconds))
+	in.MessageAttributeNames = []string{"All"}
 	if q.opts.VisibilityTimeout > 0 {
 		in.VisibilityTimeout = max(1, seconds(q.opts.VisibilityTimeout, maxVisibilitySeconds))
 	}
@@ -149,6 +135,26 @@ func (q *Queue) Receive(ctx context.Context, maxMessages int, wait time.Duration
 		msgs = append(msgs, toMessage(m))
 	}
 	return msgs, nil
+}
+
+// receiveInput asks url for at most min(maxMessages, 10) messages, waiting
+// up to wait seconds, with the system attributes toMessage reads.
+func receiveInput(url string, maxMessages int, wait int32) *sqs.ReceiveMessageInput {
+	return &sqs.ReceiveMessageInput{
+		QueueUrl:            aws.String(url),
+		MaxNumberOfMessages: int32(min(maxMessages, queue.MaxBatch)),
+		WaitTimeSeconds:     wait,
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{
+			types.MessageSystemAttributeNameApproximateReceiveCount,
+			types.MessageSystemAttributeNameSentTimestamp,
+		},
+		// The same names through the deprecated field as well.
+		//lint:ignore SA1019 local-aws-sqs reads only AttributeNames, ignoring MessageSystemAttributeNames; SQS accepts both.
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeName(types.MessageSystemAttributeNameApproximateReceiveCount),
+			types.QueueAttributeName(types.MessageSystemAttributeNameSentTimestamp),
+		},
+	}
 }
 
 func toMessage(m types.Message) queue.Delivery {

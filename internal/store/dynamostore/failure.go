@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sixpotify/top-tracks/internal/store"
@@ -34,23 +32,9 @@ func (s *Store) RecordFailure(ctx context.Context, artistID, reason string, at t
 	if artistID == "" {
 		return errors.New("dynamostore: record failure: empty artist id")
 	}
-	err := s.retrying(ctx, func(ctx context.Context) error {
-		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:           &s.artists,
-			Key:                 artistKey(artistID),
-			UpdateExpression:    aws.String("SET #e = :e, #eat = :eat"),
-			ConditionExpression: aws.String("attribute_not_exists(#eat) OR #eat <= :eat"),
-			ExpressionAttributeNames: map[string]string{
-				"#e": attrLastError, "#eat": attrLastErrorAt,
-			},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":e": str(store.ClipReason(reason)), ":eat": str(formatTime(at)),
-			},
-		})
-		if isConditionFailed(err) {
-			return nil // a later failure is recorded
-		}
-		return err
+	err := s.setUnlessLater(ctx, artistID, attrLastErrorAt, map[string]types.AttributeValue{
+		attrLastError:   str(store.ClipReason(reason)),
+		attrLastErrorAt: str(formatTime(at)),
 	})
 	if err != nil {
 		return fmt.Errorf("dynamostore: record failure of %s: %w", artistID, err)
@@ -61,21 +45,7 @@ func (s *Store) RecordFailure(ctx context.Context, artistID, reason string, at t
 // LastFailure reads the failure recorded on the artists row (consistent
 // read of those two attributes).
 func (s *Store) LastFailure(ctx context.Context, artistID string) (store.Failure, bool, error) {
-	var item map[string]types.AttributeValue
-	err := s.retrying(ctx, func(ctx context.Context) error {
-		out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName:                &s.artists,
-			Key:                      artistKey(artistID),
-			ConsistentRead:           aws.Bool(true),
-			ProjectionExpression:     aws.String("#e, #eat"),
-			ExpressionAttributeNames: map[string]string{"#e": attrLastError, "#eat": attrLastErrorAt},
-		})
-		if err != nil {
-			return err
-		}
-		item = out.Item
-		return nil
-	})
+	item, err := s.readArtistRow(ctx, artistID, attrLastError, attrLastErrorAt)
 	if err != nil {
 		return store.Failure{}, false, fmt.Errorf("dynamostore: last failure of %s: %w", artistID, err)
 	}

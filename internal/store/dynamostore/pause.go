@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sixpotify/top-tracks/internal/store"
@@ -28,24 +26,11 @@ const pauseKeep = 24 * time.Hour
 
 // SetSpotifyPause records p unless a pause that ends later is recorded.
 func (s *Store) SetSpotifyPause(ctx context.Context, p store.SpotifyPause) error {
-	err := s.retrying(ctx, func(ctx context.Context) error {
-		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:           &s.artists,
-			Key:                 artistKey(store.PauseKey),
-			UpdateExpression:    aws.String("SET #u = :u, #s = :s, #r = :r, #exp = :exp"),
-			ConditionExpression: aws.String("attribute_not_exists(#u) OR #u <= :u"),
-			ExpressionAttributeNames: map[string]string{
-				"#u": attrPausedUntil, "#s": attrPausedSince, "#r": attrPauseReason, "#exp": attrExpiresAt,
-			},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":u": str(formatTime(p.Until)), ":s": str(formatTime(p.Since)), ":r": str(store.ClipReason(p.Reason)),
-				":exp": num(p.Until.Add(pauseKeep).Unix()),
-			},
-		})
-		if isConditionFailed(err) {
-			return nil // a pause that ends later is recorded
-		}
-		return err
+	err := s.setUnlessLater(ctx, store.PauseKey, attrPausedUntil, map[string]types.AttributeValue{
+		attrPausedUntil: str(formatTime(p.Until)),
+		attrPausedSince: str(formatTime(p.Since)),
+		attrPauseReason: str(store.ClipReason(p.Reason)),
+		attrExpiresAt:   num(p.Until.Add(pauseKeep).Unix()),
 	})
 	if err != nil {
 		return fmt.Errorf("dynamostore: record the Spotify pause: %w", err)
@@ -55,21 +40,7 @@ func (s *Store) SetSpotifyPause(ctx context.Context, p store.SpotifyPause) error
 
 // SpotifyPause reads the recorded pause (a consistent read).
 func (s *Store) SpotifyPause(ctx context.Context) (store.SpotifyPause, bool, error) {
-	var item map[string]types.AttributeValue
-	err := s.retrying(ctx, func(ctx context.Context) error {
-		out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName:                &s.artists,
-			Key:                      artistKey(store.PauseKey),
-			ConsistentRead:           aws.Bool(true),
-			ProjectionExpression:     aws.String("#u, #s, #r"),
-			ExpressionAttributeNames: map[string]string{"#u": attrPausedUntil, "#s": attrPausedSince, "#r": attrPauseReason},
-		})
-		if err != nil {
-			return err
-		}
-		item = out.Item
-		return nil
-	})
+	item, err := s.readArtistRow(ctx, store.PauseKey, attrPausedUntil, attrPausedSince, attrPauseReason)
 	if err != nil {
 		return store.SpotifyPause{}, false, fmt.Errorf("dynamostore: read the Spotify pause: %w", err)
 	}

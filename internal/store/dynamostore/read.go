@@ -17,12 +17,7 @@ import (
 // Artist reads the artists row (consistent read). ok is false when the store
 // holds no fetch of the artist.
 func (s *Store) Artist(ctx context.Context, id string) (store.Artist, bool, error) {
-	var item map[string]types.AttributeValue
-	err := s.retrying(ctx, func(ctx context.Context) error {
-		var err error
-		item, err = s.getArtistRow(ctx, id)
-		return err
-	})
+	item, err := s.readArtistRow(ctx, id)
 	if err != nil {
 		return store.Artist{}, false, fmt.Errorf("dynamostore: artist %s: %w", id, err)
 	}
@@ -31,6 +26,17 @@ func (s *Store) Artist(ctx context.Context, id string) (store.Artist, bool, erro
 		return store.Artist{}, false, fmt.Errorf("dynamostore: artist %s: %w", id, err)
 	}
 	return a, ok, nil
+}
+
+// readArtistRow is getArtistRow, retrying throttles.
+func (s *Store) readArtistRow(ctx context.Context, artistID string, attrs ...string) (map[string]types.AttributeValue, error) {
+	var item map[string]types.AttributeValue
+	err := s.retrying(ctx, func(ctx context.Context) error {
+		var err error
+		item, err = s.getArtistRow(ctx, artistID, attrs...)
+		return err
+	})
+	return item, err
 }
 
 // Tracks returns the artist's rows by rank (consistent read).

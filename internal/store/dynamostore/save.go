@@ -5,6 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -419,18 +423,71 @@ func (s *Store) unlock(ctx context.Context, l *lease) error {
 	})
 }
 
-// getArtistRow reads the artists row with a consistent read; nil when there
-// is none.
-func (s *Store) getArtistRow(ctx context.Context, artistID string) (map[string]types.AttributeValue, error) {
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+// setUnlessLater sets attrs on the artists item of key with one conditional
+// UpdateItem, retrying throttles, unless the item holds a later value of the
+// attribute by than attrs[by] (a time in store.TimeFormat, whose string
+// order is time order): then it leaves the item as it is, and that is no
+// error.
+func (s *Store) setUnlessLater(ctx context.Context, key, by string, attrs map[string]types.AttributeValue) error {
+	names := slices.Sorted(maps.Keys(attrs))
+	refs, exprNames := expressionNames(names)
+	values := make(map[string]types.AttributeValue, len(names))
+	sets := make([]string, len(names))
+	var condition string
+	for i, name := range names {
+		v := ":v" + strconv.Itoa(i)
+		values[v] = attrs[name]
+		sets[i] = refs[i] + " = " + v
+		if name == by {
+			condition = fmt.Sprintf("attribute_not_exists(%s) OR %s <= %s", refs[i], refs[i], v)
+		}
+	}
+	return s.retrying(ctx, func(ctx context.Context) error {
+		_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 &s.artists,
+			Key:                       artistKey(key),
+			UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ")),
+			ConditionExpression:       aws.String(condition),
+			ExpressionAttributeNames:  exprNames,
+			ExpressionAttributeValues: values,
+		})
+		if isConditionFailed(err) {
+			return nil // a later one is recorded
+		}
+		return err
+	})
+}
+
+// getArtistRow reads the artists row with a consistent read, only the
+// attributes named in attrs when there are any; nil when there is none.
+func (s *Store) getArtistRow(ctx context.Context, artistID string, attrs ...string) (map[string]types.AttributeValue, error) {
+	in := &dynamodb.GetItemInput{
 		TableName:      &s.artists,
 		Key:            artistKey(artistID),
 		ConsistentRead: aws.Bool(true),
-	})
+	}
+	if len(attrs) > 0 {
+		var refs []string
+		refs, in.ExpressionAttributeNames = expressionNames(attrs)
+		in.ProjectionExpression = aws.String(strings.Join(refs, ", "))
+	}
+	out, err := s.client.GetItem(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	return out.Item, nil
+}
+
+// expressionNames names attrs #a0, #a1, … for an expression: refs[i] stands
+// for attrs[i], and names maps each ref to its attribute.
+func expressionNames(attrs []string) (refs []string, names map[string]string) {
+	refs = make([]string, len(attrs))
+	names = make(map[string]string, len(attrs))
+	for i, a := range attrs {
+		refs[i] = "#a" + strconv.Itoa(i)
+		names[refs[i]] = a
+	}
+	return refs, names
 }
 
 func attrString(item map[string]types.AttributeValue, name string) string {

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 
+	"github.com/sixpotify/top-tracks/internal/fakespotify"
 	"github.com/sixpotify/top-tracks/internal/spotify"
 )
 
@@ -32,11 +33,11 @@ func ID(seed string) string {
 func Track(artistID string, n int) spotify.Track {
 	id := ID(fmt.Sprintf("track/%s/%d", artistID, n))
 	albumID := ID(fmt.Sprintf("album/%s/%d", artistID, n/3))
-	artist := simpleArtist(artistID, "Artist "+artistID[:5])
+	artist := fakespotify.SimpleArtist(artistID, "Artist "+artistID[:5])
 	artists := []spotify.SimpleArtist{artist}
 	if n%4 == 1 {
 		feat := ID(fmt.Sprintf("feat/%s/%d", artistID, n))
-		artists = append(artists, simpleArtist(feat, "Ñandú & Ørsted"))
+		artists = append(artists, fakespotify.SimpleArtist(feat, "Ñandú & Ørsted"))
 	}
 	var preview *string
 	if n%3 != 0 {
@@ -101,15 +102,6 @@ func Tracks(artistID string, from, n int) []spotify.Track {
 		ts[i] = Track(artistID, from+i)
 	}
 	return ts
-}
-
-func simpleArtist(id, name string) spotify.SimpleArtist {
-	return spotify.SimpleArtist{
-		ID:           id,
-		Name:         name,
-		URI:          "spotify:artist:" + id,
-		ExternalURLs: map[string]string{"spotify": "https://open.spotify.com/artist/" + id},
-	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -88,8 +88,7 @@ func testFailureOfNewArtist(t *testing.T, s store.Store) {
 	checkFailure(t, fs, a, &store.Failure{Reason: "store: rejected", At: t0.Add(time.Minute)})
 
 	r := result(a, t0.Add(time.Hour), Tracks(a, 0, 5))
-	save(t, s, r)
-	checkStored(t, s, r)
+	saveChecked(t, s, r)
 	checkFailure(t, fs, a, nil)
 }
 
@@ -125,8 +124,7 @@ func testFailureOfFetchedArtist(t *testing.T, s store.Store) {
 
 	recordFailure(t, fs, a, "again", t0.Add(2*time.Hour))
 	changed := result(a, t0.Add(3*time.Hour), Tracks(a, 2, 5))
-	save(t, s, changed)
-	checkStored(t, s, changed)
+	saveChecked(t, s, changed)
 	checkFailure(t, fs, a, nil)
 }
 

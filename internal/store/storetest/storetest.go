@@ -106,6 +106,16 @@ func save(t *testing.T, s store.Store, r store.Result) {
 	}
 }
 
+// saveChecked saves each of rs in turn and checks after each that the store
+// holds it.
+func saveChecked(t *testing.T, s store.Store, rs ...store.Result) {
+	t.Helper()
+	for _, r := range rs {
+		save(t, s, r)
+		checkStored(t, s, r)
+	}
+}
+
 // checkStored compares the store's rows and artists row of the artist with
 // those of r.
 func checkStored(t *testing.T, s store.Store, r store.Result) {
@@ -138,8 +148,7 @@ func testSaveThenRead(t *testing.T, s store.Store) {
 	a := ID("artist/read")
 	r := result(a, t0, Tracks(a, 0, 10))
 	r.Market = "SE"
-	save(t, s, r)
-	checkStored(t, s, r)
+	saveChecked(t, s, r)
 }
 
 func testConverges(t *testing.T, s store.Store) {
@@ -152,29 +161,22 @@ func testConverges(t *testing.T, s store.Store) {
 		next = slices.Insert(next, 2*(9-i), Track(a, i))
 	}
 	second := result(a, t0.Add(time.Hour), next)
-	save(t, s, second)
-	checkStored(t, s, second)
+	saveChecked(t, s, second)
 }
 
 func testManyTracks(t *testing.T, s store.Store) {
 	a := ID("artist/many")
-	big := result(a, t0, Tracks(a, 0, 30))
-	save(t, s, big)
-	checkStored(t, s, big)
-	small := result(a, t0.Add(time.Minute), []spotify.Track{Track(a, 29), Track(a, 30), Track(a, 0)})
-	save(t, s, small)
-	checkStored(t, s, small)
-	bigAgain := result(a, t0.Add(2*time.Minute), Tracks(a, 3, 27))
-	save(t, s, bigAgain)
-	checkStored(t, s, bigAgain)
+	saveChecked(t, s,
+		result(a, t0, Tracks(a, 0, 30)),
+		result(a, t0.Add(time.Minute), []spotify.Track{Track(a, 29), Track(a, 30), Track(a, 0)}),
+		result(a, t0.Add(2*time.Minute), Tracks(a, 3, 27)))
 }
 
 func testRerun(t *testing.T, s store.Store) {
 	a := ID("artist/rerun")
 	r := result(a, t0, Tracks(a, 0, 10))
 	for range 3 {
-		save(t, s, r)
-		checkStored(t, s, r)
+		saveChecked(t, s, r)
 	}
 }
 
@@ -201,13 +203,11 @@ func testUnchanged(t *testing.T, s store.Store) {
 	}
 	// A changed list rewrites every row.
 	changed := result(a, t0.Add(2*time.Hour), Tracks(a, 3, 10))
-	save(t, s, changed)
-	checkStored(t, s, changed)
+	saveChecked(t, s, changed)
 	// The same list in another market is a change.
 	other := changed
 	other.Market, other.FetchedAt = "SE", t0.Add(3*time.Hour)
-	save(t, s, other)
-	checkStored(t, s, other)
+	saveChecked(t, s, other)
 }
 
 func testArtistsApart(t *testing.T, s store.Store) {
@@ -220,8 +220,7 @@ func testArtistsApart(t *testing.T, s store.Store) {
 	save(t, s, rx)
 	save(t, s, ry)
 	rx2 := result(x, t0.Add(time.Hour), Tracks(x, 3, 4))
-	save(t, s, rx2)
-	checkStored(t, s, rx2)
+	saveChecked(t, s, rx2)
 	checkStored(t, s, ry)
 	notFound := store.Result{ArtistID: x, Market: "US", Status: store.StatusNotFound, FetchedAt: t0.Add(2 * time.Hour)}
 	save(t, s, notFound)
@@ -231,20 +230,16 @@ func testArtistsApart(t *testing.T, s store.Store) {
 func testNotFound(t *testing.T, s store.Store) {
 	a := ID("artist/gone")
 	save(t, s, result(a, t0, Tracks(a, 0, 10)))
-	gone := store.Result{ArtistID: a, Market: "US", Status: store.StatusNotFound, FetchedAt: t0.Add(time.Hour)}
-	save(t, s, gone)
-	checkStored(t, s, gone)
-	// And back: Spotify knows the artist again.
-	back := result(a, t0.Add(2*time.Hour), Tracks(a, 2, 4))
-	save(t, s, back)
-	checkStored(t, s, back)
+	saveChecked(t, s,
+		store.Result{ArtistID: a, Market: "US", Status: store.StatusNotFound, FetchedAt: t0.Add(time.Hour)},
+		// And back: Spotify knows the artist again.
+		result(a, t0.Add(2*time.Hour), Tracks(a, 2, 4)))
 }
 
 func testNotFoundFirst(t *testing.T, s store.Store) {
 	a := ID("artist/never")
 	r := store.Result{ArtistID: a, Market: "JP", Status: store.StatusNotFound, FetchedAt: t0}
-	save(t, s, r)
-	checkStored(t, s, r)
+	saveChecked(t, s, r)
 }
 
 func testStale(t *testing.T, s store.Store) {
@@ -269,8 +264,7 @@ func testDuplicateTrack(t *testing.T, s store.Store) {
 	dup := tracks[1]
 	dup.Popularity = ptr(1) // a second copy that differs must not win
 	r := result(a, t0, slices.Insert(tracks, 3, dup))
-	save(t, s, r)
-	checkStored(t, s, r)
+	saveChecked(t, s, r)
 	if rows := Rows(r); len(rows) != 4 || rows[3].Rank != 5 {
 		t.Fatalf("test data: rowsOf = %d rows, last rank %d; want 4 rows, last rank 5", len(rows), rows[len(rows)-1].Rank)
 	}
@@ -284,8 +278,7 @@ func testAbsentFields(t *testing.T, s store.Store) {
 	tracks[0].Popularity, tracks[0].PreviewURL, tracks[0].ISRC = nil, nil, nil
 	tracks[1].Popularity, tracks[1].ISRC = ptr(0), ptr("")
 	r := result(a, t0, tracks)
-	save(t, s, r)
-	checkStored(t, s, r)
+	saveChecked(t, s, r)
 	rows, err := s.Tracks(ctxFor(t), a)
 	if err != nil || len(rows) != 3 {
 		t.Fatalf("Tracks = %d rows, %v; want 3", len(rows), err)
