@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/sixpotify/top-tracks/internal/sqlitedb"
 )
 
 // DefaultName is the queue a URL without ?queue= names.
@@ -22,7 +24,7 @@ func ParseURL(u string) (path, name string, err error) {
 	}
 	path, query, _ := strings.Cut(rest, "?")
 	var problems []string
-	path, problem := filePath(path)
+	path, problem := sqlitedb.FilePath(path)
 	if problem != "" {
 		problems = append(problems, problem)
 	}
@@ -50,23 +52,6 @@ func ParseURL(u string) (path, name string, err error) {
 		return "", "", fmt.Errorf("queue URL %q: %s", u, strings.Join(problems, "; "))
 	}
 	return path, name, nil
-}
-
-// filePath checks the PATH of sqlite:PATH and turns sqlite:///abs into /abs.
-func filePath(p string) (string, string) {
-	if rest, ok := strings.CutPrefix(p, "//"); ok {
-		if !strings.HasPrefix(rest, "/") {
-			return "", "sqlite://HOST/… names a host; write sqlite:PATH, or sqlite:///ABSOLUTE/PATH"
-		}
-		p = rest
-	}
-	switch {
-	case p == "":
-		return "", "no file path after sqlite:"
-	case p == ":memory:" || strings.HasPrefix(p, "file:"):
-		return "", fmt.Sprintf("%q is not a file path; processes share the queue through a file", p)
-	}
-	return p, ""
 }
 
 // validName reports whether name is a queue name SQS would accept.

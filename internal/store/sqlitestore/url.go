@@ -3,6 +3,8 @@ package sqlitestore
 import (
 	"fmt"
 	"strings"
+
+	"github.com/sixpotify/top-tracks/internal/sqlitedb"
 )
 
 // ParseURL reads an embedded store URL, sqlite:PATH, and returns PATH:
@@ -18,20 +20,12 @@ func ParseURL(u string) (path string, err error) {
 		problems = append(problems, "sqlite:PATH takes no parameters here (queue= belongs in a queue URL)")
 		rest = before
 	}
-	if r, ok := strings.CutPrefix(rest, "//"); ok {
-		if !strings.HasPrefix(r, "/") {
-			problems = append(problems, "sqlite://HOST/… names a host; write sqlite:PATH, or sqlite:///ABSOLUTE/PATH")
-		}
-		rest = r
-	}
-	switch {
-	case rest == "":
-		problems = append(problems, "no file path after sqlite:")
-	case rest == ":memory:" || strings.HasPrefix(rest, "file:"):
-		problems = append(problems, fmt.Sprintf("%q is not a file path; the store lives in a file", rest))
+	path, problem := sqlitedb.FilePath(rest)
+	if problem != "" {
+		problems = append(problems, problem)
 	}
 	if len(problems) > 0 {
 		return "", fmt.Errorf("store URL %q: %s", u, strings.Join(problems, "; "))
 	}
-	return rest, nil
+	return path, nil
 }
