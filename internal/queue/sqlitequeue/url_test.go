@@ -21,6 +21,7 @@ func TestParseURL(t *testing.T) {
 		{url: "sqlite:", wantErr: "no file path"},
 		{url: "sqlite:?queue=bulk", wantErr: "no file path"},
 		{url: "sqlite::memory:", wantErr: "not a file path"},
+		{url: "sqlite:file:q.db?mode=memory", wantErr: "not a file path"},
 		{url: "sqlite://host/q.db", wantErr: "names a host"},
 		{url: "sqlite:q.db?queue=", wantErr: "queue name"},
 		{url: "sqlite:q.db?queue=a.b", wantErr: "queue name"},
