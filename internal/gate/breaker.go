@@ -13,8 +13,8 @@ import (
 // answers, and its answers must not hide the store's failures. A cause's
 // failures in a row, over enough distinct artists, open it. While open, one
 // probe at a time is let through, the first after ProbeBase and each next
-// after twice as long, up to ProbeCap; the first success of the cause that
-// opened it closes it. The Gate's lock guards it.
+// after twice as long, up to ProbeCap or the window (probeCap); the first
+// success of the cause that opened it closes it. The Gate's lock guards it.
 //
 // A streak is failures of one cause with no success between them; it opens
 // the breaker once it holds enough failures, of enough artists (see
@@ -38,6 +38,10 @@ type breaker struct {
 	// backoff and times the next probe from then, and any success closes
 	// the breaker.
 	probe *Probe
+	// window is the longest rolling window Spotify's answers have shown
+	// (0: none yet; nil: the rate is not learnt), which bounds the wait
+	// between probes.
+	window func() time.Duration
 }
 
 // Probe is the outage breaker's one probe: the message a receive loop takes
@@ -186,7 +190,7 @@ func (b *breaker) failure(cause Cause, key string, err error, p *Probe, now time
 				// opened change nothing.
 				p.judged = true
 				if cause == b.cause {
-					b.backoff = min(2*b.backoff, b.opts.ProbeCap)
+					b.backoff = min(2*b.backoff, b.probeCap())
 				}
 				b.nextProbe = now.Add(b.backoff)
 			}
@@ -204,6 +208,21 @@ func (b *breaker) failure(cause Cause, key string, err error, p *Probe, now time
 	b.backoff = b.opts.ProbeBase
 	b.nextProbe = now.Add(b.backoff)
 	return []Event{{Kind: EventBreakerOpened, Cause: cause, Err: err}}
+}
+
+// probeCap is the longest wait between probes: ProbeCap, or the rolling
+// window Spotify's answers have shown when that is shorter (never less than
+// ProbeBase), so that the end of an outage is found within about one
+// window and the rate is back within the next: with Spotify's 30 s window,
+// a probe every 30 s at most instead of every minute.
+func (b *breaker) probeCap() time.Duration {
+	c := b.opts.ProbeCap
+	if b.window != nil {
+		if w := b.window(); w > 0 {
+			c = min(c, max(w, b.opts.ProbeBase))
+		}
+	}
+	return c
 }
 
 func (b *breaker) describe(now time.Time) string {

@@ -31,7 +31,8 @@ type Options struct {
 	// BreakerArtists artists and BreakerSpan with no success, open it
 	// (defaults 5, 5 and 1s: a few artists whose broken answers happen to
 	// come one after another between others' successes do not); probes
-	// follow after ProbeBase, doubling to ProbeCap (defaults 1s and 1m).
+	// follow after ProbeBase, doubling to ProbeCap (defaults 1s and 1m), or
+	// to the rolling window Spotify's answers have shown when that is shorter.
 	BreakerFailures, BreakerArtists  int
 	BreakerSpan, ProbeBase, ProbeCap time.Duration
 	// OnEvent is told each pause and each opening and closing of the
@@ -131,6 +132,9 @@ func New(opts Options) *Gate {
 		g.quota = newQuota(opts.Rate, opts.Clock())
 	}
 	g.breaker.init(&g.opts)
+	if q := g.quota; q != nil {
+		g.breaker.window = func() time.Duration { return q.win } // under g.mu, as failure is
+	}
 	return g
 }
 

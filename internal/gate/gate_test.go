@@ -504,3 +504,49 @@ func TestACallLetThroughBeforeAPauseIsHeldBack(t *testing.T) {
 	}
 	c(Outcome{Fault: Unsent})
 }
+
+// TestProbesComeAtLeastOnceAWindow: once Spotify's answers have shown its
+// rolling window, the wait between failed probes stops doubling at that
+// window (never past ProbeCap), so that the end of an outage is found
+// within about a window; with no window shown it doubles to ProbeCap.
+func TestProbesComeAtLeastOnceAWindow(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		retryAfter time.Duration // of a 429 ending a volley of 0.5s; 0: none
+		probeCap   time.Duration
+		wantCap    time.Duration
+	}{
+		{"a 3.5s window shown", 3 * time.Second, 0, 3500 * time.Millisecond},
+		{"no window shown", 0, 0, time.Minute},
+		{"a window longer than ProbeCap", 9 * time.Second, 5 * time.Second, 5 * time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := newFakeClock()
+			g := New(Options{Rate: 100, Clock: clock.Now, ProbeCap: c.probeCap})
+			ctx := context.Background()
+			if c.retryAfter > 0 { // a volley into the window, as fast as the rate allows
+				for range 50 {
+					mustWait(t, g, ctx)(ok)
+					clock.Advance(10 * time.Millisecond)
+				}
+				mustWait(t, g, ctx)(Outcome{Fault: RateLimited, Status: 429, RetryAfter: c.retryAfter})
+				clock.Advance(c.retryAfter)
+			}
+			openBreaker(t, g, clock)
+			wait, longest := time.Second, time.Duration(0)
+			for range 8 {
+				p := dueProbe(t, g, clock, wait)
+				mustWait(t, g, p.Context(ctx))(fail503)
+				p.End()
+				wait, _, _ = g.Hold()
+				if wait > c.wantCap {
+					t.Fatalf("after a failed probe the next is %v away; want at most %v", wait, c.wantCap)
+				}
+				longest = max(longest, wait)
+			}
+			if longest != c.wantCap {
+				t.Errorf("the wait between probes grew to %v; want it to reach %v", longest, c.wantCap)
+			}
+		})
+	}
+}
