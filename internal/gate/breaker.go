@@ -213,8 +213,8 @@ func (b *breaker) failure(cause Cause, key string, err error, p *Probe, now time
 // probeCap is the longest wait between probes: ProbeCap, or the rolling
 // window Spotify's answers have shown when that is shorter (never less than
 // ProbeBase), so that the end of an outage is found within about one
-// window and the rate is back within the next: with Spotify's 30 s window,
-// a probe every 30 s at most instead of every minute.
+// window and the rate is back within the next (with Spotify's 30 s window,
+// a probe every 30 s at most).
 func (b *breaker) probeCap() time.Duration {
 	c := b.opts.ProbeCap
 	if b.window != nil {
