@@ -31,8 +31,9 @@ type Options struct {
 	// BreakerArtists artists and BreakerSpan with no success, open it
 	// (defaults 5, 5 and 1s: a few artists whose broken answers happen to
 	// come one after another between others' successes do not); probes
-	// follow after ProbeBase, doubling to ProbeCap (defaults 1s and 1m), or
-	// to the rolling window Spotify's answers have shown when that is shorter.
+	// follow after ProbeBase, doubling to ProbeCap (defaults 1s and 30s,
+	// the rolling window Spotify documents), or to the window Spotify's
+	// answers have shown when that is shorter.
 	BreakerFailures, BreakerArtists  int
 	BreakerSpan, ProbeBase, ProbeCap time.Duration
 	// OnEvent is told each pause and each opening and closing of the
@@ -65,7 +66,7 @@ func (o *Options) setDefaults() {
 		o.ProbeBase = time.Second
 	}
 	if o.ProbeCap <= 0 {
-		o.ProbeCap = time.Minute
+		o.ProbeCap = DefaultProbeCap
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -96,6 +97,13 @@ type Event struct {
 	Blamed     int           // artists whose failures were found their own (closed)
 	Shared     bool          // the pause was another process's, imposed (cooldown)
 }
+
+// DefaultProbeCap is the longest wait between two probes of an open
+// breaker: the rolling window over which Spotify counts an app's calls
+// ("a rolling 30 second window", developer.spotify.com's Rate Limits page),
+// so that the end of an outage is seen within a window even when the
+// answers never showed the window.
+const DefaultProbeCap = 30 * time.Second
 
 // Gate joins the parts (see the package comment) under one lock. It is safe
 // for concurrent use. Create one with New.

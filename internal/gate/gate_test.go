@@ -508,7 +508,8 @@ func TestACallLetThroughBeforeAPauseIsHeldBack(t *testing.T) {
 // TestProbesComeAtLeastOnceAWindow: once Spotify's answers have shown its
 // rolling window, the wait between failed probes stops doubling at that
 // window (never past ProbeCap), so that the end of an outage is found
-// within about a window; with no window shown it doubles to ProbeCap.
+// within about a window; with no window shown it doubles to ProbeCap
+// (Spotify's documented 30s window by default).
 func TestProbesComeAtLeastOnceAWindow(t *testing.T) {
 	for _, c := range []struct {
 		name       string
@@ -517,7 +518,7 @@ func TestProbesComeAtLeastOnceAWindow(t *testing.T) {
 		wantCap    time.Duration
 	}{
 		{"a 3.5s window shown", 3 * time.Second, 0, 3500 * time.Millisecond},
-		{"no window shown", 0, 0, time.Minute},
+		{"no window shown", 0, 0, DefaultProbeCap},
 		{"a window longer than ProbeCap", 9 * time.Second, 5 * time.Second, 5 * time.Second},
 	} {
 		t.Run(c.name, func(t *testing.T) {
