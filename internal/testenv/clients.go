@@ -3,10 +3,8 @@ package testenv
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/sixpotify/top-tracks/internal/queue/sqsqueue"
 )
 
 // SQSClient returns a client of this test binary's SQS emulator (AWSConfig,
@@ -116,28 +115,10 @@ func CheckQueueEmpty(ctx context.Context, tb testing.TB, client *sqs.Client, url
 }
 
 // QueueDepth is every message the queue at url holds, visible, in flight
-// and delayed, by its approximate counts.
+// and delayed, by SQS's approximate counts (the queue's own Counts).
 func QueueDepth(ctx context.Context, client *sqs.Client, url string) (int, error) {
-	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(url),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-		},
-	})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for k, v := range out.Attributes {
-		c, err := strconv.Atoi(v)
-		if err != nil {
-			return 0, fmt.Errorf("queue attribute %s = %q: %w", k, v, err)
-		}
-		n += c
-	}
-	return n, nil
+	c, err := sqsqueue.New(client, url, sqsqueue.Options{}).Counts(ctx)
+	return c.Total(), err
 }
 
 // Service names an emulator whose endpoint SetAWSEnv sets.
