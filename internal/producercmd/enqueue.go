@@ -155,11 +155,17 @@ func where(sources []source, pos int) string {
 // clipInput shortens an input for an error line.
 func clipInput(s string) string { return clip.String(s, 60) }
 
+// rejectedErr is the error of an input that names no artist, clipped, with
+// where it came from.
+func rejectedErr(input, where string, err error) error {
+	return fmt.Errorf("rejected %q (%s): %w", clipInput(input), where, err)
+}
+
 // summaryErr names each artist rejected (by file and line) or failed.
 func summaryErr(sum producer.Summary, sources []source) error {
 	var errs []error
 	for _, r := range sum.Rejected {
-		errs = append(errs, fmt.Errorf("rejected %q (%s): %w", clipInput(r.Input), where(sources, r.Line), r.Err))
+		errs = append(errs, rejectedErr(r.Input, where(sources, r.Line), r.Err))
 	}
 	for _, f := range sum.Failed {
 		errs = append(errs, fmt.Errorf("failed %s: %w", f.ArtistID, f.Err))

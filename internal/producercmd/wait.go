@@ -56,7 +56,7 @@ func (c *enqueueCmd) checkNoWait(p *cli.Parsed) error {
 }
 
 func (c *enqueueCmd) runWait(ctx context.Context, u string, timeout time.Duration, in inputs, stdout, stderr io.Writer) error {
-	ids, rejected, inputs, err := c.waitInputs(in.files)
+	ids, rejected, rejectedInputs, err := c.waitInputs(in.files)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (c *enqueueCmd) runWait(ctx context.Context, u string, timeout time.Duratio
 	defer cancel()
 	out := &replyPrinter{w: stdout, json: c.JSON}
 	for i, r := range rejected {
-		out.rejected(inputs[i], r)
+		out.rejected(rejectedInputs[i], r)
 	}
 	var t waitTally
 	a.AskEach(wctx, ids, func(r producer.Reply) { t.add(r, timeout, out) })
@@ -154,7 +154,7 @@ func (c *enqueueCmd) checkWait(g *grammar, p *cli.Parsed) (timeout time.Duration
 
 // waitInputs reads the artists named, first of all, so that a rejection is
 // named by its argument or line: the IDs, and the rejected inputs with why.
-func (c *enqueueCmd) waitInputs(files []namedReader) (ids []string, rejected []error, inputs []string, err error) {
+func (c *enqueueCmd) waitInputs(files []namedReader) (ids []string, rejected []error, rejectedInputs []string, err error) {
 	var readErr error
 	sources := []source{{start: 1}}
 	pos := 0
@@ -165,8 +165,8 @@ func (c *enqueueCmd) waitInputs(files []namedReader) (ids []string, rejected []e
 		}
 		id, err := artistid.Parse(ref)
 		if err != nil {
-			rejected = append(rejected, fmt.Errorf("rejected %q (%s): %w", clipInput(ref), where(sources, pos), err))
-			inputs = append(inputs, ref)
+			rejected = append(rejected, rejectedErr(ref, where(sources, pos), err))
+			rejectedInputs = append(rejectedInputs, ref)
 			continue
 		}
 		ids = append(ids, id)
@@ -174,7 +174,7 @@ func (c *enqueueCmd) waitInputs(files []namedReader) (ids []string, rejected []e
 	if readErr != nil {
 		return nil, nil, nil, fmt.Errorf("-f: read artists: %w", readErr)
 	}
-	return ids, rejected, inputs, nil
+	return ids, rejected, rejectedInputs, nil
 }
 
 // sameFile reports whether the queue and store URLs name one SQLite file.
